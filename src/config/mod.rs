@@ -1,0 +1,132 @@
+//! Configuration: one TOML file, read into validated types before anything starts.
+//!
+//! `load` is the only way in. It reports every problem at once, each naming its
+//! dotted key (unknown keys included), so `cutover serve --check` can tell an
+//! operator everything that is wrong with a file in one go. Every secret may be
+//! given inline or through an environment variable named by a `*_env` key, and
+//! is held as a [`Secret`] that never prints.
+//!
+//! `config/cutover.example.toml` documents every key; keep it in step with this
+//! module (a test loads it).
+
+mod reader;
+mod secret;
+mod sections;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+pub use reader::{Env, Problem, ProcessEnv};
+pub use secret::Secret;
+pub use sections::*;
+
+use reader::{Problems, Section};
+
+/// The whole, validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub upstreams: UpstreamsConfig,
+    pub kernia: KerniaConfig,
+    pub clerk: Option<ClerkConfig>,
+    pub state: StateConfig,
+    pub limits: LimitsConfig,
+    pub log: LogConfig,
+}
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is not valid TOML: {message}")]
+    Syntax { path: PathBuf, message: String },
+    #[error("{path} has {} problem(s):\n{}", .problems.len(), ProblemList(.problems))]
+    Invalid {
+        path: PathBuf,
+        problems: Vec<Problem>,
+    },
+}
+
+struct ProblemList<'a>(&'a [Problem]);
+
+impl fmt::Display for ProblemList<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, problem) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "  - {problem}")?;
+        }
+        Ok(())
+    }
+}
+
+impl Config {
+    /// Read and validate the file at `path`, taking `*_env` secrets from the
+    /// process environment. Relative file paths inside the config (certificates,
+    /// key files) are resolved against the file's directory's parent when they
+    /// do not exist relative to the working directory.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::parse(&text, path, &ProcessEnv)
+    }
+
+    /// Validate TOML text; `origin` names the file in messages.
+    pub fn parse(text: &str, origin: &Path, env: &dyn Env) -> Result<Config, ConfigError> {
+        let table: toml::Table =
+            text.parse()
+                .map_err(|e: toml::de::Error| ConfigError::Syntax {
+                    path: origin.to_path_buf(),
+                    message: e.to_string(),
+                })?;
+        let mut p = Problems::default();
+        let mut root = Section::root(table);
+
+        let server = ServerConfig::read(root.section(&mut p, "server"), &mut p);
+        let upstreams = UpstreamsConfig::read(root.section(&mut p, "upstreams"), &mut p);
+        let kernia = KerniaConfig::read(root.section(&mut p, "kernia"), &mut p, env);
+        let clerk = root
+            .optional_section(&mut p, "clerk")
+            .and_then(|s| ClerkConfig::read(s, &mut p, env));
+        let state = StateConfig::read(root.section(&mut p, "state"), &mut p, env);
+        let limits = LimitsConfig::read(root.section(&mut p, "limits"), &mut p);
+        let log = LogConfig::read(root.section(&mut p, "log"), &mut p);
+        root.finish(&mut p);
+
+        if !p.is_empty() {
+            return Err(ConfigError::Invalid {
+                path: origin.to_path_buf(),
+                problems: p.0,
+            });
+        }
+        // Every `read` above returns `Some` when it pushed no problem.
+        match (server, upstreams, kernia, state) {
+            (Some(server), Some(upstreams), Some(kernia), Some(state)) => Ok(Config {
+                server,
+                upstreams,
+                kernia,
+                clerk,
+                state,
+                limits,
+                log,
+            }),
+            _ => Err(ConfigError::Invalid {
+                path: origin.to_path_buf(),
+                problems: vec![Problem {
+                    key: String::new(),
+                    message: "incomplete configuration".into(),
+                }],
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,194 @@
+use std::collections::HashMap;
+use std::path::Path;
+
+use super::*;
+
+struct FakeEnv(HashMap<&'static str, &'static str>);
+
+impl Env for FakeEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        self.0.get(name).map(|v| v.to_string())
+    }
+}
+
+fn env() -> FakeEnv {
+    FakeEnv(HashMap::from([
+        ("KERNIA_SECRET", "a-kernia-secret-of-some-length"),
+        ("KERNIA_DATABASE_URL", "postgres://app:pw@db:5432/app"),
+        ("CUTOVER_REDIS_URL", "redis://127.0.0.1:6379/0"),
+    ]))
+}
+
+const MINIMAL: &str = r#"
+[server]
+plain_listen = "127.0.0.1:8080"
+[upstreams]
+legacy = "http://127.0.0.1:3000"
+kernia = "http://127.0.0.1:3001"
+[kernia]
+secret = "0123456789abcdef0123"
+database_url = "sqlite://kernia.db"
+"#;
+
+fn problems(text: &str) -> Vec<Problem> {
+    match Config::parse(text, Path::new("test.toml"), &env()) {
+        Err(ConfigError::Invalid { problems, .. }) => problems,
+        Err(other) => panic!("expected problems, got {other}"),
+        Ok(_) => panic!("expected problems, got a valid config"),
+    }
+}
+
+fn keys(problems: &[Problem]) -> Vec<&str> {
+    problems.iter().map(|p| p.key.as_str()).collect()
+}
+
+#[test]
+fn example_file_documents_a_valid_configuration() {
+    let text = include_str!("../../config/cutover.example.toml");
+    let cfg = Config::parse(text, Path::new("cutover.example.toml"), &env())
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(cfg.kernia.base_path, "/api/auth");
+    assert_eq!(cfg.kernia.secret.expose(), "a-kernia-secret-of-some-length");
+    let clerk = cfg.clerk.expect("[clerk] is configured");
+    assert_eq!(clerk.issuers, vec!["https://clerk.example.com".to_string()]);
+}
+
+#[test]
+fn dev_file_is_valid() {
+    let text = include_str!("../../config/dev.toml");
+    let cfg = Config::parse(text, Path::new("dev.toml"), &env()).unwrap_or_else(|e| panic!("{e}"));
+    assert!(matches!(cfg.state.backend, StateBackend::Memory));
+    assert!(cfg.kernia.database_url.expose().starts_with("sqlite:"));
+}
+
+#[test]
+fn minimal_file_gets_defaults() {
+    let cfg = Config::parse(MINIMAL, Path::new("m.toml"), &env()).unwrap();
+    assert_eq!(cfg.kernia.base_path, "/api/auth");
+    assert_eq!(cfg.limits.auth_body_bytes, 16 * 1024);
+    assert!(cfg.clerk.is_none());
+    assert_eq!(cfg.state.key_prefix, "cutover:");
+}
+
+#[test]
+fn every_problem_is_reported_at_once_with_its_key() {
+    let text = r#"
+bogus_top = 1
+[server]
+plain_listen = "not an address"
+colour = "blue"
+[upstreams]
+legacy = "ftp://example.com"
+[kernia]
+secret_env = "NOT_SET_ANYWHERE"
+database_url = "mysql://x"
+session_cache_ms = -3
+[limits]
+max_header_bytes = "big"
+[log]
+format = "yaml"
+"#;
+    let found = problems(text);
+    let keys = keys(&found);
+    for expected in [
+        "bogus_top",
+        "server.plain_listen",
+        "server.colour",
+        "upstreams.legacy",
+        "upstreams.kernia",
+        "kernia.secret_env",
+        "kernia.database_url",
+        "kernia.session_cache_ms",
+        "limits.max_header_bytes",
+        "log.format",
+    ] {
+        assert!(keys.contains(&expected), "missing {expected} in {keys:?}");
+    }
+    let unknown = found.iter().find(|p| p.key == "server.colour").unwrap();
+    assert_eq!(unknown.message, "unknown key");
+}
+
+#[test]
+fn secret_inline_and_env_together_is_an_error() {
+    let text = MINIMAL.replace(
+        "secret = \"0123456789abcdef0123\"",
+        "secret = \"0123456789abcdef0123\"\nsecret_env = \"KERNIA_SECRET\"",
+    );
+    assert_eq!(keys(&problems(&text)), vec!["kernia.secret"]);
+}
+
+#[test]
+fn secrets_come_from_named_environment_variables() {
+    let text = MINIMAL
+        .replace(
+            "secret = \"0123456789abcdef0123\"",
+            "secret_env = \"KERNIA_SECRET\"",
+        )
+        .replace(
+            "database_url = \"sqlite://kernia.db\"",
+            "database_url_env = \"KERNIA_DATABASE_URL\"",
+        );
+    let cfg = Config::parse(&text, Path::new("m.toml"), &env()).unwrap();
+    assert_eq!(cfg.kernia.secret.expose(), "a-kernia-secret-of-some-length");
+    assert_eq!(
+        cfg.kernia.database_url.expose(),
+        "postgres://app:pw@db:5432/app"
+    );
+}
+
+#[test]
+fn debug_output_of_a_whole_config_holds_no_secret() {
+    let text = format!(
+        "{MINIMAL}\n[state]\nbackend = \"redis\"\nredis_url = \"redis://:redispass@127.0.0.1/0\"\n"
+    );
+    let cfg = Config::parse(&text, Path::new("m.toml"), &env()).unwrap();
+    let printed = format!("{cfg:?}");
+    assert!(!printed.contains("0123456789abcdef0123"), "{printed}");
+    assert!(!printed.contains("kernia.db"), "{printed}");
+    assert!(!printed.contains("redispass"), "{printed}");
+}
+
+#[test]
+fn redis_backend_needs_a_url() {
+    let text = format!("{MINIMAL}\n[state]\nbackend = \"redis\"\n");
+    assert_eq!(keys(&problems(&text)), vec!["state.redis_url"]);
+}
+
+#[test]
+fn tls_listener_needs_all_three_keys() {
+    let text = MINIMAL.replace(
+        "plain_listen = \"127.0.0.1:8080\"",
+        "listen = \"127.0.0.1:8443\"\ntls_cert = \"a.crt\"",
+    );
+    assert_eq!(keys(&problems(&text)), vec!["server.tls_key"]);
+}
+
+#[test]
+fn clerk_needs_exactly_one_key_source() {
+    let text =
+        format!("{MINIMAL}\n[clerk]\npublishable_key = \"pk_test_Y2xlcmsuZXhhbXBsZS5jb20k\"\n");
+    assert_eq!(keys(&problems(&text)), vec!["clerk.jwt_key"]);
+    let text =
+        format!("{MINIMAL}\n[clerk]\nissuer = \"https://clerk.x\"\njwt_key = \"not a pem\"\n");
+    assert_eq!(keys(&problems(&text)), vec!["clerk.jwt_key"]);
+}
+
+#[test]
+fn publishable_key_names_the_frontend_api_host() {
+    assert_eq!(
+        frontend_api_host("pk_test_Y2xlcmsuY2xlcmsuZGV2JA").as_deref(),
+        Some("clerk.clerk.dev")
+    );
+    assert_eq!(
+        frontend_api_host("pk_live_ZmFrZS1jbGVyay10ZXN0LmNsZXJrLmFjY291bnRzLmRldiQ=").as_deref(),
+        Some("fake-clerk-test.clerk.accounts.dev")
+    );
+    assert_eq!(frontend_api_host("sk_test_abc"), None);
+    assert_eq!(frontend_api_host("pk_test_!!!"), None);
+}
+
+#[test]
+fn syntax_errors_name_the_file() {
+    let err = Config::parse("[server\n", Path::new("broken.toml"), &env()).unwrap_err();
+    assert!(err.to_string().contains("broken.toml"), "{err}");
+}

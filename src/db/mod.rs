@@ -1,0 +1,246 @@
+//! Kernia's database, as cutover reads and writes it — on PostgreSQL or SQLite.
+//!
+//! cutover works inside Kernia's own database: it reads sessions, writes users,
+//! accounts, organizations and credentials in Kernia 0.1.0's exact schema
+//! ([`kernia`]), and keeps its own `cutover_*` tables beside them ([`ledger`],
+//! created by [`migrate`]), so a credential write and a ledger change commit in
+//! one transaction.
+//!
+//! Both engines run the same SQL text wherever they agree (quoted camelCase
+//! columns, the quoted `"user"` table, `$n` placeholders, `ON CONFLICT`). Where
+//! they do not, a query names both forms. [`Conn`] is a connection or an open
+//! transaction of either engine; the [`on_conn!`] macro runs one body against
+//! whichever it is, so each query is written once and compiled for both.
+//!
+//! Dates are integer epoch seconds (PostgreSQL `INTEGER`, i.e. 32-bit, as Kernia
+//! creates them); reads cast them to `BIGINT` so both engines decode to `i64`.
+
+pub mod kernia;
+pub mod ledger;
+mod migrate;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
+use sqlx::{PgPool, SqlitePool};
+
+pub use kernia::KerniaSchema;
+
+/// A database failure, with what cutover was doing when it happened.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("cannot connect to the database: {0}")]
+    Connect(#[source] sqlx::Error),
+    #[error("database error while {doing}: {source}")]
+    Query {
+        doing: &'static str,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("database schema problem: {0}")]
+    Schema(String),
+}
+
+impl DbError {
+    pub(crate) fn query(doing: &'static str) -> impl FnOnce(sqlx::Error) -> DbError {
+        move |source| DbError::Query { doing, source }
+    }
+
+    /// True for a unique-constraint violation (someone else wrote the row first).
+    pub fn is_unique_violation(&self) -> bool {
+        match self {
+            DbError::Query { source, .. } => source
+                .as_database_error()
+                .is_some_and(|e| e.is_unique_violation()),
+            _ => false,
+        }
+    }
+}
+
+/// Which engine a [`Db`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Postgres,
+    Sqlite,
+}
+
+/// A pool of connections to Kernia's database.
+#[derive(Clone, Debug)]
+pub enum Db {
+    Postgres(PgPool),
+    Sqlite(SqlitePool),
+}
+
+/// Runs `$body` with `$c` bound to the engine-specific connection inside a
+/// [`Conn`]; the body is compiled once per engine.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! on_conn {
+    ($conn:expr, |$c:ident| $body:expr) => {
+        match $conn {
+            $crate::db::Conn::Postgres($c) => {
+                let $c = &mut **$c;
+                $body
+            }
+            $crate::db::Conn::Sqlite($c) => {
+                let $c = &mut **$c;
+                $body
+            }
+        }
+    };
+}
+pub use on_conn;
+
+/// One connection (or open transaction) of either engine.
+pub enum Conn<'a> {
+    Postgres(&'a mut sqlx::PgConnection),
+    Sqlite(&'a mut sqlx::SqliteConnection),
+}
+
+impl Conn<'_> {
+    pub fn engine(&self) -> Engine {
+        match self {
+            Conn::Postgres(_) => Engine::Postgres,
+            Conn::Sqlite(_) => Engine::Sqlite,
+        }
+    }
+}
+
+/// An open transaction of either engine; dropped without [`Tx::commit`], it
+/// rolls back.
+pub enum Tx {
+    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
+}
+
+impl Tx {
+    pub fn conn(&mut self) -> Conn<'_> {
+        match self {
+            Tx::Postgres(tx) => Conn::Postgres(&mut *tx),
+            Tx::Sqlite(tx) => Conn::Sqlite(&mut *tx),
+        }
+    }
+
+    pub async fn commit(self) -> Result<(), DbError> {
+        match self {
+            Tx::Postgres(tx) => tx.commit().await,
+            Tx::Sqlite(tx) => tx.commit().await,
+        }
+        .map_err(DbError::query("committing"))
+    }
+}
+
+impl Db {
+    /// Connect to `url` (`postgres://…` or `sqlite:…`). SQLite files are created
+    /// when missing and switched to WAL, so Kernia and cutover can both write.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Db, DbError> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let opts = PgConnectOptions::from_str(url).map_err(DbError::Connect)?;
+            let pool = PgPoolOptions::new()
+                .max_connections(max_connections)
+                .acquire_timeout(Duration::from_secs(5))
+                .connect_with(opts)
+                .await
+                .map_err(DbError::Connect)?;
+            Ok(Db::Postgres(pool))
+        } else if url.starts_with("sqlite:") {
+            let opts = SqliteConnectOptions::from_str(url)
+                .map_err(DbError::Connect)?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .busy_timeout(Duration::from_secs(10))
+                // Kernia's SQLAlchemy connections do not enforce foreign keys;
+                // cutover writes in dependency order either way.
+                .foreign_keys(false);
+            let pool = SqlitePoolOptions::new()
+                .max_connections(max_connections)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_with(opts)
+                .await
+                .map_err(DbError::Connect)?;
+            Ok(Db::Sqlite(pool))
+        } else {
+            Err(DbError::Schema(
+                "database URL must start with postgres://, postgresql:// or sqlite:".into(),
+            ))
+        }
+    }
+
+    pub fn engine(&self) -> Engine {
+        match self {
+            Db::Postgres(_) => Engine::Postgres,
+            Db::Sqlite(_) => Engine::Sqlite,
+        }
+    }
+
+    /// Create or upgrade cutover's own tables. Safe to run from several processes
+    /// at once: PostgreSQL serialises on an advisory lock, SQLite on its write lock.
+    pub async fn migrate(&self) -> Result<(), DbError> {
+        migrate::run(self).await
+    }
+
+    /// Begin a transaction. On SQLite it is `BEGIN IMMEDIATE`: the write lock is
+    /// taken up front, so two writers queue instead of failing at commit time.
+    pub async fn begin(&self) -> Result<Tx, DbError> {
+        match self {
+            Db::Postgres(pool) => Ok(Tx::Postgres(
+                pool.begin()
+                    .await
+                    .map_err(DbError::query("beginning a transaction"))?,
+            )),
+            Db::Sqlite(pool) => Ok(Tx::Sqlite(
+                pool.begin_with("BEGIN IMMEDIATE")
+                    .await
+                    .map_err(DbError::query("beginning a transaction"))?,
+            )),
+        }
+    }
+
+    /// A pooled connection outside any transaction.
+    pub async fn acquire(&self) -> Result<PoolConn, DbError> {
+        match self {
+            Db::Postgres(pool) => Ok(PoolConn::Postgres(
+                pool.acquire()
+                    .await
+                    .map_err(DbError::query("acquiring a connection"))?,
+            )),
+            Db::Sqlite(pool) => Ok(PoolConn::Sqlite(
+                pool.acquire()
+                    .await
+                    .map_err(DbError::query("acquiring a connection"))?,
+            )),
+        }
+    }
+
+    pub async fn close(&self) {
+        match self {
+            Db::Postgres(pool) => pool.close().await,
+            Db::Sqlite(pool) => pool.close().await,
+        }
+    }
+}
+
+/// A pooled connection of either engine.
+pub enum PoolConn {
+    Postgres(sqlx::pool::PoolConnection<sqlx::Postgres>),
+    Sqlite(sqlx::pool::PoolConnection<sqlx::Sqlite>),
+}
+
+impl PoolConn {
+    pub fn conn(&mut self) -> Conn<'_> {
+        match self {
+            PoolConn::Postgres(c) => Conn::Postgres(&mut *c),
+            PoolConn::Sqlite(c) => Conn::Sqlite(&mut *c),
+        }
+    }
+}
+
+/// Seconds since the Unix epoch, the unit of every Kernia date.
+pub fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
