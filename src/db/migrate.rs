@@ -11,26 +11,39 @@
 use super::{Db, DbError, on_conn};
 
 /// (version, name, SQL). Append only; never edit a released migration.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "ledger",
-    include_str!("../../migrations/0001_ledger.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "ledger",
+        include_str!("../../migrations/0001_ledger.sql"),
+    ),
+    (
+        2,
+        "import",
+        include_str!("../../migrations/0002_import.sql"),
+    ),
+];
 
 /// An arbitrary constant naming cutover's advisory lock.
 const PG_LOCK_KEY: i64 = 0x6375_746f_7665_72;
 
 pub(super) async fn run(db: &Db) -> Result<(), DbError> {
     let mut tx = db.begin().await?;
-    let mut conn = tx.conn();
-    if let super::Conn::Postgres(c) = &mut conn {
+    apply(&mut tx.conn()).await?;
+    tx.commit().await
+}
+
+/// Take the lock and apply what is missing, inside the caller's transaction
+/// (`import --dry-run` runs everything in one transaction it rolls back).
+pub(super) async fn apply(conn: &mut super::Conn<'_>) -> Result<(), DbError> {
+    if let super::Conn::Postgres(c) = conn {
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
             .bind(PG_LOCK_KEY)
             .execute(&mut **c)
             .await
             .map_err(DbError::query("locking for migrations"))?;
     }
-    on_conn!(&mut conn, |c| {
+    on_conn!(conn, |c| {
         sqlx::raw_sql(
             "CREATE TABLE IF NOT EXISTS cutover_schema_migrations (
                 version BIGINT PRIMARY KEY,
@@ -65,6 +78,5 @@ pub(super) async fn run(db: &Db) -> Result<(), DbError> {
             tracing::info!(version, name, "applied cutover migration");
         }
     });
-    drop(conn);
-    tx.commit().await
+    Ok(())
 }

@@ -181,6 +181,11 @@ impl Db {
         migrate::run(self).await
     }
 
+    /// Create or upgrade cutover's own tables inside an open transaction.
+    pub async fn migrate_in(conn: &mut Conn<'_>) -> Result<(), DbError> {
+        migrate::apply(conn).await
+    }
+
     /// Begin a transaction. On SQLite it is `BEGIN IMMEDIATE`: the write lock is
     /// taken up front, so two writers queue instead of failing at commit time.
     pub async fn begin(&self) -> Result<Tx, DbError> {

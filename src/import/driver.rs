@@ -1,0 +1,377 @@
+//! One import run from start to end: stage the input, then write it batch by
+//! batch, each batch in one transaction with the run's progress, then report.
+//!
+//! ```text
+//! stage (thread) ─► sorted users + spools ─► produce (thread) ─► batches ─► write (async, one tx each)
+//! ```
+//!
+//! Under `--dry-run` every batch goes into one transaction that is rolled back
+//! at the end, so the checks and counts are exactly those of a real run and
+//! nothing stays behind.
+
+use std::path::Path;
+
+use sha2::{Digest as _, Sha256};
+use tokio::sync::mpsc;
+
+use crate::db::{Conn, Db, DbError, Tx, now_secs, on_conn};
+
+use super::issue::{Entity, Issue, IssueKind};
+use super::plan::Planned;
+use super::produce::{self, Batch, Items, Record};
+use super::progress::Progress;
+use super::report::{self, Counters, ReportWriter, RunInfo, Tally};
+use super::spool::WorkDir;
+use super::stage::{self, Inputs};
+use super::store::runs::{self, Phase, Run};
+use super::store::{self, ImportSchema};
+use super::{ImportError, ImportOptions, Outcome};
+
+/// A fingerprint of the inputs (path, size, modification time) and of the
+/// settings that change what is written, so that only the same import resumes.
+pub fn fingerprint(inputs: &Inputs, roles: &str) -> Result<String, ImportError> {
+    let mut h = Sha256::new();
+    for (kind, files) in [
+        ("csv", &inputs.csv),
+        ("users", &inputs.users),
+        ("organizations", &inputs.organizations),
+        ("memberships", &inputs.memberships),
+        ("invitations", &inputs.invitations),
+    ] {
+        for f in files.iter() {
+            let meta = std::fs::metadata(f).map_err(|e| ImportError::io(f, e))?;
+            let modified = meta
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map(|d| d.as_nanos())
+                .unwrap_or(0);
+            let path = std::fs::canonicalize(f).unwrap_or_else(|_| f.clone());
+            h.update(format!("{kind}\0{}\0{}\0{modified}\n", path.display(), meta.len()));
+        }
+    }
+    h.update(roles.as_bytes());
+    Ok(hex::encode(&h.finalize()[..16]))
+}
+
+/// Where the batches are written: a transaction per batch, or one for all.
+enum Writer {
+    PerBatch(Db),
+    DryRun(Tx),
+}
+
+/// The transaction of one step: its own, or the dry run's.
+enum Step<'a> {
+    Own(Tx),
+    Shared(&'a mut Tx),
+}
+
+impl Writer {
+    async fn begin(&mut self) -> Result<Step<'_>, DbError> {
+        match self {
+            Writer::PerBatch(db) => Ok(Step::Own(db.begin().await?)),
+            Writer::DryRun(tx) => Ok(Step::Shared(tx)),
+        }
+    }
+}
+
+impl Step<'_> {
+    fn conn(&mut self) -> Conn<'_> {
+        match self {
+            Step::Own(t) => t.conn(),
+            Step::Shared(t) => t.conn(),
+        }
+    }
+
+    async fn commit(self) -> Result<(), DbError> {
+        match self {
+            Step::Own(t) => t.commit().await,
+            Step::Shared(_) => Ok(()),
+        }
+    }
+}
+
+pub async fn run(db: &Db, opts: &ImportOptions) -> Result<Outcome, ImportError> {
+    let fingerprint = fingerprint(&opts.inputs, &opts.roles.describe())?;
+    let schema = ImportSchema::read(db).await?;
+    let lock = if opts.dry_run { None } else { Some(RunLock::take(db).await?) };
+    let mut writer = if opts.dry_run {
+        let mut tx = db.begin().await?;
+        Db::migrate_in(&mut tx.conn()).await?;
+        Writer::DryRun(tx)
+    } else {
+        Writer::PerBatch(db.clone())
+    };
+    let mut run = {
+        let mut step = writer.begin().await?;
+        let mut conn = step.conn();
+        create_account_index(&mut conn).await?;
+        let run = runs::open(&mut conn, &fingerprint, opts.restart || opts.dry_run).await?;
+        drop(conn);
+        step.commit().await?;
+        run
+    };
+    if run.resumed {
+        tracing::info!(run = %run.id, phase = run.phase.as_str(), done = run.position, "resuming an interrupted import");
+    }
+    // The run's start stands in for "now" (missing creation times, invitation
+    // expiry), so a resumed run decides exactly as an uninterrupted one.
+    let now = run.started_at;
+
+    // Stage: read and check everything (a strict run stops here on bad input).
+    let work = opts.work_dir.clone();
+    let inputs = opts.inputs.clone();
+    let (budget, strict) = (opts.sort_budget, opts.strict);
+    let (dir, staging) = tokio::task::spawn_blocking(move || -> Result<_, ImportError> {
+        let mut dir = WorkDir::create(&work).map_err(ImportError::Spool)?;
+        let staging = stage::stage(&inputs, &mut dir, budget, strict)?;
+        Ok((dir, staging))
+    })
+    .await
+    .map_err(|e| ImportError::Internal(e.to_string()))??;
+    let totals = staging.totals;
+
+    let (tx, mut rx) = mpsc::channel(2);
+    let plan = produce::Plan {
+        phase: run.phase,
+        position: run.position,
+        batch_size: opts.batch_size.max(1),
+        strict: opts.strict,
+        csv_name: opts.inputs.csv.first().map(|p| stage::display(p)).unwrap_or_else(|| "csv".into()),
+        now,
+    };
+    let producer = std::thread::spawn(move || produce::produce(staging, plan, tx));
+
+    let mut progress: Option<(Phase, Progress)> = None;
+    let result = async {
+        while let Some(batch) = rx.recv().await {
+            let batch = batch?;
+            if progress.as_ref().map(|p| p.0) != Some(batch.phase) {
+                if let Some((_, mut p)) = progress.take() {
+                    p.finish();
+                }
+                let total = match batch.phase {
+                    Phase::Users => totals[0],
+                    Phase::Organizations => totals[1],
+                    Phase::Memberships => totals[2],
+                    _ => totals[3],
+                };
+                progress = Some((batch.phase, Progress::new(opts.progress, batch.phase.as_str(), total)));
+            }
+            let records = batch.records;
+            write_batch(&mut writer, &schema, opts, &mut run, batch, now).await?;
+            if let Some((_, p)) = progress.as_mut() {
+                p.advance(records);
+            }
+        }
+        Ok::<(), ImportError>(())
+    }
+    .await;
+    if let Some((_, mut p)) = progress.take() {
+        p.finish();
+    }
+    drop(rx);
+    let _ = producer.join();
+    result?;
+
+    // Finish and report, in one last step.
+    let mut step = writer.begin().await?;
+    let mut conn = step.conn();
+    runs::finish(&mut conn, &mut run).await?;
+    let info = RunInfo {
+        id: run.id.clone(),
+        fingerprint: run.fingerprint.clone(),
+        resumed: run.resumed,
+        dry_run: opts.dry_run,
+        started_at: run.started_at,
+        finished_at: now_secs(),
+        inputs: opts.inputs.all().map(|p| stage::display(p)).collect(),
+    };
+    let first: Vec<Issue> = runs::issues(&mut conn, &run.id, -1, 10).await?.into_iter().map(|(_, i)| i).collect();
+    if let Some(path) = &opts.report {
+        write_report(&mut conn, path, &info, &run).await?;
+    }
+    drop(conn);
+    step.commit().await?;
+    drop(writer); // a dry run's transaction rolls back here
+    if let Some(lock) = lock {
+        lock.release().await;
+    }
+    drop(dir);
+    Ok(Outcome {
+        summary: report::summary(&info, &run.counters, &first, run.issue_count),
+        run: info,
+        counters: run.counters,
+        issue_count: run.issue_count,
+    })
+}
+
+/// Count a batch and write it, with the run's progress, in one step.
+async fn write_batch(writer: &mut Writer, schema: &ImportSchema, opts: &ImportOptions, run: &mut Run, batch: Batch, now: i64) -> Result<(), ImportError> {
+    let mut step = writer.begin().await?;
+    let mut conn = step.conn();
+    let mut issues = Vec::new();
+    let c = &mut run.counters;
+    match batch.items {
+        Items::Users(planned) => {
+            let mut plans = Vec::with_capacity(planned.len());
+            for p in planned {
+                match p {
+                    Planned::User(u) => {
+                        c.users.input += 1;
+                        plans.push(*u);
+                    }
+                    Planned::Invalid(found) => {
+                        if found.len() == 1 && found[0].entity == Entity::File {
+                            c.file_problems += 1;
+                        } else {
+                            c.users.input += 1;
+                            c.users.invalid += 1;
+                        }
+                        issues.extend(found);
+                    }
+                }
+            }
+            store::users::write(&mut conn, schema, plans, c, &mut issues).await?;
+        }
+        Items::Organizations(records) => {
+            let valid = sort_out(records, |c| &mut c.organizations, c, &mut issues);
+            if schema.organizations() {
+                store::orgs::write_organizations(&mut conn, valid, now, c, &mut issues).await?;
+            } else {
+                no_plugin(c, Entity::Organization, |c| &mut c.organizations, valid.len(), &mut issues);
+            }
+        }
+        Items::Memberships(records) => {
+            let valid = sort_out(records, |c| &mut c.memberships, c, &mut issues);
+            if schema.organizations() {
+                store::orgs::write_members(&mut conn, valid, &opts.roles, now, c, &mut issues).await?;
+            } else {
+                no_plugin(c, Entity::Membership, |c| &mut c.memberships, valid.len(), &mut issues);
+            }
+        }
+        Items::Invitations(records) => {
+            let valid = sort_out(records, |c| &mut c.invitations, c, &mut issues);
+            if schema.organizations() {
+                store::orgs::write_invitations(&mut conn, valid, &opts.roles, now, c, &mut issues).await?;
+            } else {
+                no_plugin(c, Entity::Invitation, |c| &mut c.invitations, valid.len(), &mut issues);
+            }
+        }
+    }
+    if run.phase != batch.phase {
+        run.phase = batch.phase;
+        run.position = 0;
+    }
+    run.position += batch.units;
+    runs::save(&mut conn, run, &issues).await?;
+    drop(conn);
+    step.commit().await?;
+    Ok(())
+}
+
+/// Count a spooled batch's records and keep the valid ones.
+fn sort_out<T>(records: Vec<Record<T>>, tally: fn(&mut Counters) -> &mut Tally, c: &mut Counters, issues: &mut Vec<Issue>) -> Vec<T> {
+    let mut valid = Vec::with_capacity(records.len());
+    for r in records {
+        match r {
+            Record::Valid(v) => {
+                tally(c).input += 1;
+                valid.push(v);
+            }
+            Record::Invalid(found) => {
+                tally(c).input += 1;
+                tally(c).invalid += 1;
+                issues.extend(found);
+            }
+            Record::File(issue) => {
+                c.file_problems += 1;
+                issues.push(issue);
+            }
+        }
+    }
+    valid
+}
+
+fn no_plugin(c: &mut Counters, entity: Entity, tally: fn(&mut Counters) -> &mut Tally, n: usize, issues: &mut Vec<Issue>) {
+    if n == 0 {
+        return;
+    }
+    tally(c).skipped += n as u64;
+    *c.skipped_reasons
+        .entry(format!("{}: organization plugin not installed", entity.as_str()))
+        .or_default() += n as u64;
+    issues.push(Issue::new(IssueKind::Warning, Entity::File, None,
+        format!("{n} record(s) skipped: Kernia's database has no organization, member or invitation table")));
+}
+
+/// Kernia has no index on `account ("providerId", "accountId")`, the pair its
+/// own OAuth callback looks up; the import checks that pair for every social
+/// account, so it adds one (named `cutover_…`, harmless to Kernia, and it
+/// speeds up Kernia's callback too).
+async fn create_account_index(conn: &mut Conn<'_>) -> Result<(), DbError> {
+    const SQL: &str = r#"CREATE INDEX IF NOT EXISTS cutover_account_provider_account ON account ("providerId", "accountId")"#;
+    on_conn!(conn, |c| {
+        sqlx::query(SQL)
+            .execute(c)
+            .await
+            .map_err(DbError::query("indexing account (providerId, accountId)"))?;
+    });
+    Ok(())
+}
+
+/// Stream the run's issues into the report file (written to a temporary name,
+/// then renamed, so a report is whole or absent).
+async fn write_report(conn: &mut Conn<'_>, path: &Path, info: &RunInfo, run: &Run) -> Result<(), ImportError> {
+    let tmp = path.with_extension("json.partial");
+    let report_err = |e: std::io::Error| ImportError::Report { path: path.to_path_buf(), source: e };
+    let file = std::fs::File::create(&tmp).map_err(report_err)?;
+    let mut w = ReportWriter::start(std::io::BufWriter::new(file), info, &run.counters).map_err(report_err)?;
+    let mut after = -1i64;
+    loop {
+        let page = runs::issues(conn, &run.id, after, 5000).await?;
+        let Some((last, _)) = page.last() else { break };
+        after = *last;
+        for (_, issue) in &page {
+            w.issue(issue).map_err(report_err)?;
+        }
+    }
+    w.finish().map_err(report_err)?;
+    std::fs::rename(&tmp, path).map_err(report_err)?;
+    Ok(())
+}
+
+/// One import at a time per PostgreSQL database (a session advisory lock);
+/// SQLite's write lock serialises batches anyway.
+struct RunLock(Option<crate::db::PoolConn>);
+
+const IMPORT_LOCK_KEY: i64 = 0x6375_7469_6d70_6f72;
+
+impl RunLock {
+    async fn take(db: &Db) -> Result<RunLock, ImportError> {
+        if db.engine() != crate::db::Engine::Postgres {
+            return Ok(RunLock(None));
+        }
+        let mut pc = db.acquire().await?;
+        let got: bool = match &mut pc.conn() {
+            Conn::Postgres(c) => sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+                .bind(IMPORT_LOCK_KEY)
+                .fetch_one(&mut **c)
+                .await
+                .map_err(DbError::query("taking the import lock"))?,
+            Conn::Sqlite(_) => true,
+        };
+        if !got {
+            return Err(ImportError::Input("another cutover import is running against this database".into()));
+        }
+        Ok(RunLock(Some(pc)))
+    }
+
+    async fn release(mut self) {
+        if let Some(mut pc) = self.0.take()
+            && let Conn::Postgres(c) = &mut pc.conn()
+        {
+            let _ = sqlx::query("SELECT pg_advisory_unlock($1)").bind(IMPORT_LOCK_KEY).execute(&mut **c).await;
+        }
+    }
+}

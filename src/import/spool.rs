@@ -1,0 +1,373 @@
+//! Temporary files: an external sort for users, plain spools for the rest.
+//!
+//! CSV rows and API users have to be joined by id, and neither input is sorted
+//! by id, nor small enough to hold in memory in general. So every user record
+//! goes through an external merge sort keyed by (id, source, file, position):
+//! records are buffered up to a byte budget, sorted, written out as a run, and
+//! the runs are merged with a heap. Memory is the budget plus one record per
+//! run, whatever the export's size. The sorted order also makes the import's
+//! progress a single number: how many user ids have been committed.
+//!
+//! Organizations, memberships and invitations need no join; they are spooled in
+//! input order so that all input is checked before anything is written.
+//!
+//! The files hold digests and TOTP secrets, so they live in a directory only the
+//! owner can read, are removed when the run ends, and leftovers of a killed run
+//! are removed by the next one.
+
+use std::cmp::{Ordering, Reverse};
+use std::collections::BinaryHeap;
+use std::fs::{self, File};
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+/// One record in a temporary file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// The sort key: a user id (empty for records that have none).
+    pub key: String,
+    /// Which source, so that one id's records come out in a fixed order.
+    pub source: u8,
+    pub file: u32,
+    pub position: u64,
+    /// The record, as JSON.
+    pub body: Vec<u8>,
+}
+
+impl Entry {
+    fn size(&self) -> usize {
+        self.key.len() + self.body.len() + 64
+    }
+
+    fn order(&self, other: &Entry) -> Ordering {
+        (&self.key, self.source, self.file, self.position).cmp(&(
+            &other.key,
+            other.source,
+            other.file,
+            other.position,
+        ))
+    }
+
+    fn write_to(&self, w: &mut impl Write) -> io::Result<()> {
+        w.write_all(&(self.key.len() as u32).to_le_bytes())?;
+        w.write_all(self.key.as_bytes())?;
+        w.write_all(&[self.source])?;
+        w.write_all(&self.file.to_le_bytes())?;
+        w.write_all(&self.position.to_le_bytes())?;
+        w.write_all(&(self.body.len() as u32).to_le_bytes())?;
+        w.write_all(&self.body)
+    }
+
+    fn read_from(r: &mut impl Read) -> io::Result<Option<Entry>> {
+        let mut len = [0u8; 4];
+        match r.read_exact(&mut len) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+            Err(e) => return Err(e),
+        }
+        let mut key = vec![0u8; u32::from_le_bytes(len) as usize];
+        r.read_exact(&mut key)?;
+        let mut fixed = [0u8; 1 + 4 + 8 + 4];
+        r.read_exact(&mut fixed)?;
+        let mut body = vec![0u8; u32::from_le_bytes([fixed[13], fixed[14], fixed[15], fixed[16]]) as usize];
+        r.read_exact(&mut body)?;
+        Ok(Some(Entry {
+            key: String::from_utf8(key).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?,
+            source: fixed[0],
+            file: u32::from_le_bytes([fixed[1], fixed[2], fixed[3], fixed[4]]),
+            position: u64::from_le_bytes(fixed[5..13].try_into().unwrap_or([0; 8])),
+            body,
+        }))
+    }
+}
+
+/// The run's private directory of temporary files, removed on drop.
+#[derive(Debug)]
+pub struct WorkDir {
+    path: PathBuf,
+    next: u32,
+}
+
+impl WorkDir {
+    /// Create `<base>/cutover-import-<pid>`, readable by the owner only, after
+    /// removing the directories of earlier runs whose process is gone.
+    pub fn create(base: &Path) -> io::Result<WorkDir> {
+        fs::create_dir_all(base)?;
+        remove_stale(base);
+        let path = base.join(format!("cutover-import-{}", std::process::id()));
+        if path.exists() {
+            fs::remove_dir_all(&path)?;
+        }
+        let mut builder = fs::DirBuilder::new();
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder.create(&path)?;
+        Ok(WorkDir { path, next: 0 })
+    }
+
+    fn new_file(&mut self, stem: &str) -> io::Result<(PathBuf, File)> {
+        self.next += 1;
+        let path = self.path.join(format!("{stem}-{:04}", self.next));
+        let mut options = fs::OpenOptions::new();
+        options.write(true).read(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let file = options.open(&path)?;
+        Ok((path, file))
+    }
+}
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.path);
+    }
+}
+
+/// Remove `cutover-import-<pid>` directories left by processes that no longer
+/// run (a killed import). Only where `/proc` tells which processes run.
+fn remove_stale(base: &Path) {
+    if !Path::new("/proc/self").exists() {
+        return;
+    }
+    let Ok(entries) = fs::read_dir(base) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("cutover-import-"))
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+/// Collects entries and hands them back sorted.
+pub struct Sorter {
+    buffer: Vec<Entry>,
+    buffered: usize,
+    budget: usize,
+    runs: Vec<PathBuf>,
+    pub count: u64,
+}
+
+impl Sorter {
+    /// `budget`: bytes of records held in memory before a run is written.
+    pub fn new(budget: usize) -> Sorter {
+        Sorter {
+            buffer: Vec::new(),
+            buffered: 0,
+            budget: budget.max(1 << 16),
+            runs: Vec::new(),
+            count: 0,
+        }
+    }
+
+    pub fn push(&mut self, dir: &mut WorkDir, entry: Entry) -> io::Result<()> {
+        self.buffered += entry.size();
+        self.buffer.push(entry);
+        self.count += 1;
+        if self.buffered >= self.budget {
+            self.spill(dir)?;
+        }
+        Ok(())
+    }
+
+    fn spill(&mut self, dir: &mut WorkDir) -> io::Result<()> {
+        self.buffer.sort_unstable_by(Entry::order);
+        let (path, file) = dir.new_file("run")?;
+        let mut w = BufWriter::with_capacity(1 << 16, file);
+        for e in self.buffer.drain(..) {
+            e.write_to(&mut w)?;
+        }
+        w.flush()?;
+        self.runs.push(path);
+        self.buffered = 0;
+        Ok(())
+    }
+
+    /// Every entry pushed, in order.
+    pub fn finish(mut self, dir: &mut WorkDir) -> io::Result<Sorted> {
+        if self.runs.is_empty() {
+            self.buffer.sort_unstable_by(Entry::order);
+            return Ok(Sorted(SortedFrom::Memory(self.buffer.into_iter())));
+        }
+        if !self.buffer.is_empty() {
+            self.spill(dir)?;
+        }
+        let mut readers = Vec::with_capacity(self.runs.len());
+        let mut heap = BinaryHeap::new();
+        for (i, path) in self.runs.iter().enumerate() {
+            let mut r = BufReader::with_capacity(1 << 15, File::open(path)?);
+            if let Some(e) = Entry::read_from(&mut r)? {
+                heap.push(Reverse(Head(e, i)));
+            }
+            readers.push(r);
+        }
+        Ok(Sorted(SortedFrom::Merge { readers, heap }))
+    }
+}
+
+struct Head(Entry, usize);
+
+impl PartialEq for Head {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+impl Eq for Head {}
+impl PartialOrd for Head {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Head {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.0.order(&other.0).then(self.1.cmp(&other.1))
+    }
+}
+
+/// Sorted entries: from memory when they fitted, else merged from the runs.
+pub struct Sorted(SortedFrom);
+
+enum SortedFrom {
+    Memory(std::vec::IntoIter<Entry>),
+    Merge {
+        readers: Vec<BufReader<File>>,
+        heap: BinaryHeap<Reverse<Head>>,
+    },
+}
+
+impl Iterator for Sorted {
+    type Item = io::Result<Entry>;
+
+    fn next(&mut self) -> Option<io::Result<Entry>> {
+        match &mut self.0 {
+            SortedFrom::Memory(it) => it.next().map(Ok),
+            SortedFrom::Merge { readers, heap } => {
+                let Reverse(Head(entry, i)) = heap.pop()?;
+                match Entry::read_from(&mut readers[i]) {
+                    Ok(Some(next)) => heap.push(Reverse(Head(next, i))),
+                    Ok(None) => {}
+                    Err(e) => return Some(Err(e)),
+                }
+                Some(Ok(entry))
+            }
+        }
+    }
+}
+
+/// Entries written in order and read back in the same order.
+pub struct Spool {
+    writer: Option<BufWriter<File>>,
+    path: PathBuf,
+    pub count: u64,
+}
+
+impl Spool {
+    pub fn create(dir: &mut WorkDir, stem: &str) -> io::Result<Spool> {
+        let (path, file) = dir.new_file(stem)?;
+        Ok(Spool {
+            writer: Some(BufWriter::with_capacity(1 << 16, file)),
+            path,
+            count: 0,
+        })
+    }
+
+    pub fn push(&mut self, entry: &Entry) -> io::Result<()> {
+        if let Some(w) = self.writer.as_mut() {
+            entry.write_to(w)?;
+        }
+        self.count += 1;
+        Ok(())
+    }
+
+    /// Close for writing and read the entries back.
+    pub fn read(mut self) -> io::Result<SpoolReader> {
+        if let Some(mut w) = self.writer.take() {
+            w.flush()?;
+        }
+        Ok(SpoolReader(BufReader::with_capacity(1 << 16, File::open(&self.path)?)))
+    }
+}
+
+pub struct SpoolReader(BufReader<File>);
+
+impl Iterator for SpoolReader {
+    type Item = io::Result<Entry>;
+
+    fn next(&mut self) -> Option<io::Result<Entry>> {
+        Entry::read_from(&mut self.0).transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(key: &str, source: u8, position: u64) -> Entry {
+        Entry {
+            key: key.into(),
+            source,
+            file: 0,
+            position,
+            body: format!("{{\"k\":\"{key}\"}}").into_bytes(),
+        }
+    }
+
+    #[test]
+    fn sorts_in_memory_and_through_runs_alike() {
+        let base = tempfile::tempdir().unwrap();
+        let keys: Vec<String> = (0..5000).map(|i| format!("user_{:05}", (i * 7919) % 5000)).collect();
+        for budget in [usize::MAX, 1 << 16] {
+            let mut dir = WorkDir::create(base.path()).unwrap();
+            let mut s = Sorter::new(budget);
+            for (i, k) in keys.iter().enumerate() {
+                s.push(&mut dir, entry(k, (i % 2) as u8, i as u64)).unwrap();
+            }
+            let out: Vec<Entry> = s.finish(&mut dir).unwrap().map(Result::unwrap).collect();
+            assert_eq!(out.len(), 5000);
+            assert!(out.windows(2).all(|w| w[0].order(&w[1]) != Ordering::Greater));
+            assert_eq!(out[0].key, "user_00000");
+        }
+    }
+
+    #[test]
+    fn spools_keep_order_and_the_directory_goes_away() {
+        let base = tempfile::tempdir().unwrap();
+        let path;
+        {
+            let mut dir = WorkDir::create(base.path()).unwrap();
+            path = dir.path.clone();
+            let mut spool = Spool::create(&mut dir, "orgs").unwrap();
+            for i in 0..100 {
+                spool.push(&entry("", 0, i)).unwrap();
+            }
+            let back: Vec<u64> = spool.read().unwrap().map(|e| e.unwrap().position).collect();
+            assert_eq!(back, (0..100).collect::<Vec<_>>());
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt as _;
+                assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o700);
+            }
+        }
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn directories_of_dead_runs_are_removed() {
+        let base = tempfile::tempdir().unwrap();
+        // Process ids are below 2^22 on Linux, so this one cannot be running.
+        let stale = base.path().join("cutover-import-4999999");
+        fs::create_dir(&stale).unwrap();
+        let _dir = WorkDir::create(base.path()).unwrap();
+        if Path::new("/proc/self").exists() {
+            assert!(!stale.exists());
+        }
+    }
+}
