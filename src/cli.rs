@@ -59,13 +59,72 @@ pub struct ServeArgs {
     pub check: bool,
 }
 
+/// `cutover import`: what to read, and how.
+///
+/// Give the dashboard CSV export (`--csv`, the only source of password digests
+/// and TOTP secrets) and Backend API JSON files, or pull those from the Backend
+/// API with `--from-clerk-api`. An interrupted run started again with the same
+/// inputs resumes; a finished one changes nothing when run again.
 #[derive(Debug, Args)]
 pub struct ImportArgs {
     #[command(flatten)]
     pub config: ConfigArg,
-    /// Arguments of the import (see `cutover import --help` once it lands)
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
-    pub rest: Vec<String>,
+    /// The dashboard CSV export (Clerk: Settings → User exports)
+    #[arg(long, value_name = "FILE")]
+    pub csv: Vec<PathBuf>,
+    /// Backend API users, saved `GET /v1/users` pages (bare JSON arrays)
+    #[arg(long, value_name = "FILE", num_args = 1..)]
+    pub users: Vec<PathBuf>,
+    /// Backend API organizations (`{data, total_count}` pages)
+    #[arg(long, value_name = "FILE", num_args = 1..)]
+    pub organizations: Vec<PathBuf>,
+    /// Backend API organization memberships (`GET /v1/organization_memberships` pages)
+    #[arg(long, value_name = "FILE", num_args = 1..)]
+    pub memberships: Vec<PathBuf>,
+    /// Backend API organization invitations (only pending, unexpired ones move)
+    #[arg(long, value_name = "FILE", num_args = 1..)]
+    pub invitations: Vec<PathBuf>,
+    /// First pull users, organizations, memberships and pending invitations from
+    /// the Backend API ([import] clerk_api_url; key from [import] clerk_secret_key_env)
+    #[arg(long)]
+    pub from_clerk_api: bool,
+    /// Where pulled pages are saved; an interrupted pull resumes from them
+    #[arg(long, value_name = "DIR", default_value = "clerk-api-export")]
+    pub api_dir: PathBuf,
+    /// Also write a JSON report: counts per entity, state and hasher; every issue
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// Check and count everything, write nothing (one transaction, rolled back)
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Stop at the first bad record instead of reporting it and going on
+    #[arg(long)]
+    pub strict: bool,
+    /// Start over instead of resuming an interrupted run of the same inputs
+    #[arg(long)]
+    pub restart: bool,
+    /// Users (or records) per transaction [default: [import] batch_size]
+    #[arg(long, value_name = "N")]
+    pub batch_size: Option<usize>,
+    /// Directory for the run's private temporary files [default: the system's]
+    #[arg(long, value_name = "DIR")]
+    pub work_dir: Option<PathBuf>,
+    /// Memory the sort of users may use before spilling to disk, in MiB
+    #[arg(long, value_name = "MIB", default_value_t = 64)]
+    pub sort_memory_mb: usize,
+    /// Progress display
+    #[arg(long, value_enum, default_value_t = ProgressArg::Auto)]
+    pub progress: ProgressArg,
+}
+
+/// How `cutover import` shows progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProgressArg {
+    /// A bar on a terminal, plain lines otherwise
+    Auto,
+    Bar,
+    Plain,
+    None,
 }
 
 #[derive(Debug, Subcommand)]

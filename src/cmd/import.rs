@@ -1,10 +1,78 @@
-//! `cutover import` — not implemented yet (issue: load a Clerk export into Kernia).
+//! `cutover import` — load a Clerk export into Kernia's database (see
+//! [`crate::import`]). Exit 0 when the run finished, whatever it had to report
+//! (the summary and `--report` say what); 1 when it stopped; 2 for usage.
 
-use crate::cli::ImportArgs;
+use anyhow::Context as _;
 
-use super::Exit;
+use crate::cli::{ImportArgs, ProgressArg};
+use crate::import::{self, ImportOptions, Inputs, ProgressMode, RoleMap, clerk_api};
 
-pub async fn run(_args: ImportArgs) -> anyhow::Result<Exit> {
-    eprintln!("cutover import: not implemented yet");
-    Ok(Exit::Failure)
+use super::{Exit, UsageError};
+
+pub async fn run(args: ImportArgs) -> anyhow::Result<Exit> {
+    let cfg = super::load_config(&args.config.path)?;
+    let mut inputs = Inputs {
+        csv: args.csv,
+        users: args.users,
+        organizations: args.organizations,
+        memberships: args.memberships,
+        invitations: args.invitations,
+    };
+    for f in inputs.all() {
+        if !f.is_file() {
+            return Err(UsageError(format!("{} is not a readable file", f.display())).into());
+        }
+    }
+    if args.from_clerk_api {
+        let var = &cfg.import.clerk_secret_key_env;
+        let key = std::env::var(var)
+            .ok()
+            .filter(|k| !k.is_empty())
+            .ok_or_else(|| UsageError(format!("--from-clerk-api needs the Backend API secret key in ${var}")))?;
+        let pull = clerk_api::PullOptions::new(&cfg.import.clerk_api_url, key, &args.api_dir, cfg.import.requests_per_10s);
+        let pulled = clerk_api::pull(&pull).await.context("pulling from Clerk's Backend API")?;
+        eprintln!("cutover import: pulled {} ({} requests, {} answered 429)", pulled.summary(), pulled.requests, pulled.throttled);
+        inputs.users.extend(pulled.files.users);
+        inputs.organizations.extend(pulled.files.organizations);
+        inputs.memberships.extend(pulled.files.memberships);
+        inputs.invitations.extend(pulled.files.invitations);
+    }
+    if inputs.all().next().is_none() {
+        return Err(UsageError(
+            "nothing to import: give --csv and/or --users, --organizations, --memberships, --invitations, or --from-clerk-api".into(),
+        )
+        .into());
+    }
+    let mut opts = ImportOptions::new(inputs);
+    opts.roles = RoleMap::new(cfg.import.roles.clone(), cfg.import.creator_role.clone());
+    opts.batch_size = args.batch_size.unwrap_or(cfg.import.batch_size).clamp(1, 50_000);
+    opts.dry_run = args.dry_run;
+    opts.strict = args.strict;
+    opts.restart = args.restart;
+    if let Some(dir) = args.work_dir {
+        opts.work_dir = dir;
+    }
+    opts.sort_budget = args.sort_memory_mb.clamp(1, 16 * 1024) << 20;
+    opts.report = args.report;
+    opts.progress = match args.progress {
+        ProgressArg::Auto => ProgressMode::Auto,
+        ProgressArg::Bar => ProgressMode::Bar,
+        ProgressArg::Plain => ProgressMode::Plain,
+        ProgressArg::None => ProgressMode::None,
+    };
+
+    let db = crate::db::Db::connect(cfg.kernia.database_url.expose(), 4)
+        .await
+        .context("kernia.database_url")?;
+    if !opts.dry_run {
+        db.migrate().await.context("creating cutover's tables")?;
+    }
+    let outcome = import::run(&db, &opts).await;
+    db.close().await;
+    let outcome = outcome?;
+    print!("{}", outcome.summary);
+    if let Some(path) = &opts.report {
+        println!("report: {}", path.display());
+    }
+    Ok(Exit::Success)
 }

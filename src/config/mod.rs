@@ -31,6 +31,7 @@ pub struct Config {
     pub clerk: Option<ClerkConfig>,
     pub state: StateConfig,
     pub limits: LimitsConfig,
+    pub import: ImportConfig,
     pub log: LogConfig,
 }
 
@@ -97,6 +98,7 @@ impl Config {
             .and_then(|s| ClerkConfig::read(s, &mut p, env));
         let state = StateConfig::read(root.section(&mut p, "state"), &mut p, env);
         let limits = LimitsConfig::read(root.section(&mut p, "limits"), &mut p);
+        let import = ImportConfig::read(root.section(&mut p, "import"), &mut p);
         let log = LogConfig::read(root.section(&mut p, "log"), &mut p);
         root.finish(&mut p);
 
@@ -115,6 +117,7 @@ impl Config {
                 clerk,
                 state,
                 limits,
+                import,
                 log,
             }),
             _ => Err(ConfigError::Invalid {

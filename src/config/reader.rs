@@ -301,6 +301,24 @@ impl Section {
         }
     }
 
+    /// Every key of this section as a string-to-string pair (a table such as
+    /// `[import.roles]` whose keys are data, not names), consuming the section.
+    pub fn string_pairs(self, p: &mut Problems) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for (key, value) in self.table {
+            let dotted = if self.path.is_empty() {
+                key.clone()
+            } else {
+                format!("{}.\"{}\"", self.path, key)
+            };
+            match value {
+                toml::Value::String(v) => out.push((key, v)),
+                other => p.push(dotted, format!("expected a string, found {}", other.type_str())),
+            }
+        }
+        out
+    }
+
     /// Report every key nobody read as unknown.
     pub fn finish(self, p: &mut Problems) {
         for (key, _) in self.table {

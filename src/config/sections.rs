@@ -490,6 +490,78 @@ impl Default for LimitsConfig {
     }
 }
 
+// ---------------------------------------------------------------- [import]
+
+/// How `cutover import` maps and pulls. Every key is optional.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportConfig {
+    /// Users (or records) written per transaction.
+    pub batch_size: usize,
+    /// Extra Clerk role key → Kernia role pairs (`org:admin` → `admin` and
+    /// `org:member` → `member` are built in and may be overridden here).
+    pub roles: Vec<(String, String)>,
+    /// The role of an organization's creator who is still `org:admin`;
+    /// `None` (configured as `""`) keeps them `admin`.
+    pub creator_role: Option<String>,
+    /// The Backend API's base URL, for `--from-clerk-api`.
+    pub clerk_api_url: String,
+    /// The environment variable holding the Backend API secret key; read only
+    /// when pulling, so an import from files needs no key.
+    pub clerk_secret_key_env: String,
+    /// Requests per 10 s the pull may make (Clerk: 1000 in production, 100 in
+    /// development).
+    pub requests_per_10s: u32,
+}
+
+impl Default for ImportConfig {
+    fn default() -> Self {
+        let mut p = Problems::default();
+        ImportConfig::read(Section::root(toml::Table::new()), &mut p)
+    }
+}
+
+impl ImportConfig {
+    pub(super) fn read(mut s: Section, p: &mut Problems) -> ImportConfig {
+        let batch_size = s.int(p, "batch_size", 1000, 1, 50_000) as usize;
+        let creator_role = match s.string(p, "creator_role") {
+            None => Some("owner".to_string()),
+            Some(r) if r.trim().is_empty() => None,
+            Some(r) => Some(r.trim().to_string()),
+        };
+        let clerk_api_url = s
+            .string(p, "clerk_api_url")
+            .unwrap_or_else(|| "https://api.clerk.com/v1".into())
+            .trim_end_matches('/')
+            .to_string();
+        if !(clerk_api_url.starts_with("https://") || clerk_api_url.starts_with("http://")) {
+            p.push(s.key("clerk_api_url"), format!("`{clerk_api_url}` is not an http(s) URL"));
+        }
+        let clerk_secret_key_env = s
+            .string(p, "clerk_secret_key_env")
+            .unwrap_or_else(|| "CLERK_SECRET_KEY".into());
+        let requests_per_10s = s.int(p, "requests_per_10s", 900, 1, 1000) as u32;
+        let roles_key = s.key("roles");
+        let roles = match s.optional_section(p, "roles") {
+            Some(section) => section.string_pairs(p),
+            None => Vec::new(),
+        };
+        for (from, to) in &roles {
+            if to.trim().is_empty() || to.contains(char::is_whitespace) {
+                p.push(format!("{roles_key}.\"{from}\""), "must be a Kernia role name without spaces");
+            }
+        }
+        s.finish(p);
+        ImportConfig {
+            batch_size,
+            roles,
+            creator_role,
+            clerk_api_url,
+            clerk_secret_key_env,
+            requests_per_10s,
+        }
+    }
+}
+
 // ---------------------------------------------------------------- [log]
 
 #[derive(Debug, Clone)]

@@ -51,6 +51,7 @@ fn example_file_documents_a_valid_configuration() {
     assert_eq!(cfg.kernia.secret.expose(), "a-kernia-secret-of-some-length");
     let clerk = cfg.clerk.expect("[clerk] is configured");
     assert_eq!(clerk.issuers, vec!["https://clerk.example.com".to_string()]);
+    assert_eq!(cfg.import.roles, vec![("org:billing".to_string(), "billing".to_string())]);
 }
 
 #[test]
@@ -191,4 +192,38 @@ fn publishable_key_names_the_frontend_api_host() {
 fn syntax_errors_name_the_file() {
     let err = Config::parse("[server\n", Path::new("broken.toml"), &env()).unwrap_err();
     assert!(err.to_string().contains("broken.toml"), "{err}");
+}
+
+#[test]
+fn import_section_has_defaults_and_reads_roles() {
+    let cfg = Config::parse(MINIMAL, Path::new("m.toml"), &env()).unwrap();
+    assert_eq!(cfg.import, ImportConfig::default());
+    assert_eq!(cfg.import.batch_size, 1000);
+    assert_eq!(cfg.import.creator_role.as_deref(), Some("owner"));
+    assert_eq!(cfg.import.clerk_secret_key_env, "CLERK_SECRET_KEY");
+    let text = format!(
+        "{MINIMAL}\n[import]\ncreator_role = \"\"\nbatch_size = 250\n[import.roles]\n\"org:billing\" = \"billing\"\n"
+    );
+    let cfg = Config::parse(&text, Path::new("m.toml"), &env()).unwrap();
+    assert_eq!(cfg.import.creator_role, None);
+    assert_eq!(cfg.import.batch_size, 250);
+    assert_eq!(cfg.import.roles, vec![("org:billing".to_string(), "billing".to_string())]);
+}
+
+#[test]
+fn import_section_problems_name_their_keys() {
+    let text = format!(
+        "{MINIMAL}\n[import]\nbatch_size = 0\nclerk_api_url = \"ftp://x\"\nspeed = 3\n[import.roles]\n\"org:x\" = 5\n\"org:y\" = \"two words\"\n"
+    );
+    let found = problems(&text);
+    let keys = keys(&found);
+    for expected in [
+        "import.batch_size",
+        "import.clerk_api_url",
+        "import.speed",
+        "import.roles.\"org:x\"",
+        "import.roles.\"org:y\"",
+    ] {
+        assert!(keys.contains(&expected), "missing {expected} in {keys:?}");
+    }
 }
