@@ -318,7 +318,7 @@ fn write_orgs(opts: &SynthOptions, files: &SynthFiles) -> io::Result<()> {
             let (status, expires) = match kind {
                 0 => ("revoked", created + 30 * 86_400_000),
                 1 | 2 => ("pending", created - 1000),
-                _ => ("pending", 4_000_000_000_000),
+                _ => ("pending", 2_000_000_000_000),
             };
             let inv = json!({"object": "organization_invitation", "id": format!("orginv_{o:x}_{i:x}"), "email_address": format!("invitee{o}.{i}@example.org"),
                 "role": if i % 2 == 0 { "org:member" } else { "org:admin" }, "role_name": "Member", "organization_id": org_id,

@@ -1,0 +1,154 @@
+//! Helpers for the import tests: a fresh database of either engine holding
+//! Kernia 0.1.0's schema (as the sample Kernia app creates it, from
+//! `tests/fixtures/import/`), cutover's own tables, and a dump of everything
+//! an import writes, to compare two runs.
+
+use std::path::{Path, PathBuf};
+
+use cutover::db::{Conn, Db, on_conn};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Sqlite,
+    Postgres,
+}
+
+pub const ENGINES: [Engine; 2] = [Engine::Sqlite, Engine::Postgres];
+
+pub const PG_ADMIN: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// A fresh database; call [`TestDb::drop_db`] at the end (PostgreSQL).
+pub struct TestDb {
+    pub db: Db,
+    pub url: String,
+    pub engine: Engine,
+    pg_name: Option<String>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/import").join(name)
+}
+
+impl TestDb {
+    /// A new, empty database with Kernia's tables (when `kernia_schema`) and
+    /// cutover's.
+    pub async fn fresh(engine: Engine, kernia_schema: bool) -> TestDb {
+        let (url, pg_name, dir) = match engine {
+            Engine::Sqlite => {
+                let dir = tempfile::tempdir().unwrap();
+                let url = format!("sqlite://{}", dir.path().join("kernia.db").display());
+                (url, None, Some(dir))
+            }
+            Engine::Postgres => {
+                let name = format!("cutover_imp_{}", cutover::db::kernia::new_id().to_lowercase().replace(['-', '_'], "x"));
+                let admin = Db::connect(PG_ADMIN, 1).await.unwrap();
+                if let Db::Postgres(pool) = &admin {
+                    sqlx::raw_sql(&format!("CREATE DATABASE {name}")).execute(pool).await.unwrap();
+                }
+                admin.close().await;
+                (format!("postgres://postgres@127.0.0.1:5432/{name}"), Some(name), None)
+            }
+        };
+        let db = Db::connect(&url, 4).await.unwrap();
+        if kernia_schema {
+            let ddl = std::fs::read_to_string(fixture(match engine {
+                Engine::Sqlite => "kernia_schema.sqlite.sql",
+                Engine::Postgres => "kernia_schema.pg.sql",
+            }))
+            .unwrap();
+            match &db {
+                Db::Postgres(p) => sqlx::raw_sql(&ddl).execute(p).await.map(|_| ()),
+                Db::Sqlite(p) => sqlx::raw_sql(&ddl).execute(p).await.map(|_| ()),
+            }
+            .unwrap();
+        }
+        db.migrate().await.unwrap();
+        TestDb { db, url, engine, pg_name, _dir: dir }
+    }
+
+    pub async fn drop_db(self) {
+        self.db.close().await;
+        if let Some(name) = self.pg_name {
+            let admin = Db::connect(PG_ADMIN, 1).await.unwrap();
+            if let Db::Postgres(pool) = &admin {
+                let _ = sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(pool).await;
+            }
+            admin.close().await;
+        }
+    }
+
+    /// Run a statement (test setup).
+    pub async fn exec(&self, sql: &str) {
+        let mut pc = self.db.acquire().await.unwrap();
+        on_conn!(&mut pc.conn(), |c| {
+            sqlx::raw_sql(sql).execute(c).await.unwrap();
+        });
+    }
+
+    /// Rows of a query whose every column is text (or NULL).
+    pub async fn rows(&self, sql: &str) -> Vec<Vec<Option<String>>> {
+        let mut pc = self.db.acquire().await.unwrap();
+        let mut conn = pc.conn();
+        rows(&mut conn, sql).await
+    }
+
+    pub async fn count(&self, table: &str) -> i64 {
+        let sql = format!("SELECT CAST(COUNT(*) AS TEXT) FROM {table}");
+        self.rows(&sql).await[0][0].as_deref().unwrap().parse().unwrap()
+    }
+
+    /// Everything an import writes, one line per row, ids and values that
+    /// depend on when the run happened left out.
+    pub async fn dump(&self) -> Vec<String> {
+        let b = |col: &str| format!("CASE WHEN {col} THEN 'true' WHEN NOT {col} THEN 'false' END");
+        let queries = [
+            format!(r#"SELECT 'user', id, email, {}, name, image, CAST("createdAt" AS TEXT), CAST("updatedAt" AS TEXT), username, "displayUsername", "phoneNumber", {}, {}, {}, role FROM "user""#,
+                b(r#""emailVerified""#), b(r#""phoneNumberVerified""#), b(r#""twoFactorEnabled""#), b("banned")),
+            r#"SELECT 'account', id, "userId", "accountId", "providerId", scope, password, CAST("createdAt" AS TEXT) FROM account"#.to_string(),
+            format!(r#"SELECT 'twoFactor', "userId", secret, "backupCodes", {} FROM "twoFactor""#, b("verified")),
+            r#"SELECT 'organization', id, name, slug, logo, CAST(metadata AS TEXT), CAST("createdAt" AS TEXT) FROM organization"#.to_string(),
+            r#"SELECT 'member', id, "organizationId", "userId", role, CAST("createdAt" AS TEXT) FROM member"#.to_string(),
+            r#"SELECT 'invitation', id, "organizationId", email, role, status, "inviterId", CAST("expiresAt" AS TEXT) FROM invitation"#.to_string(),
+            format!("SELECT 'ledger', user_id, email, username, phone, secondary_emails, hasher, digest, state, {}, {} FROM cutover_ledger",
+                b("had_backup_codes"), b("had_passkeys")),
+        ];
+        let mut out = Vec::new();
+        for q in queries {
+            for row in self.rows(&q).await {
+                out.push(row.into_iter().map(|v| v.unwrap_or_else(|| "NULL".into())).collect::<Vec<_>>().join("|"));
+            }
+        }
+        out.sort();
+        out
+    }
+}
+
+pub async fn rows(conn: &mut Conn<'_>, sql: &str) -> Vec<Vec<Option<String>>> {
+    use sqlx::Row as _;
+    on_conn!(conn, |c| {
+        let rows = sqlx::query(sql).fetch_all(c).await.unwrap();
+        rows.iter()
+            .map(|r| (0..r.len()).map(|i| r.try_get::<Option<String>, _>(i).unwrap()).collect())
+            .collect()
+    })
+}
+
+/// The small hand-made export under `tests/fixtures/import/small/`.
+pub fn small_inputs() -> cutover::import::Inputs {
+    let f = |n: &str| fixture(&format!("small/{n}"));
+    cutover::import::Inputs {
+        csv: vec![f("users.csv")],
+        users: vec![f("users-1.json"), f("users-2.json")],
+        organizations: vec![f("organizations.json")],
+        memberships: vec![f("memberships.json")],
+        invitations: vec![f("invitations.json")],
+    }
+}
+
+/// Rows a Kernia deployment already had before the import: a user who signed
+/// up natively with Frank's email, and an organization holding slug `taken`.
+pub async fn seed_native_rows(t: &TestDb) {
+    t.exec(r#"INSERT INTO "user" (id, email, "emailVerified", name, "createdAt", "updatedAt", role) VALUES ('native_frank', 'frank@example.com', true, 'Frank (native)', 1, 1, 'user')"#).await;
+    t.exec(r#"INSERT INTO organization (id, name, slug, "createdAt") VALUES ('org_native', 'Native', 'taken', 1)"#).await;
+}
