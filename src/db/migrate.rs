@@ -18,19 +18,23 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[(
 )];
 
 /// An arbitrary constant naming cutover's advisory lock.
-const PG_LOCK_KEY: i64 = 0x6375_746f_7665_72;
+const PG_LOCK_KEY: i64 = 0x0063_7574_6f76_6572;
 
 pub(super) async fn run(db: &Db) -> Result<(), DbError> {
     let mut tx = db.begin().await?;
-    let mut conn = tx.conn();
-    if let super::Conn::Postgres(c) = &mut conn {
+    apply_pending(&mut tx.conn()).await?;
+    tx.commit().await
+}
+
+async fn apply_pending(conn: &mut super::Conn<'_>) -> Result<(), DbError> {
+    if let super::Conn::Postgres(c) = conn {
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
             .bind(PG_LOCK_KEY)
             .execute(&mut **c)
             .await
             .map_err(DbError::query("locking for migrations"))?;
     }
-    on_conn!(&mut conn, |c| {
+    on_conn!(conn, |c| {
         sqlx::raw_sql(
             "CREATE TABLE IF NOT EXISTS cutover_schema_migrations (
                 version BIGINT PRIMARY KEY,
@@ -65,6 +69,5 @@ pub(super) async fn run(db: &Db) -> Result<(), DbError> {
             tracing::info!(version, name, "applied cutover migration");
         }
     });
-    drop(conn);
-    tx.commit().await
+    Ok(())
 }
