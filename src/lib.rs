@@ -21,5 +21,8 @@ pub mod cli;
 pub mod cmd;
 pub mod config;
 pub mod db;
+pub mod identify;
+pub mod proxy;
+pub mod route;
 pub mod state;
 pub mod telemetry;

@@ -148,7 +148,6 @@ impl Section {
         self.nonempty(p, key)
     }
 
-    #[allow(dead_code)] // first used by the [rollout] section
     pub fn bool(&mut self, p: &mut Problems, key: &str, default: bool) -> bool {
         match self.take(key) {
             None => default,
@@ -188,7 +187,6 @@ impl Section {
     }
 
     /// A number (integer or float) within `min..=max`.
-    #[allow(dead_code)] // first used by the [rollout] section
     pub fn float(&mut self, p: &mut Problems, key: &str, default: f64, min: f64, max: f64) -> f64 {
         let value = match self.take(key) {
             None => return default,

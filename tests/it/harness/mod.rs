@@ -4,14 +4,18 @@
 //!   free loopback port against a fresh database and stopped with the test;
 //! - [`databases`]: a fresh SQLite file or a fresh PostgreSQL database per test,
 //!   dropped afterwards;
-//! - [`redis`]: the Redis URL and a key prefix of the test's own.
+//! - [`redis`]: the Redis URL and a key prefix of the test's own;
+//! - [`server`]: cutover itself, in-process on loopback ports;
+//! - [`echo`]: an upstream that answers with what it received.
 //!
 //! Nothing here skips: when a service a test needs is missing, the test fails
 //! and says what to start (`scripts/test.sh` starts or installs them).
 
 pub mod databases;
+pub mod echo;
 pub mod kernia;
 pub mod redis;
+pub mod server;
 
 use std::path::PathBuf;
 
