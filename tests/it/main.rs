@@ -9,4 +9,5 @@ mod harness;
 
 mod cli;
 mod foundation;
+mod kernia_sessions;
 mod proxy;
