@@ -158,6 +158,9 @@ def main() -> None:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
+    # Listen at once: connections made as soon as the "listening" line is out
+    # wait in the backlog until uvicorn has started, instead of being refused.
+    sock.listen(2048)
     port = sock.getsockname()[1]
 
     asyncio.run(_serve(sock, host, port))
