@@ -7,6 +7,7 @@
 #[allow(dead_code)]
 mod harness;
 
+mod binary;
 mod cli;
 mod foundation;
 mod kernia_sessions;
