@@ -133,16 +133,20 @@ async def _build(host: str, port: int) -> FastAPI:
 
 
 def _identity(request: Request, served_by: str) -> dict:
-    """What the app sees of the caller: cutover's identity headers, nothing secret."""
-    headers = {
-        k: v for k, v in request.headers.items() if k.startswith("x-cutover-") and k != "x-cutover-assertion"
+    """What the app sees of the caller: cutover's identity headers (the signed
+    assertion included, so a developer can inspect it) and the forwarding headers."""
+    identity = {k: v for k, v in request.headers.items() if k.startswith("x-cutover-")}
+    forwarding = {
+        k: v
+        for k, v in request.headers.items()
+        if k in ("host", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-real-ip")
     }
     return {
         "served_by": served_by,
-        "provider": headers.get("x-cutover-provider", "none"),
-        "user_id": headers.get("x-cutover-user-id"),
-        "identity_headers": headers,
-        "has_assertion": "x-cutover-assertion" in request.headers,
+        "provider": identity.get("x-cutover-provider", "none"),
+        "user_id": identity.get("x-cutover-user-id"),
+        "identity_headers": identity,
+        "forwarding_headers": forwarding,
     }
 
 
@@ -154,6 +158,9 @@ def main() -> None:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
+    # Listen at once: connections made as soon as the "listening" line is out
+    # wait in the backlog until uvicorn has started, instead of being refused.
+    sock.listen(2048)
     port = sock.getsockname()[1]
 
     asyncio.run(_serve(sock, host, port))

@@ -1,7 +1,13 @@
 //! `cutover serve` — the proxy. `--check` validates the configuration and exits.
 
+use std::sync::Arc;
+
+use anyhow::Context as _;
+
 use crate::cli::ServeArgs;
 use crate::config::{ClerkKeys, Config, StateBackend};
+use crate::proxy::App;
+use crate::proxy::server;
 
 use super::Exit;
 
@@ -13,14 +19,51 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<Exit> {
     }
     let db = super::open_database(&cfg).await?;
     crate::db::KerniaSchema::read(&db).await?;
-    let state = crate::state::SharedState::connect(&cfg.state).await?;
+    let state = crate::state::SharedState::connect(&cfg.state)
+        .await
+        .context("connecting to the shared state (state.redis_url)")?;
+    let listeners = server::bind(&cfg.server).await?;
+    let app = App::new(&cfg, db.clone(), state).await?;
     tracing::info!(
-        state = state.backend_name(),
-        "database and shared state ready"
+        https = ?cfg.server.tls.as_ref().map(|t| t.listen),
+        http = ?cfg.server.plain_listen,
+        legacy = %cfg.upstreams.legacy,
+        kernia = %cfg.upstreams.kernia,
+        "cutover is serving"
     );
-    eprintln!("cutover serve: the proxy is not implemented yet");
+    server::serve(
+        Arc::clone(&app),
+        listeners,
+        shutdown_signal(),
+        cfg.server.shutdown_grace,
+    )
+    .await;
+    drop(app);
     db.close().await;
-    Ok(Exit::Failure)
+    Ok(Exit::Success)
+}
+
+/// SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+    tracing::info!("shutting down: no new connections; draining in-flight requests");
 }
 
 /// What `--check` prints: enough to confirm the file says what was meant, and
@@ -60,4 +103,27 @@ fn print_summary(path: &std::path::Path, cfg: &Config) {
         StateBackend::Redis { .. } => "redis",
     };
     println!("  shared state     {state}");
+    let r = &cfg.routing;
+    println!(
+        "  rollout          {}% to kernia{}{}",
+        r.percentage,
+        if r.kill_switch {
+            "; KILL SWITCH ON"
+        } else {
+            ""
+        },
+        if r.overrides.is_empty() {
+            ""
+        } else {
+            "; with overrides"
+        }
+    );
+    println!(
+        "  assertion        {}",
+        if cfg.assertion.is_some() {
+            "signed"
+        } else {
+            "off"
+        }
+    );
 }

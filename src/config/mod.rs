@@ -10,6 +10,7 @@
 //! module (a test loads it).
 
 mod reader;
+mod routing;
 mod secret;
 mod sections;
 
@@ -17,6 +18,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub use reader::{Env, Problem, ProcessEnv};
+pub use routing::{AssertionConfig, AssertionKey, DEFAULT_DENIED};
 pub use secret::Secret;
 pub use sections::*;
 
@@ -33,6 +35,9 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub import: ImportConfig,
     pub log: LogConfig,
+    /// `[rollout]` and `[routes]`.
+    pub routing: crate::route::RouteSettings,
+    pub assertion: Option<AssertionConfig>,
 }
 
 /// Why a configuration could not be loaded.
@@ -100,6 +105,16 @@ impl Config {
         let limits = LimitsConfig::read(root.section(&mut p, "limits"), &mut p);
         let import = ImportConfig::read(root.section(&mut p, "import"), &mut p);
         let log = LogConfig::read(root.section(&mut p, "log"), &mut p);
+        let rollout = root.section(&mut p, "rollout");
+        let routes = root.section(&mut p, "routes");
+        let base_path = kernia
+            .as_ref()
+            .map(|k| k.base_path.clone())
+            .unwrap_or_else(|| "/api/auth".into());
+        let routing = routing::read_routing(rollout, routes, &base_path, &mut p);
+        let assertion = root
+            .optional_section(&mut p, "assertion")
+            .and_then(|s| AssertionConfig::read(s, &mut p, env));
         root.finish(&mut p);
 
         if !p.is_empty() {
@@ -119,6 +134,8 @@ impl Config {
                 limits,
                 import,
                 log,
+                routing,
+                assertion,
             }),
             _ => Err(ConfigError::Invalid {
                 path: origin.to_path_buf(),

@@ -16,6 +16,10 @@ fn env() -> FakeEnv {
         ("KERNIA_SECRET", "a-kernia-secret-of-some-length"),
         ("KERNIA_DATABASE_URL", "postgres://app:pw@db:5432/app"),
         ("CUTOVER_REDIS_URL", "redis://127.0.0.1:6379/0"),
+        (
+            "CUTOVER_ASSERTION_SECRET",
+            "an-assertion-secret-of-32-or-more-chars",
+        ),
     ]))
 }
 

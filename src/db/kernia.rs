@@ -316,3 +316,71 @@ pub async fn find_session(conn: &mut Conn<'_>, token: &str) -> Result<Option<Ses
         .await
         .map_err(DbError::query("reading a Kernia session")))
 }
+
+/// Whether a Kernia user exists with this normalized identifier in `column`
+/// (`email`, `username` or `phoneNumber`).
+pub async fn user_id_by(conn: &mut Conn<'_>, column: UserKey, value: &str) -> Result<Option<String>, DbError> {
+    let sql = match column {
+        UserKey::Email => r#"SELECT id FROM "user" WHERE email = $1"#,
+        UserKey::Username => r#"SELECT id FROM "user" WHERE username = $1"#,
+        UserKey::Phone => r#"SELECT id FROM "user" WHERE "phoneNumber" = $1"#,
+    };
+    on_conn!(conn, |c| sqlx::query_scalar(sql)
+        .bind(value)
+        .fetch_optional(c)
+        .await
+        .map_err(DbError::query("looking up a Kernia user")))
+}
+
+/// The `"user"` columns a sign-in can name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserKey {
+    Email,
+    Username,
+    Phone,
+}
+
+/// Insert a credential row only when the user has none (never replaces a
+/// password). Returns whether a row was written.
+pub async fn ensure_credential(conn: &mut Conn<'_>, user_id: &str, phc: &str) -> Result<bool, DbError> {
+    if credential_hash(conn, user_id).await?.is_some() {
+        return Ok(false);
+    }
+    // No row, or a row without a password: either way it gets this one.
+    upsert_credential(conn, user_id, phc).await?;
+    Ok(true)
+}
+
+/// A `verification` row, as Kernia's `/forget-password` writes it for a reset:
+/// identifier `reset:<userId>`, value = the token in plaintext.
+pub async fn insert_verification(
+    conn: &mut Conn<'_>,
+    identifier: &str,
+    value: &str,
+    expires_at: i64,
+) -> Result<(), DbError> {
+    const SQL: &str = r#"INSERT INTO verification (id, identifier, value, "expiresAt", "createdAt", "updatedAt")
+        VALUES ($1, $2, $3, $4, $5, $5)"#;
+    on_conn!(conn, |c| {
+        sqlx::query(SQL)
+            .bind(new_id())
+            .bind(identifier)
+            .bind(value)
+            .bind(expires_at)
+            .bind(now_secs())
+            .execute(c)
+            .await
+            .map_err(DbError::query("writing a verification row"))?;
+    });
+    Ok(())
+}
+
+/// The identifier and expiry of the verification row holding `value`.
+pub async fn find_verification(conn: &mut Conn<'_>, value: &str) -> Result<Option<(String, i64)>, DbError> {
+    const SQL: &str = r#"SELECT identifier, CAST("expiresAt" AS BIGINT) FROM verification WHERE value = $1"#;
+    on_conn!(conn, |c| sqlx::query_as::<_, (String, i64)>(SQL)
+        .bind(value)
+        .fetch_optional(c)
+        .await
+        .map_err(DbError::query("reading a verification row")))
+}

@@ -300,3 +300,18 @@ pub async fn counts_by_state(conn: &mut Conn<'_>) -> Result<Vec<(LedgerState, i6
     }
     Ok(out)
 }
+
+/// Record (or clear, with `None`) when a password reset was last started.
+pub async fn set_reset_requested(conn: &mut Conn<'_>, user_id: &str, at: Option<i64>) -> Result<(), DbError> {
+    const SQL: &str = "UPDATE cutover_ledger SET reset_requested_at = $1, updated_at = $2 WHERE user_id = $3";
+    on_conn!(conn, |c| {
+        sqlx::query(SQL)
+            .bind(at)
+            .bind(now_secs())
+            .bind(user_id)
+            .execute(c)
+            .await
+            .map_err(DbError::query("recording a reset"))?;
+    });
+    Ok(())
+}

@@ -25,17 +25,17 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
 ];
 
 /// An arbitrary constant naming cutover's advisory lock.
-const PG_LOCK_KEY: i64 = 0x6375_746f_7665_72;
+const PG_LOCK_KEY: i64 = 0x0063_7574_6f76_6572;
 
 pub(super) async fn run(db: &Db) -> Result<(), DbError> {
     let mut tx = db.begin().await?;
-    apply(&mut tx.conn()).await?;
+    apply_pending(&mut tx.conn()).await?;
     tx.commit().await
 }
 
 /// Take the lock and apply what is missing, inside the caller's transaction
 /// (`import --dry-run` runs everything in one transaction it rolls back).
-pub(super) async fn apply(conn: &mut super::Conn<'_>) -> Result<(), DbError> {
+pub(super) async fn apply_pending(conn: &mut super::Conn<'_>) -> Result<(), DbError> {
     if let super::Conn::Postgres(c) = conn {
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
             .bind(PG_LOCK_KEY)

@@ -183,7 +183,7 @@ impl Db {
 
     /// Create or upgrade cutover's own tables inside an open transaction.
     pub async fn migrate_in(conn: &mut Conn<'_>) -> Result<(), DbError> {
-        migrate::apply(conn).await
+        migrate::apply_pending(conn).await
     }
 
     /// Begin a transaction. On SQLite it is `BEGIN IMMEDIATE`: the write lock is

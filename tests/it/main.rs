@@ -1,4 +1,16 @@
-//! The integration tests: one binary, shared helpers.
+//! cutover's integration tests: one binary, shared helpers in `harness`.
+//!
+//! They run against real parts: the Kernia 0.1.0 server from `deploy/kernia-app`,
+//! PostgreSQL, SQLite and Redis. `scripts/test.sh` prepares all of them.
 
+// Helpers serve many tests; not every one is used by every test module.
+#[allow(dead_code)]
+mod harness;
+
+mod binary;
+mod cli;
+mod foundation;
 mod import_files;
 mod import_support;
+mod kernia_sessions;
+mod proxy;

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The whole test suite, against real parts: the Kernia 0.1.0 server, PostgreSQL,
+# SQLite and Redis. Prepares what is missing first (services, the Kernia Python
+# environment), then runs every test. Extra arguments go to `cargo test`.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+command -v cargo >/dev/null 2>&1 || { echo "test: cargo not found; install Rust (https://rustup.rs)" >&2; exit 1; }
+
+scripts/services.sh
+python=$(scripts/kernia-env.sh | tail -n 1)
+export CUTOVER_KERNIA_PYTHON="$python"
+
+# Two cores: keep the number of test threads (each may run a Kernia server) small.
+export RUST_TEST_THREADS=${RUST_TEST_THREADS:-4}
+cargo test --all-targets "$@"

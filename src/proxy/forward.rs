@@ -1,0 +1,165 @@
+//! Phase four: send the request to its upstream and stream the answer back.
+//!
+//! One pooled client (keep-alive, HTTP/1.1 to the upstream; https upstreams via
+//! rustls) serves both upstreams. Bodies stream both ways without buffering; a
+//! request body is cut off at `[limits].max_body_bytes`. A connection that
+//! cannot be made answers 502, a response head that does not come within the
+//! response timeout answers 504. `Upgrade` requests (WebSocket) are forwarded
+//! with their handshake and, once the upstream answers 101, the two upgraded
+//! connections are spliced together.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::uri::{PathAndQuery, Uri};
+use http::{Request, Response, StatusCode, Version};
+use http_body_util::BodyExt as _;
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+
+use super::respond::ForwardError;
+use super::{BoxError, ProxyBody};
+use crate::config::UpstreamsConfig;
+
+/// Which upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upstream {
+    Legacy,
+    Kernia,
+}
+
+impl Upstream {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Upstream::Legacy => "legacy",
+            Upstream::Kernia => "kernia",
+        }
+    }
+}
+
+type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
+
+/// The two upstreams and the pooled client that reaches them.
+pub struct Upstreams {
+    client: Client<Connector, ProxyBody>,
+    legacy: Uri,
+    kernia: Uri,
+    response_timeout: Duration,
+}
+
+impl Upstreams {
+    pub fn new(cfg: &UpstreamsConfig) -> Result<Upstreams, std::io::Error> {
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_connect_timeout(Some(cfg.connect_timeout));
+        http.set_nodelay(true);
+        http.set_keepalive(Some(Duration::from_secs(60)));
+        let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_provider_and_native_roots(provider)?
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(cfg.pool_idle_timeout)
+            .pool_max_idle_per_host(cfg.pool_max_idle_per_host)
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
+            .build(https);
+        Ok(Upstreams {
+            client,
+            legacy: cfg.legacy.clone(),
+            kernia: cfg.kernia.clone(),
+            response_timeout: cfg.response_timeout,
+        })
+    }
+
+    fn base(&self, to: Upstream) -> &Uri {
+        match to {
+            Upstream::Legacy => &self.legacy,
+            Upstream::Kernia => &self.kernia,
+        }
+    }
+
+    /// The upstream's `host[:port]`, for the `Host` header.
+    pub fn authority(&self, to: Upstream) -> Option<&str> {
+        self.base(to).authority().map(|a| a.as_str())
+    }
+
+    /// Send `req` (headers already prepared) to `to`. The URI is rewritten to
+    /// the upstream's scheme and authority, keeping path and query.
+    pub async fn send(
+        &self,
+        to: Upstream,
+        mut req: Request<ProxyBody>,
+    ) -> Result<Response<Incoming>, ForwardError> {
+        let base = self.base(to);
+        let path = req
+            .uri()
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/"));
+        let mut parts = http::uri::Parts::default();
+        parts.scheme = base.scheme().cloned();
+        parts.authority = base.authority().cloned();
+        parts.path_and_query = Some(path);
+        *req.uri_mut() =
+            Uri::from_parts(parts).map_err(|e| ForwardError::BadRequest(e.to_string()))?;
+        *req.version_mut() = Version::HTTP_11;
+        let upstream = to.as_str();
+        match tokio::time::timeout(self.response_timeout, self.client.request(req)).await {
+            Err(_) => Err(ForwardError::Timeout {
+                upstream,
+                secs: self.response_timeout.as_secs_f64(),
+            }),
+            Ok(Err(source)) if source.is_connect() => {
+                Err(ForwardError::Connect { upstream, source })
+            }
+            Ok(Err(source)) => Err(ForwardError::Upstream { upstream, source }),
+            Ok(Ok(resp)) => Ok(resp),
+        }
+    }
+}
+
+/// The client's request body as the upstream gets it: streamed, with a size cap.
+pub fn limit_body(body: Incoming, limit: u64) -> ProxyBody {
+    http_body_util::Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX))
+        .map_err(|e| -> BoxError { e })
+        .boxed_unsync()
+}
+
+/// An upstream response body, boxed.
+pub fn upstream_body(body: Incoming) -> ProxyBody {
+    body.map_err(|e| -> BoxError { Box::new(e) }).boxed_unsync()
+}
+
+/// A body cutover read whole (an intercepted auth route), forwarded as bytes.
+pub fn bytes_body(bytes: Bytes) -> ProxyBody {
+    super::respond::full(bytes)
+}
+
+/// After a 101 from the upstream: wait for both sides to upgrade, then copy
+/// bytes both ways until either closes.
+pub fn splice_upgrade(client: hyper::upgrade::OnUpgrade, upstream: hyper::upgrade::OnUpgrade) {
+    tokio::spawn(async move {
+        let (client, upstream) = match tokio::try_join!(client, upstream) {
+            Ok(pair) => pair,
+            Err(e) => {
+                tracing::debug!(error = %e, "upgrade failed");
+                return;
+            }
+        };
+        let mut client = TokioIo::new(client);
+        let mut upstream = TokioIo::new(upstream);
+        if let Err(e) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
+            tracing::debug!(error = %e, "upgraded connection closed with an error");
+        }
+    });
+}
+
+/// Whether an upstream answer switched protocols.
+pub fn is_switching(resp: &Response<Incoming>) -> bool {
+    resp.status() == StatusCode::SWITCHING_PROTOCOLS
+}
