@@ -4,6 +4,7 @@
 
 use cutover::import::{self, ImportOptions, Inputs};
 
+use crate::both_engines;
 use crate::import_support::{Engine, TestDb, seed_native_rows, small_inputs};
 
 fn options(inputs: Inputs, report: Option<std::path::PathBuf>) -> ImportOptions {
@@ -52,7 +53,8 @@ async fn small_export_lands_exactly(engine: Engine) {
     assert_eq!(alice, vec![s("alice@example.com"), s("Alice Smith"), s("https://img.example.com/alice.png"), s("alice"), s("Alice"), s("+14155550001"), s("1700000000"), s("1700000500")]);
     let flags = |id: &str| format!(r#"SELECT CASE WHEN "emailVerified" THEN 'y' ELSE 'n' END, CASE WHEN "phoneNumberVerified" THEN 'y' ELSE 'n' END, CASE WHEN "twoFactorEnabled" THEN 'y' ELSE 'n' END, CASE WHEN banned THEN 'y' ELSE 'n' END FROM "user" WHERE id = '{id}'"#);
     assert_eq!(one(t.rows(&flags("user_alice")).await), vec![s("y"), s("y"), s("y"), s("n")]);
-    assert_eq!(one(t.rows(&flags("user_bob")).await), vec![s("y"), s("n"), s("n"), s("y")]);
+    assert_eq!(one(t.rows(&flags("user_bob")).await), vec![s("y"), s("n"), s("n"), s("n")]);
+    assert_eq!(one(t.rows(&flags("user_judy")).await), vec![s("y"), s("n"), s("n"), s("y")]);
     assert_eq!(one(t.rows(&flags("user_carol")).await), vec![s("n"), s("n"), s("n"), s("n")]);
     // Heidi's CSV secret is not imported: the API says TOTP is off.
     assert_eq!(one(t.rows(&flags("user_heidi")).await)[2], s("n"));
@@ -129,15 +131,7 @@ async fn small_export_lands_exactly(engine: Engine) {
     t.drop_db().await;
 }
 
-#[tokio::test]
-async fn small_export_lands_exactly_on_sqlite() {
-    small_export_lands_exactly(Engine::Sqlite).await;
-}
-
-#[tokio::test]
-async fn small_export_lands_exactly_on_postgres() {
-    small_export_lands_exactly(Engine::Postgres).await;
-}
+both_engines!(small_export_lands_exactly);
 
 async fn rerunning_changes_nothing(engine: Engine) {
     let t = TestDb::fresh(engine, true).await;
@@ -155,15 +149,7 @@ async fn rerunning_changes_nothing(engine: Engine) {
     t.drop_db().await;
 }
 
-#[tokio::test]
-async fn rerunning_changes_nothing_on_sqlite() {
-    rerunning_changes_nothing(Engine::Sqlite).await;
-}
-
-#[tokio::test]
-async fn rerunning_changes_nothing_on_postgres() {
-    rerunning_changes_nothing(Engine::Postgres).await;
-}
+both_engines!(rerunning_changes_nothing);
 
 async fn dry_run_counts_like_a_run_and_writes_nothing(engine: Engine) {
     let t = TestDb::fresh(engine, true).await;
@@ -180,17 +166,9 @@ async fn dry_run_counts_like_a_run_and_writes_nothing(engine: Engine) {
     t.drop_db().await;
 }
 
-#[tokio::test]
-async fn dry_run_writes_nothing_on_sqlite() {
-    dry_run_counts_like_a_run_and_writes_nothing(Engine::Sqlite).await;
-}
+both_engines!(dry_run_counts_like_a_run_and_writes_nothing);
 
-#[tokio::test]
-async fn dry_run_writes_nothing_on_postgres() {
-    dry_run_counts_like_a_run_and_writes_nothing(Engine::Postgres).await;
-}
-
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn strict_stops_at_the_first_bad_row_before_writing() {
     let t = TestDb::fresh(Engine::Sqlite, true).await;
     let mut o = options(small_inputs(), None);
@@ -203,7 +181,7 @@ async fn strict_stops_at_the_first_bad_row_before_writing() {
     t.drop_db().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deployment_without_the_organization_plugin_skips_organizations() {
     let t = TestDb::fresh(Engine::Sqlite, true).await;
     t.exec("DROP TABLE invitation; DROP TABLE member; DROP TABLE organization;").await;
@@ -249,12 +227,4 @@ async fn synthetic_export_adds_up(engine: Engine) {
     t.drop_db().await;
 }
 
-#[tokio::test]
-async fn synthetic_export_adds_up_on_sqlite() {
-    synthetic_export_adds_up(Engine::Sqlite).await;
-}
-
-#[tokio::test]
-async fn synthetic_export_adds_up_on_postgres() {
-    synthetic_export_adds_up(Engine::Postgres).await;
-}
+both_engines!(synthetic_export_adds_up);

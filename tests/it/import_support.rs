@@ -7,75 +7,51 @@ use std::path::{Path, PathBuf};
 
 use cutover::db::{Conn, Db, on_conn};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Engine {
-    Sqlite,
-    Postgres,
-}
+pub use crate::harness::Engine;
+use crate::harness::databases::TestDatabase;
 
-pub const ENGINES: [Engine; 2] = [Engine::Sqlite, Engine::Postgres];
-
-pub const PG_ADMIN: &str = "postgres://postgres@127.0.0.1:5432/postgres";
-
-/// A fresh database; call [`TestDb::drop_db`] at the end (PostgreSQL).
+/// A fresh database (dropped with the value) holding Kernia's schema.
 pub struct TestDb {
     pub db: Db,
-    pub url: String,
-    pub engine: Engine,
-    pg_name: Option<String>,
-    _dir: Option<tempfile::TempDir>,
+    pub inner: TestDatabase,
 }
 
 pub fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/import").join(name)
 }
 
+/// Kernia 0.1.0's schema on `db` (as the sample app creates it).
+pub async fn create_kernia_schema(db: &Db, engine: Engine) {
+    let ddl = std::fs::read_to_string(fixture(match engine {
+        Engine::Sqlite => "kernia_schema.sqlite.sql",
+        Engine::Postgres => "kernia_schema.pg.sql",
+    }))
+    .unwrap();
+    match db {
+        Db::Postgres(p) => sqlx::raw_sql(&ddl).execute(p).await.map(|_| ()),
+        Db::Sqlite(p) => sqlx::raw_sql(&ddl).execute(p).await.map(|_| ()),
+    }
+    .unwrap();
+}
+
 impl TestDb {
-    /// A new, empty database with Kernia's tables (when `kernia_schema`) and
-    /// cutover's.
+    /// A new database with Kernia's tables (when `kernia_schema`) and cutover's.
     pub async fn fresh(engine: Engine, kernia_schema: bool) -> TestDb {
-        let (url, pg_name, dir) = match engine {
-            Engine::Sqlite => {
-                let dir = tempfile::tempdir().unwrap();
-                let url = format!("sqlite://{}", dir.path().join("kernia.db").display());
-                (url, None, Some(dir))
-            }
-            Engine::Postgres => {
-                let name = format!("cutover_imp_{}", cutover::db::kernia::new_id().to_lowercase().replace(['-', '_'], "x"));
-                let admin = Db::connect(PG_ADMIN, 1).await.unwrap();
-                if let Db::Postgres(pool) = &admin {
-                    sqlx::raw_sql(&format!("CREATE DATABASE {name}")).execute(pool).await.unwrap();
-                }
-                admin.close().await;
-                (format!("postgres://postgres@127.0.0.1:5432/{name}"), Some(name), None)
-            }
-        };
-        let db = Db::connect(&url, 4).await.unwrap();
+        let inner = TestDatabase::create(engine).await;
+        let db = inner.connect().await;
         if kernia_schema {
-            let ddl = std::fs::read_to_string(fixture(match engine {
-                Engine::Sqlite => "kernia_schema.sqlite.sql",
-                Engine::Postgres => "kernia_schema.pg.sql",
-            }))
-            .unwrap();
-            match &db {
-                Db::Postgres(p) => sqlx::raw_sql(&ddl).execute(p).await.map(|_| ()),
-                Db::Sqlite(p) => sqlx::raw_sql(&ddl).execute(p).await.map(|_| ()),
-            }
-            .unwrap();
+            create_kernia_schema(&db, engine).await;
         }
         db.migrate().await.unwrap();
-        TestDb { db, url, engine, pg_name, _dir: dir }
+        TestDb { db, inner }
+    }
+
+    pub fn url(&self) -> &str {
+        &self.inner.url
     }
 
     pub async fn drop_db(self) {
         self.db.close().await;
-        if let Some(name) = self.pg_name {
-            let admin = Db::connect(PG_ADMIN, 1).await.unwrap();
-            if let Db::Postgres(pool) = &admin {
-                let _ = sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(pool).await;
-            }
-            admin.close().await;
-        }
     }
 
     /// Run a statement (test setup).
@@ -151,4 +127,140 @@ pub fn small_inputs() -> cutover::import::Inputs {
 pub async fn seed_native_rows(t: &TestDb) {
     t.exec(r#"INSERT INTO "user" (id, email, "emailVerified", name, "createdAt", "updatedAt", role) VALUES ('native_frank', 'frank@example.com', true, 'Frank (native)', 1, 1, 'user')"#).await;
     t.exec(r#"INSERT INTO organization (id, name, slug, "createdAt") VALUES ('org_native', 'Native', 'taken', 1)"#).await;
+}
+
+/// The sample Kernia app with a stand-in Google provider
+/// (`tests/fixtures/import/kernia_app_with_fake_google.py`), on its own
+/// database, killed when dropped. Started like `harness::kernia::KerniaServer`.
+pub struct KerniaWithGoogle {
+    pub base_url: String,
+    pub db: TestDatabase,
+    _child: tokio::process::Child,
+    stderr: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl KerniaWithGoogle {
+    pub async fn start(engine: Engine) -> KerniaWithGoogle {
+        use tokio::io::{AsyncBufReadExt as _, BufReader};
+        let db = TestDatabase::create(engine).await;
+        let python = crate::harness::kernia::python();
+        let mut child = tokio::process::Command::new(&python)
+            .arg(fixture("kernia_app_with_fake_google.py"))
+            .env("CUTOVER_KERNIA_APP", crate::harness::repo_root().join("deploy/kernia-app/app.py"))
+            .env("KERNIA_DATABASE_URL", &db.url)
+            .env("KERNIA_SECRET", crate::harness::kernia::SECRET)
+            .env("KERNIA_HOST", "127.0.0.1")
+            .env("KERNIA_PORT", "0")
+            .env("KERNIA_RATE_LIMIT", "off")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting the Kernia app with {}: {e}", python.display()));
+        let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        if let Some(err) = child.stderr.take() {
+            let sink = stderr.clone();
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(err).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    let mut s = sink.lock().unwrap_or_else(|p| p.into_inner());
+                    if s.len() < 64 * 1024 {
+                        s.push_str(&line);
+                        s.push('\n');
+                    }
+                }
+            });
+        }
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let wait = async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(addr) = line.strip_prefix("kernia-app listening on ") {
+                    return Some(addr.trim().to_string());
+                }
+            }
+            None
+        };
+        let addr = match tokio::time::timeout(std::time::Duration::from_secs(90), wait).await {
+            Ok(Some(addr)) => addr,
+            _ => {
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                panic!("the Kernia app did not start: {}", stderr.lock().unwrap());
+            }
+        };
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        KerniaWithGoogle {
+            base_url: format!("http://{addr}/api/auth"),
+            db,
+            _child: child,
+            stderr,
+        }
+    }
+
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+/// Write a user's password into Kernia as cutover's lazy migration does: an
+/// Argon2id PHC string with Kernia's parameters (m=65536, t=3, p=4) in the
+/// `credential` account row.
+pub async fn set_kernia_password(db: &Db, user_id: &str, password: &str) {
+    use argon2::password_hash::{PasswordHasher as _, SaltString};
+    use rand::RngCore as _;
+    let mut salt = [0u8; 16];
+    rand::rng().fill_bytes(&mut salt);
+    let salt = SaltString::encode_b64(&salt).unwrap();
+    let params = argon2::Params::new(65536, 3, 4, Some(32)).unwrap();
+    let phc = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
+        .hash_password(password.as_bytes(), &salt)
+        .unwrap()
+        .to_string();
+    let mut tx = db.begin().await.unwrap();
+    cutover::db::kernia::upsert_credential(&mut tx.conn(), user_id, &phc).await.unwrap();
+    tx.commit().await.unwrap();
+}
+
+/// The current TOTP code (RFC 6238: SHA-1, 6 digits, 30 s) for a base32
+/// secret, waiting out the last seconds of a step so the server (which allows
+/// no drift) sees the same step.
+pub async fn totp_now(secret_b32: &str) -> String {
+    use hmac::Mac as _;
+    let now = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    if now() % 30 >= 27 {
+        tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    }
+    let mut key = Vec::new();
+    let (mut buffer, mut bits) = (0u32, 0);
+    for c in secret_b32.trim_end_matches('=').bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'2'..=b'7' => c - b'2' + 26,
+            _ => panic!("not base32"),
+        };
+        buffer = (buffer << 5) | u32::from(v);
+        bits += 5;
+        if bits >= 8 {
+            bits -= 8;
+            key.push((buffer >> bits) as u8);
+        }
+    }
+    let mut mac = hmac::Hmac::<sha1::Sha1>::new_from_slice(&key).unwrap();
+    mac.update(&(now() / 30).to_be_bytes());
+    let h = mac.finalize().into_bytes();
+    let offset = (h[19] & 0x0f) as usize;
+    let code = u32::from_be_bytes([h[offset] & 0x7f, h[offset + 1], h[offset + 2], h[offset + 3]]) % 1_000_000;
+    format!("{code:06}")
+}
+
+/// Every `name=value` a response sets, joined for a `Cookie` header.
+pub fn cookies(resp: &reqwest::Response) -> String {
+    resp.headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| v.split(';').next())
+        .filter(|c| !c.ends_with('='))
+        .collect::<Vec<_>>()
+        .join("; ")
 }

@@ -11,6 +11,7 @@ mod binary;
 mod cli;
 mod foundation;
 mod import_files;
+mod import_kernia;
 mod import_support;
 mod kernia_sessions;
 mod proxy;
