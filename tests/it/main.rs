@@ -12,6 +12,7 @@ mod cli;
 mod foundation;
 mod import_files;
 mod import_kernia;
+mod import_resume;
 mod import_support;
 mod kernia_sessions;
 mod proxy;
