@@ -10,6 +10,7 @@ mod harness;
 mod binary;
 mod cli;
 mod foundation;
+mod import_api;
 mod import_files;
 mod import_kernia;
 mod import_resume;

@@ -6,11 +6,13 @@
 //!   dropped afterwards;
 //! - [`redis`]: the Redis URL and a key prefix of the test's own;
 //! - [`server`]: cutover itself, in-process on loopback ports;
-//! - [`echo`]: an upstream that answers with what it received.
+//! - [`echo`]: an upstream that answers with what it received;
+//! - [`clerk_api`]: a local Clerk Backend API (pagination, 429s) for imports.
 //!
 //! Nothing here skips: when a service a test needs is missing, the test fails
 //! and says what to start (`scripts/test.sh` starts or installs them).
 
+pub mod clerk_api;
 pub mod databases;
 pub mod echo;
 pub mod kernia;
