@@ -28,10 +28,26 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<Exit> {
         let key = std::env::var(var)
             .ok()
             .filter(|k| !k.is_empty())
-            .ok_or_else(|| UsageError(format!("--from-clerk-api needs the Backend API secret key in ${var}")))?;
-        let pull = clerk_api::PullOptions::new(&cfg.import.clerk_api_url, key, &args.api_dir, cfg.import.requests_per_10s);
-        let pulled = clerk_api::pull(&pull).await.context("pulling from Clerk's Backend API")?;
-        eprintln!("cutover import: pulled {} ({} requests, {} answered 429)", pulled.summary(), pulled.requests, pulled.throttled);
+            .ok_or_else(|| {
+                UsageError(format!(
+                    "--from-clerk-api needs the Backend API secret key in ${var}"
+                ))
+            })?;
+        let pull = clerk_api::PullOptions::new(
+            &cfg.import.clerk_api_url,
+            key,
+            &args.api_dir,
+            cfg.import.requests_per_10s,
+        );
+        let pulled = clerk_api::pull(&pull)
+            .await
+            .context("pulling from Clerk's Backend API")?;
+        eprintln!(
+            "cutover import: pulled {} ({} requests, {} answered 429)",
+            pulled.summary(),
+            pulled.requests,
+            pulled.throttled
+        );
         inputs.users.extend(pulled.files.users);
         inputs.organizations.extend(pulled.files.organizations);
         inputs.memberships.extend(pulled.files.memberships);
@@ -45,7 +61,10 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<Exit> {
     }
     let mut opts = ImportOptions::new(inputs);
     opts.roles = RoleMap::new(cfg.import.roles.clone(), cfg.import.creator_role.clone());
-    opts.batch_size = args.batch_size.unwrap_or(cfg.import.batch_size).clamp(1, 50_000);
+    opts.batch_size = args
+        .batch_size
+        .unwrap_or(cfg.import.batch_size)
+        .clamp(1, 50_000);
     opts.dry_run = args.dry_run;
     opts.strict = args.strict;
     opts.restart = args.restart;

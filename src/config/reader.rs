@@ -313,7 +313,10 @@ impl Section {
             };
             match value {
                 toml::Value::String(v) => out.push((key, v)),
-                other => p.push(dotted, format!("expected a string, found {}", other.type_str())),
+                other => p.push(
+                    dotted,
+                    format!("expected a string, found {}", other.type_str()),
+                ),
             }
         }
         out

@@ -534,7 +534,10 @@ impl ImportConfig {
             .trim_end_matches('/')
             .to_string();
         if !(clerk_api_url.starts_with("https://") || clerk_api_url.starts_with("http://")) {
-            p.push(s.key("clerk_api_url"), format!("`{clerk_api_url}` is not an http(s) URL"));
+            p.push(
+                s.key("clerk_api_url"),
+                format!("`{clerk_api_url}` is not an http(s) URL"),
+            );
         }
         let clerk_secret_key_env = s
             .string(p, "clerk_secret_key_env")
@@ -547,7 +550,10 @@ impl ImportConfig {
         };
         for (from, to) in &roles {
             if to.trim().is_empty() || to.contains(char::is_whitespace) {
-                p.push(format!("{roles_key}.\"{from}\""), "must be a Kernia role name without spaces");
+                p.push(
+                    format!("{roles_key}.\"{from}\""),
+                    "must be a Kernia role name without spaces",
+                );
             }
         }
         s.finish(p);

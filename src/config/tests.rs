@@ -55,7 +55,10 @@ fn example_file_documents_a_valid_configuration() {
     assert_eq!(cfg.kernia.secret.expose(), "a-kernia-secret-of-some-length");
     let clerk = cfg.clerk.expect("[clerk] is configured");
     assert_eq!(clerk.issuers, vec!["https://clerk.example.com".to_string()]);
-    assert_eq!(cfg.import.roles, vec![("org:billing".to_string(), "billing".to_string())]);
+    assert_eq!(
+        cfg.import.roles,
+        vec![("org:billing".to_string(), "billing".to_string())]
+    );
 }
 
 #[test]
@@ -211,7 +214,10 @@ fn import_section_has_defaults_and_reads_roles() {
     let cfg = Config::parse(&text, Path::new("m.toml"), &env()).unwrap();
     assert_eq!(cfg.import.creator_role, None);
     assert_eq!(cfg.import.batch_size, 250);
-    assert_eq!(cfg.import.roles, vec![("org:billing".to_string(), "billing".to_string())]);
+    assert_eq!(
+        cfg.import.roles,
+        vec![("org:billing".to_string(), "billing".to_string())]
+    );
 }
 
 #[test]

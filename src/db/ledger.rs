@@ -302,8 +302,13 @@ pub async fn counts_by_state(conn: &mut Conn<'_>) -> Result<Vec<(LedgerState, i6
 }
 
 /// Record (or clear, with `None`) when a password reset was last started.
-pub async fn set_reset_requested(conn: &mut Conn<'_>, user_id: &str, at: Option<i64>) -> Result<(), DbError> {
-    const SQL: &str = "UPDATE cutover_ledger SET reset_requested_at = $1, updated_at = $2 WHERE user_id = $3";
+pub async fn set_reset_requested(
+    conn: &mut Conn<'_>,
+    user_id: &str,
+    at: Option<i64>,
+) -> Result<(), DbError> {
+    const SQL: &str =
+        "UPDATE cutover_ledger SET reset_requested_at = $1, updated_at = $2 WHERE user_id = $3";
     on_conn!(conn, |c| {
         sqlx::query(SQL)
             .bind(at)

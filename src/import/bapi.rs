@@ -81,7 +81,8 @@ struct Check<'a> {
 impl Check<'_> {
     fn bad(&mut self, field: &str, message: String) {
         let at = Location::json(self.file, format!("{}{field}", self.path));
-        self.issues.push(Issue::invalid(self.entity, self.id.as_deref(), at, message));
+        self.issues
+            .push(Issue::invalid(self.entity, self.id.as_deref(), at, message));
     }
 
     fn required(&mut self, field: &str, value: Option<&str>) -> String {
@@ -172,9 +173,14 @@ impl User {
             let at = format!(".external_accounts[{i}]");
             let account_id = c.required(&format!("{at}.id"), a.id.as_deref());
             let provider = c.required(&format!("{at}.provider"), a.provider.as_deref());
-            let provider_user_id =
-                c.required(&format!("{at}.provider_user_id"), a.provider_user_id.as_deref());
-            let provider_id = provider.strip_prefix("oauth_").unwrap_or(&provider).to_string();
+            let provider_user_id = c.required(
+                &format!("{at}.provider_user_id"),
+                a.provider_user_id.as_deref(),
+            );
+            let provider_id = provider
+                .strip_prefix("oauth_")
+                .unwrap_or(&provider)
+                .to_string();
             let scope = normalize::non_empty(a.approved_scopes.as_deref()).map(str::to_string);
             accounts.push(ExternalAccount {
                 id: account_id,
@@ -186,8 +192,14 @@ impl User {
             });
         }
         let username = normalize::non_empty(self.username.as_deref()).map(str::to_string);
-        if username.as_ref().is_some_and(|u| u.len() > normalize::MAX_TEXT) {
-            c.bad(".username", format!("longer than {} bytes", normalize::MAX_TEXT));
+        if username
+            .as_ref()
+            .is_some_and(|u| u.len() > normalize::MAX_TEXT)
+        {
+            c.bad(
+                ".username",
+                format!("longer than {} bytes", normalize::MAX_TEXT),
+            );
         }
         // Clerk always answers an image_url (a generated avatar when the user
         // has none); only a picture the user set is worth keeping.
@@ -311,7 +323,9 @@ impl Membership {
         let organization_id = c.required(org_field, org_id);
         let user_id = c.required(
             ".public_user_data.user_id",
-            self.public_user_data.as_ref().and_then(|u| u.user_id.as_deref()),
+            self.public_user_data
+                .as_ref()
+                .and_then(|u| u.user_id.as_deref()),
         );
         let role = c.required(".role", self.role.as_deref());
         let is_creator = self

@@ -28,12 +28,22 @@ use crate::config::Secret;
 /// A failure talking to the Backend API.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    #[error("the Backend API refused the secret key ({status} on {path}): check [import] clerk_secret_key_env")]
+    #[error(
+        "the Backend API refused the secret key ({status} on {path}): check [import] clerk_secret_key_env"
+    )]
     Unauthorized { status: u16, path: String },
     #[error("the Backend API answered {status} on {path}: {body}")]
-    Status { status: u16, path: String, body: String },
+    Status {
+        status: u16,
+        path: String,
+        body: String,
+    },
     #[error("cannot reach the Backend API ({path}) after {tries} tries: {message}")]
-    Unreachable { path: String, tries: u32, message: String },
+    Unreachable {
+        path: String,
+        tries: u32,
+        message: String,
+    },
     #[error("the Backend API answered 429 to {path} {tries} times in a row; try again later")]
     Throttled { path: String, tries: u32 },
     #[error("unexpected answer from {path}: {message}")]
@@ -153,7 +163,11 @@ impl Pacer {
     /// How long to wait before a request may go at `now`; zero means go, and
     /// the request is counted.
     pub fn delay(&mut self, now: Instant) -> Duration {
-        while self.sent.front().is_some_and(|t| now.duration_since(*t) >= self.window) {
+        while self
+            .sent
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= self.window)
+        {
             self.sent.pop_front();
         }
         if self.sent.len() < self.max {
@@ -181,7 +195,9 @@ impl Pacer {
 /// `Retry-After` in seconds (Clerk sends seconds); an HTTP date or garbage
 /// counts as 10 s. Capped at 5 minutes.
 pub fn retry_after(value: Option<&str>) -> Duration {
-    let secs = value.and_then(|v| v.trim().parse::<u64>().ok()).unwrap_or(10);
+    let secs = value
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(10);
     Duration::from_secs(secs.min(300))
 }
 
@@ -197,7 +213,11 @@ impl Client {
     /// GET `path_and_query` (relative to the base URL), paced and retried.
     async fn get(&mut self, path_and_query: &str) -> Result<bytes::Bytes, ApiError> {
         let url = format!("{}{path_and_query}", self.opts.base_url);
-        let path = path_and_query.split('?').next().unwrap_or(path_and_query).to_string();
+        let path = path_and_query
+            .split('?')
+            .next()
+            .unwrap_or(path_and_query)
+            .to_string();
         let (mut throttled, mut tries) = (0u32, 0u32);
         loop {
             self.pacer.acquire().await;
@@ -221,18 +241,32 @@ impl Client {
                         self.throttled += 1;
                         throttled += 1;
                         if throttled > self.opts.max_throttled {
-                            return Err(ApiError::Throttled { path, tries: throttled });
+                            return Err(ApiError::Throttled {
+                                path,
+                                tries: throttled,
+                            });
                         }
-                        let wait = retry_after(resp.headers().get("retry-after").and_then(|v| v.to_str().ok()));
+                        let wait = retry_after(
+                            resp.headers()
+                                .get("retry-after")
+                                .and_then(|v| v.to_str().ok()),
+                        );
                         tracing::info!(path = %path, wait_secs = wait.as_secs(), "Backend API answered 429; waiting");
                         tokio::time::sleep(wait).await;
                         continue;
                     } else if status.as_u16() == 401 || status.as_u16() == 403 {
-                        return Err(ApiError::Unauthorized { status: status.as_u16(), path });
+                        return Err(ApiError::Unauthorized {
+                            status: status.as_u16(),
+                            path,
+                        });
                     } else if status.is_client_error() {
                         let body = resp.text().await.unwrap_or_default();
                         let body: String = body.chars().take(300).collect();
-                        return Err(ApiError::Status { status: status.as_u16(), path, body });
+                        return Err(ApiError::Status {
+                            status: status.as_u16(),
+                            path,
+                            body,
+                        });
                     } else {
                         format!("HTTP {status}")
                     }
@@ -241,7 +275,11 @@ impl Client {
             };
             tries += 1;
             if tries >= self.opts.max_tries {
-                return Err(ApiError::Unreachable { path, tries, message: failure });
+                return Err(ApiError::Unreachable {
+                    path,
+                    tries,
+                    message: failure,
+                });
             }
             let pause = self.opts.backoff * 2u32.saturating_pow(tries - 1);
             tracing::warn!(path = %path, tries, error = %failure, "Backend API request failed; retrying");
@@ -262,7 +300,10 @@ struct DataPage {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ApiError + '_ {
-    move |source| ApiError::Io { path: path.to_path_buf(), source }
+    move |source| ApiError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// Write `bytes` to `path` whole: a temporary name, then a rename.
@@ -292,7 +333,11 @@ pub async fn pull(opts: &PullOptions) -> Result<Pulled, ApiError> {
         .timeout(opts.timeout)
         .user_agent(concat!("cutover/", env!("CARGO_PKG_VERSION")))
         .build()
-        .map_err(|e| ApiError::Unreachable { path: String::new(), tries: 0, message: e.to_string() })?;
+        .map_err(|e| ApiError::Unreachable {
+            path: String::new(),
+            tries: 0,
+            message: e.to_string(),
+        })?;
     let mut client = Client {
         http,
         opts: opts.clone(),
@@ -302,7 +347,10 @@ pub async fn pull(opts: &PullOptions) -> Result<Pulled, ApiError> {
     };
     let limit = opts.page_size;
     let save_state = |state: &PullState| -> Result<(), ApiError> {
-        let bytes = serde_json::to_vec_pretty(state).map_err(|e| ApiError::Shape { path: "pull-state.json".into(), message: e.to_string() })?;
+        let bytes = serde_json::to_vec_pretty(state).map_err(|e| ApiError::Shape {
+            path: "pull-state.json".into(),
+            message: e.to_string(),
+        })?;
         save(&state_path, &bytes)
     };
 
@@ -313,7 +361,10 @@ pub async fn pull(opts: &PullOptions) -> Result<Pulled, ApiError> {
             q.push_str(&url_escape(last));
         }
         let body = client.get(&q).await?;
-        let page: Vec<IdOnly> = serde_json::from_slice(&body).map_err(|e| ApiError::Shape { path: "/users".into(), message: e.to_string() })?;
+        let page: Vec<IdOnly> = serde_json::from_slice(&body).map_err(|e| ApiError::Shape {
+            path: "/users".into(),
+            message: e.to_string(),
+        })?;
         if !page.is_empty() {
             state.users.pages += 1;
             save(&page_file(&opts.dir, "users", state.users.pages), &body)?;
@@ -349,15 +400,24 @@ pub async fn pull(opts: &PullOptions) -> Result<Pulled, ApiError> {
                 save(&page_file(&opts.dir, stem, cursor.pages), &body)?;
                 cursor.count += n;
             }
-            cursor.done = n < u64::from(limit) || page.total_count.is_some_and(|t| cursor.count >= t);
+            cursor.done =
+                n < u64::from(limit) || page.total_count.is_some_and(|t| cursor.count >= t);
             save_state(&state)?;
         }
     }
     let files = PulledFiles {
-        users: (1..=state.users.pages).map(|p| page_file(&opts.dir, "users", p)).collect(),
-        organizations: (1..=state.organizations.pages).map(|p| page_file(&opts.dir, "organizations", p)).collect(),
-        memberships: (1..=state.memberships.pages).map(|p| page_file(&opts.dir, "memberships", p)).collect(),
-        invitations: (1..=state.invitations.pages).map(|p| page_file(&opts.dir, "invitations", p)).collect(),
+        users: (1..=state.users.pages)
+            .map(|p| page_file(&opts.dir, "users", p))
+            .collect(),
+        organizations: (1..=state.organizations.pages)
+            .map(|p| page_file(&opts.dir, "organizations", p))
+            .collect(),
+        memberships: (1..=state.memberships.pages)
+            .map(|p| page_file(&opts.dir, "memberships", p))
+            .collect(),
+        invitations: (1..=state.invitations.pages)
+            .map(|p| page_file(&opts.dir, "invitations", p))
+            .collect(),
     };
     Ok(Pulled {
         files,
@@ -399,7 +459,10 @@ mod tests {
     #[test]
     fn retry_after_reads_seconds_and_caps_them() {
         assert_eq!(retry_after(Some("3")), Duration::from_secs(3));
-        assert_eq!(retry_after(Some("Wed, 21 Oct 2015 07:28:00 GMT")), Duration::from_secs(10));
+        assert_eq!(
+            retry_after(Some("Wed, 21 Oct 2015 07:28:00 GMT")),
+            Duration::from_secs(10)
+        );
         assert_eq!(retry_after(None), Duration::from_secs(10));
         assert_eq!(retry_after(Some("86400")), Duration::from_secs(300));
     }

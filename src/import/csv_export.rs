@@ -41,7 +41,7 @@ const CREATED_AT: &str = "created_at";
 /// the id itself was readable).
 #[derive(Debug)]
 pub enum CsvRow {
-    User(CsvUser),
+    User(Box<CsvUser>),
     Bad {
         id: Option<String>,
         issues: Vec<Issue>,
@@ -74,7 +74,10 @@ impl CsvExport {
         let mut index = [None; 14];
         for (i, raw) in header.iter().enumerate() {
             let text = String::from_utf8_lossy(raw);
-            let col = text.trim_start_matches('\u{feff}').trim().to_ascii_lowercase();
+            let col = text
+                .trim_start_matches('\u{feff}')
+                .trim()
+                .to_ascii_lowercase();
             let slot = KNOWN_COLUMNS
                 .iter()
                 .position(|k| *k == col)
@@ -158,13 +161,20 @@ impl CsvExport {
             line,
         };
         if user.digest.is_some() && user.hasher.is_none() {
-            cells.bad(12, "password_digest is set but password_hasher is empty".into());
+            cells.bad(
+                12,
+                "password_digest is set but password_hasher is empty".into(),
+            );
         }
-        if user.digest.as_ref().is_some_and(|d| d.expose().len() > 4096) {
+        if user
+            .digest
+            .as_ref()
+            .is_some_and(|d| d.expose().len() > 4096)
+        {
             cells.bad(11, "password_digest is longer than 4096 bytes".into());
         }
         if cells.issues.is_empty() {
-            CsvRow::User(user)
+            CsvRow::User(Box::new(user))
         } else {
             CsvRow::Bad {
                 id,
@@ -192,8 +202,12 @@ impl Cells<'_> {
             Some(i) => Location::csv_cell(&self.export.name, self.line, i, Cells::name(slot)),
             None => Location::csv(&self.export.name, self.line),
         };
-        self.issues
-            .push(Issue::invalid(Entity::User, self.id.as_deref(), at, message));
+        self.issues.push(Issue::invalid(
+            Entity::User,
+            self.id.as_deref(),
+            at,
+            message,
+        ));
     }
 
     /// A trimmed, non-empty cell, or `None`. Invalid UTF-8 is reported.

@@ -47,7 +47,11 @@ pub fn fingerprint(inputs: &Inputs, roles: &str) -> Result<String, ImportError> 
                 .map(|d| d.as_nanos())
                 .unwrap_or(0);
             let path = std::fs::canonicalize(f).unwrap_or_else(|_| f.clone());
-            h.update(format!("{kind}\0{}\0{}\0{modified}\n", path.display(), meta.len()));
+            h.update(format!(
+                "{kind}\0{}\0{}\0{modified}\n",
+                path.display(),
+                meta.len()
+            ));
         }
     }
     h.update(roles.as_bytes());
@@ -94,7 +98,11 @@ impl Step<'_> {
 pub async fn run(db: &Db, opts: &ImportOptions) -> Result<Outcome, ImportError> {
     let fingerprint = fingerprint(&opts.inputs, &opts.roles.describe())?;
     let schema = ImportSchema::read(db).await?;
-    let lock = if opts.dry_run { None } else { Some(RunLock::take(db).await?) };
+    let lock = if opts.dry_run {
+        None
+    } else {
+        Some(RunLock::take(db).await?)
+    };
     let mut writer = if opts.dry_run {
         let mut tx = db.begin().await?;
         Db::migrate_in(&mut tx.conn()).await?;
@@ -107,7 +115,6 @@ pub async fn run(db: &Db, opts: &ImportOptions) -> Result<Outcome, ImportError> 
         let mut conn = step.conn();
         create_account_index(&mut conn).await?;
         let run = runs::open(&mut conn, &fingerprint, opts.restart || opts.dry_run).await?;
-        drop(conn);
         step.commit().await?;
         run
     };
@@ -137,7 +144,12 @@ pub async fn run(db: &Db, opts: &ImportOptions) -> Result<Outcome, ImportError> 
         position: run.position,
         batch_size: opts.batch_size.max(1),
         strict: opts.strict,
-        csv_name: opts.inputs.csv.first().map(|p| stage::display(p)).unwrap_or_else(|| "csv".into()),
+        csv_name: opts
+            .inputs
+            .csv
+            .first()
+            .map(|p| stage::display(p))
+            .unwrap_or_else(|| "csv".into()),
         now,
     };
     let producer = std::thread::spawn(move || produce::produce(staging, plan, tx));
@@ -156,7 +168,10 @@ pub async fn run(db: &Db, opts: &ImportOptions) -> Result<Outcome, ImportError> 
                     Phase::Memberships => totals[2],
                     _ => totals[3],
                 };
-                progress = Some((batch.phase, Progress::new(opts.progress, batch.phase.as_str(), total)));
+                progress = Some((
+                    batch.phase,
+                    Progress::new(opts.progress, batch.phase.as_str(), total),
+                ));
             }
             let records = batch.records;
             write_batch(&mut writer, &schema, opts, &mut run, batch, now).await?;
@@ -187,11 +202,14 @@ pub async fn run(db: &Db, opts: &ImportOptions) -> Result<Outcome, ImportError> 
         finished_at: now_secs(),
         inputs: opts.inputs.all().map(|p| stage::display(p)).collect(),
     };
-    let first: Vec<Issue> = runs::issues(&mut conn, &run.id, -1, 10).await?.into_iter().map(|(_, i)| i).collect();
+    let first: Vec<Issue> = runs::issues(&mut conn, &run.id, -1, 10)
+        .await?
+        .into_iter()
+        .map(|(_, i)| i)
+        .collect();
     if let Some(path) = &opts.report {
         write_report(&mut conn, path, &info, &run).await?;
     }
-    drop(conn);
     step.commit().await?;
     drop(writer); // a dry run's transaction rolls back here
     if let Some(lock) = lock {
@@ -207,7 +225,14 @@ pub async fn run(db: &Db, opts: &ImportOptions) -> Result<Outcome, ImportError> 
 }
 
 /// Count a batch and write it, with the run's progress, in one step.
-async fn write_batch(writer: &mut Writer, schema: &ImportSchema, opts: &ImportOptions, run: &mut Run, batch: Batch, now: i64) -> Result<(), ImportError> {
+async fn write_batch(
+    writer: &mut Writer,
+    schema: &ImportSchema,
+    opts: &ImportOptions,
+    run: &mut Run,
+    batch: Batch,
+    now: i64,
+) -> Result<(), ImportError> {
     let mut step = writer.begin().await?;
     let mut conn = step.conn();
     let mut issues = Vec::new();
@@ -239,23 +264,43 @@ async fn write_batch(writer: &mut Writer, schema: &ImportSchema, opts: &ImportOp
             if schema.organizations() {
                 store::orgs::write_organizations(&mut conn, valid, now, c, &mut issues).await?;
             } else {
-                no_plugin(c, Entity::Organization, |c| &mut c.organizations, valid.len(), &mut issues);
+                no_plugin(
+                    c,
+                    Entity::Organization,
+                    |c| &mut c.organizations,
+                    valid.len(),
+                    &mut issues,
+                );
             }
         }
         Items::Memberships(records) => {
             let valid = sort_out(records, |c| &mut c.memberships, c, &mut issues);
             if schema.organizations() {
-                store::orgs::write_members(&mut conn, valid, &opts.roles, now, c, &mut issues).await?;
+                store::orgs::write_members(&mut conn, valid, &opts.roles, now, c, &mut issues)
+                    .await?;
             } else {
-                no_plugin(c, Entity::Membership, |c| &mut c.memberships, valid.len(), &mut issues);
+                no_plugin(
+                    c,
+                    Entity::Membership,
+                    |c| &mut c.memberships,
+                    valid.len(),
+                    &mut issues,
+                );
             }
         }
         Items::Invitations(records) => {
             let valid = sort_out(records, |c| &mut c.invitations, c, &mut issues);
             if schema.organizations() {
-                store::orgs::write_invitations(&mut conn, valid, &opts.roles, now, c, &mut issues).await?;
+                store::orgs::write_invitations(&mut conn, valid, &opts.roles, now, c, &mut issues)
+                    .await?;
             } else {
-                no_plugin(c, Entity::Invitation, |c| &mut c.invitations, valid.len(), &mut issues);
+                no_plugin(
+                    c,
+                    Entity::Invitation,
+                    |c| &mut c.invitations,
+                    valid.len(),
+                    &mut issues,
+                );
             }
         }
     }
@@ -265,13 +310,17 @@ async fn write_batch(writer: &mut Writer, schema: &ImportSchema, opts: &ImportOp
     }
     run.position += batch.units;
     runs::save(&mut conn, run, &issues).await?;
-    drop(conn);
     step.commit().await?;
     Ok(())
 }
 
 /// Count a spooled batch's records and keep the valid ones.
-fn sort_out<T>(records: Vec<Record<T>>, tally: fn(&mut Counters) -> &mut Tally, c: &mut Counters, issues: &mut Vec<Issue>) -> Vec<T> {
+fn sort_out<T>(
+    records: Vec<Record<T>>,
+    tally: fn(&mut Counters) -> &mut Tally,
+    c: &mut Counters,
+    issues: &mut Vec<Issue>,
+) -> Vec<T> {
     let mut valid = Vec::with_capacity(records.len());
     for r in records {
         match r {
@@ -293,13 +342,22 @@ fn sort_out<T>(records: Vec<Record<T>>, tally: fn(&mut Counters) -> &mut Tally, 
     valid
 }
 
-fn no_plugin(c: &mut Counters, entity: Entity, tally: fn(&mut Counters) -> &mut Tally, n: usize, issues: &mut Vec<Issue>) {
+fn no_plugin(
+    c: &mut Counters,
+    entity: Entity,
+    tally: fn(&mut Counters) -> &mut Tally,
+    n: usize,
+    issues: &mut Vec<Issue>,
+) {
     if n == 0 {
         return;
     }
     tally(c).skipped += n as u64;
     *c.skipped_reasons
-        .entry(format!("{}: organization plugin not installed", entity.as_str()))
+        .entry(format!(
+            "{}: organization plugin not installed",
+            entity.as_str()
+        ))
         .or_default() += n as u64;
     issues.push(Issue::new(IssueKind::Warning, Entity::File, None,
         format!("{n} record(s) skipped: Kernia's database has no organization, member or invitation table")));
@@ -322,11 +380,20 @@ async fn create_account_index(conn: &mut Conn<'_>) -> Result<(), DbError> {
 
 /// Stream the run's issues into the report file (written to a temporary name,
 /// then renamed, so a report is whole or absent).
-async fn write_report(conn: &mut Conn<'_>, path: &Path, info: &RunInfo, run: &Run) -> Result<(), ImportError> {
+async fn write_report(
+    conn: &mut Conn<'_>,
+    path: &Path,
+    info: &RunInfo,
+    run: &Run,
+) -> Result<(), ImportError> {
     let tmp = path.with_extension("json.partial");
-    let report_err = |e: std::io::Error| ImportError::Report { path: path.to_path_buf(), source: e };
+    let report_err = |e: std::io::Error| ImportError::Report {
+        path: path.to_path_buf(),
+        source: e,
+    };
     let file = std::fs::File::create(&tmp).map_err(report_err)?;
-    let mut w = ReportWriter::start(std::io::BufWriter::new(file), info, &run.counters).map_err(report_err)?;
+    let mut w = ReportWriter::start(std::io::BufWriter::new(file), info, &run.counters)
+        .map_err(report_err)?;
     let mut after = -1i64;
     loop {
         let page = runs::issues(conn, &run.id, after, 5000).await?;
@@ -362,7 +429,9 @@ impl RunLock {
             Conn::Sqlite(_) => true,
         };
         if !got {
-            return Err(ImportError::Input("another cutover import is running against this database".into()));
+            return Err(ImportError::Input(
+                "another cutover import is running against this database".into(),
+            ));
         }
         Ok(RunLock(Some(pc)))
     }
@@ -371,7 +440,10 @@ impl RunLock {
         if let Some(mut pc) = self.0.take()
             && let Conn::Postgres(c) = &mut pc.conn()
         {
-            let _ = sqlx::query("SELECT pg_advisory_unlock($1)").bind(IMPORT_LOCK_KEY).execute(&mut **c).await;
+            let _ = sqlx::query("SELECT pg_advisory_unlock($1)")
+                .bind(IMPORT_LOCK_KEY)
+                .execute(&mut **c)
+                .await;
         }
     }
 }

@@ -159,7 +159,12 @@ pub struct Issue {
 }
 
 impl Issue {
-    pub fn new(kind: IssueKind, entity: Entity, id: Option<&str>, message: impl Into<String>) -> Self {
+    pub fn new(
+        kind: IssueKind,
+        entity: Entity,
+        id: Option<&str>,
+        message: impl Into<String>,
+    ) -> Self {
         Issue {
             kind,
             entity,
@@ -169,7 +174,12 @@ impl Issue {
         }
     }
 
-    pub fn invalid(entity: Entity, id: Option<&str>, at: Location, message: impl Into<String>) -> Self {
+    pub fn invalid(
+        entity: Entity,
+        id: Option<&str>,
+        at: Location,
+        message: impl Into<String>,
+    ) -> Self {
         Issue {
             location: Some(at),
             ..Issue::new(IssueKind::Invalid, entity, id, message)
@@ -213,7 +223,10 @@ mod tests {
     #[test]
     fn locations_print_file_line_column_or_path() {
         let csv = Location::csv_cell("users.csv", 17, 5, "primary_phone_number");
-        assert_eq!(csv.to_string(), "users.csv:17: column 6 (primary_phone_number)");
+        assert_eq!(
+            csv.to_string(),
+            "users.csv:17: column 6 (primary_phone_number)"
+        );
         let json = Location::json("users-1.json", "$[3].email_addresses[0]");
         assert_eq!(json.to_string(), "users-1.json: $[3].email_addresses[0]");
     }

@@ -14,7 +14,9 @@ use std::fs::File;
 use std::io::BufReader;
 use std::path::Path;
 
-use serde::de::{self, DeserializeOwned, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{
+    self, DeserializeOwned, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor,
+};
 use serde_json::value::RawValue;
 
 use super::ImportError;
@@ -201,7 +203,9 @@ mod tests {
 
     #[test]
     fn syntax_errors_name_line_and_column() {
-        let err = collect("[{\"id\":\"a\"},\n {\"id\": }]").unwrap_err().to_string();
+        let err = collect("[{\"id\":\"a\"},\n {\"id\": }]")
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("x.json:2:"), "{err}");
         assert!(err.contains("1 element(s) read"), "{err}");
         let err = collect(r#"{"total_count": 0}"#).unwrap_err().to_string();

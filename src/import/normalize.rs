@@ -13,14 +13,20 @@ pub const MAX_TEXT: usize = 255;
 pub fn email(raw: &str) -> Result<String, String> {
     let e = raw.trim().to_lowercase();
     let Some((local, domain)) = e.split_once('@') else {
-        return Err(format!("{} is not an email address", super::issue::quote(raw)));
+        return Err(format!(
+            "{} is not an email address",
+            super::issue::quote(raw)
+        ));
     };
     if local.is_empty()
         || domain.is_empty()
         || domain.contains('@')
         || e.chars().any(|c| c.is_whitespace() || c.is_control())
     {
-        return Err(format!("{} is not an email address", super::issue::quote(raw)));
+        return Err(format!(
+            "{} is not an email address",
+            super::issue::quote(raw)
+        ));
     }
     if e.len() > MAX_TEXT {
         return Err(format!("email address longer than {MAX_TEXT} bytes"));
@@ -71,7 +77,10 @@ pub fn totp_secret(raw: &str) -> Result<String, String> {
         .filter(|c| !c.is_whitespace() && *c != '=' && *c != '-')
         .map(|c| c.to_ascii_uppercase())
         .collect();
-    if !s.bytes().all(|b| b.is_ascii_uppercase() || (b'2'..=b'7').contains(&b)) {
+    if !s
+        .bytes()
+        .all(|b| b.is_ascii_uppercase() || (b'2'..=b'7').contains(&b))
+    {
         return Err("totp_secret is not base32 (A-Z, 2-7)".into());
     }
     // 80 bits is the least RFC 4226 allows; Clerk issues 160.
@@ -91,7 +100,9 @@ pub fn ms_to_secs(ms: i64) -> Result<i64, String> {
     if (0..=i64::from(i32::MAX)).contains(&secs) {
         Ok(secs)
     } else {
-        Err(format!("{ms} is not a time in milliseconds Kernia can store"))
+        Err(format!(
+            "{ms} is not a time in milliseconds Kernia can store"
+        ))
     }
 }
 
@@ -114,7 +125,12 @@ pub fn rfc3339(raw: &str) -> Result<i64, String> {
         return Err(bad());
     }
     let (hour, minute, second) = (num(11, 13)?, num(14, 16)?, num(17, 19)?);
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
+    if !(1..=12).contains(&month)
+        || !(1..=31).contains(&day)
+        || hour > 23
+        || minute > 59
+        || second > 60
+    {
         return Err(bad());
     }
     // Skip fractional seconds, then read the offset.
@@ -128,7 +144,10 @@ pub fn rfc3339(raw: &str) -> Result<i64, String> {
     }
     let offset = match rest {
         "Z" | "z" => 0,
-        _ if rest.len() == 6 && (rest.starts_with('+') || rest.starts_with('-')) && &rest[3..4] == ":" => {
+        _ if rest.len() == 6
+            && (rest.starts_with('+') || rest.starts_with('-'))
+            && &rest[3..4] == ":" =>
+        {
             let h: i64 = rest[1..3].parse().map_err(|_| bad())?;
             let m: i64 = rest[4..6].parse().map_err(|_| bad())?;
             let sign = if rest.starts_with('-') { -1 } else { 1 };
@@ -136,7 +155,8 @@ pub fn rfc3339(raw: &str) -> Result<i64, String> {
         }
         _ => return Err(bad()),
     };
-    let secs = days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second - offset;
+    let secs =
+        days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second - offset;
     if (0..=i64::from(i32::MAX)).contains(&secs) {
         Ok(secs)
     } else {
@@ -191,7 +211,10 @@ mod tests {
 
     #[test]
     fn emails_are_trimmed_and_lower_cased() {
-        assert_eq!(email("  Jane.Doe@Example.COM ").unwrap(), "jane.doe@example.com");
+        assert_eq!(
+            email("  Jane.Doe@Example.COM ").unwrap(),
+            "jane.doe@example.com"
+        );
         for bad in ["", "jane", "@x.com", "jane@", "a b@x.com", "a@b@c"] {
             assert!(email(bad).is_err(), "{bad}");
         }
@@ -201,22 +224,32 @@ mod tests {
     fn phones_become_e164_or_are_refused() {
         assert_eq!(phone("+1 (415) 555-0101").unwrap(), "+14155550101");
         assert_eq!(phone("0044 20 7946 0958").unwrap(), "+442079460958");
-        for bad in ["4155550101", "+0123456789", "+12", "+1415555010112345", "+1-800-FLOWERS"] {
+        for bad in [
+            "4155550101",
+            "+0123456789",
+            "+12",
+            "+1415555010112345",
+            "+1-800-FLOWERS",
+        ] {
             assert!(phone(bad).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn multi_valued_cells_split_on_pipe_comma_and_semicolon() {
-        assert_eq!(split_multi(" a@x.com | b@x.com,c@x.com;; d@x.com "), vec![
-            "a@x.com", "b@x.com", "c@x.com", "d@x.com"
-        ]);
+        assert_eq!(
+            split_multi(" a@x.com | b@x.com,c@x.com;; d@x.com "),
+            vec!["a@x.com", "b@x.com", "c@x.com", "d@x.com"]
+        );
         assert!(split_multi("  ").is_empty());
     }
 
     #[test]
     fn totp_secrets_are_base32_and_never_quoted() {
-        assert_eq!(totp_secret("jbsw y3dp ehpk 3pxp====").unwrap(), "JBSWY3DPEHPK3PXP");
+        assert_eq!(
+            totp_secret("jbsw y3dp ehpk 3pxp====").unwrap(),
+            "JBSWY3DPEHPK3PXP"
+        );
         let err = totp_secret("JBSWY3DPEHPK3PX1").unwrap_err();
         assert!(!err.contains("JBSW"), "{err}");
         assert!(totp_secret("JBSWY3DP").is_err());
@@ -228,16 +261,27 @@ mod tests {
         assert!(ms_to_secs(-5).is_err());
         assert!(ms_to_secs(i64::from(i32::MAX) * 1000 + 1000).is_err());
         assert_eq!(rfc3339("2026-02-18T12:39:14Z").unwrap(), 1_771_418_354);
-        assert_eq!(rfc3339("2026-02-18T14:39:14.123+02:00").unwrap(), 1_771_418_354);
+        assert_eq!(
+            rfc3339("2026-02-18T14:39:14.123+02:00").unwrap(),
+            1_771_418_354
+        );
         assert_eq!(rfc3339("1970-01-01T00:00:00Z").unwrap(), 0);
-        for bad in ["2026-02-18", "2026-13-01T00:00:00Z", "yesterday", "2026-02-18T12:39:14"] {
+        for bad in [
+            "2026-02-18",
+            "2026-13-01T00:00:00Z",
+            "yesterday",
+            "2026-02-18T12:39:14",
+        ] {
             assert!(rfc3339(bad).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn names_join_and_clip() {
-        assert_eq!(full_name(Some(" Jane "), Some("Doe")).as_deref(), Some("Jane Doe"));
+        assert_eq!(
+            full_name(Some(" Jane "), Some("Doe")).as_deref(),
+            Some("Jane Doe")
+        );
         assert_eq!(full_name(Some(""), None), None);
         let mut long = "é".repeat(200);
         assert!(clip(&mut long));

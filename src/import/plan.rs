@@ -53,20 +53,26 @@ pub fn plan(group: UserGroup, csv_name: &str, now: i64) -> Planned {
     let mut csv_rows = group.csv.into_iter();
     let csv = csv_rows.next();
     for extra in csv_rows {
-        notes.push(warn(&id, format!(
-            "the CSV has more than one row for this user; line {} was used, line {} ignored",
-            csv.as_ref().map_or(0, |c| c.line),
-            extra.line
-        )));
+        notes.push(warn(
+            &id,
+            format!(
+                "the CSV has more than one row for this user; line {} was used, line {} ignored",
+                csv.as_ref().map_or(0, |c| c.line),
+                extra.line
+            ),
+        ));
     }
     let mut api_users = group.api.into_iter();
     let api = api_users.next();
     for extra in api_users {
-        notes.push(warn(&id, format!(
-            "the API export has this user more than once; {} was used, {} ignored",
-            api.as_ref().map_or("", |a| a.path.as_str()),
-            extra.path
-        )));
+        notes.push(warn(
+            &id,
+            format!(
+                "the API export has this user more than once; {} was used, {} ignored",
+                api.as_ref().map_or("", |a| a.path.as_str()),
+                extra.path
+            ),
+        ));
     }
     let invalid = |message: &str| {
         let at = match (&csv, &api) {
@@ -121,10 +127,10 @@ pub fn plan(group: UserGroup, csv_name: &str, now: i64) -> Planned {
     }
 
     let mut secondary: Vec<String> = Vec::new();
-    let candidates = api
-        .iter()
-        .flat_map(|a| a.other_emails.iter())
-        .chain(csv.iter().flat_map(|c| c.verified_emails.iter().chain(c.unverified_emails.iter())));
+    let candidates = api.iter().flat_map(|a| a.other_emails.iter()).chain(
+        csv.iter()
+            .flat_map(|c| c.verified_emails.iter().chain(c.unverified_emails.iter())),
+    );
     for e in candidates {
         if Some(e) != real_email.as_ref() && !secondary.contains(e) {
             secondary.push(e.clone());
@@ -149,14 +155,20 @@ pub fn plan(group: UserGroup, csv_name: &str, now: i64) -> Planned {
     let mut image = api.as_ref().and_then(|a| a.image.clone());
     if image.as_ref().is_some_and(|i| i.len() > MAX_TEXT) {
         image = None;
-        notes.push(warn(&id, "the image URL is longer than Kernia's 255 bytes and was left out".into()));
+        notes.push(warn(
+            &id,
+            "the image URL is longer than Kernia's 255 bytes and was left out".into(),
+        ));
     }
     let created_at = api
         .as_ref()
         .and_then(|a| a.created_at)
         .or_else(|| csv.as_ref().and_then(|c| c.created_at))
         .unwrap_or(now);
-    let updated_at = api.as_ref().and_then(|a| a.updated_at).unwrap_or(created_at);
+    let updated_at = api
+        .as_ref()
+        .and_then(|a| a.updated_at)
+        .unwrap_or(created_at);
 
     // TOTP: the CSV's secret, unless the API says TOTP is off now (the secret
     // would put the user behind a factor they no longer have).
@@ -164,7 +176,10 @@ pub fn plan(group: UserGroup, csv_name: &str, now: i64) -> Planned {
     let mut totp_secret = csv.as_ref().and_then(|c| c.totp_secret.clone());
     if totp_secret.is_some() && api_totp == Some(false) {
         totp_secret = None;
-        notes.push(warn(&id, "the CSV has a TOTP secret but the API says TOTP is off: not imported".into()));
+        notes.push(warn(
+            &id,
+            "the CSV has a TOTP secret but the API says TOTP is off: not imported".into(),
+        ));
     }
     let totp_lost = totp_secret.is_none() && api_totp == Some(true);
     let had_backup_codes = api.as_ref().is_some_and(|a| a.backup_codes);
@@ -184,7 +199,10 @@ pub fn plan(group: UserGroup, csv_name: &str, now: i64) -> Planned {
             IssueKind::Reenrol,
             Entity::User,
             Some(&id),
-            format!("had {} at Clerk: ask them to set it up again", lost.join(", ")),
+            format!(
+                "had {} at Clerk: ask them to set it up again",
+                lost.join(", ")
+            ),
         ));
     }
 
@@ -199,7 +217,10 @@ pub fn plan(group: UserGroup, csv_name: &str, now: i64) -> Planned {
         if let Some(scope) = a.scope.as_mut()
             && normalize::clip(scope)
         {
-            notes.push(warn(&id, format!("the {} scopes were cut to 255 bytes", a.provider_id)));
+            notes.push(warn(
+                &id,
+                format!("the {} scopes were cut to 255 bytes", a.provider_id),
+            ));
         }
         accounts.push(a);
     }

@@ -69,27 +69,57 @@ fn send(tx: &Sender, batch: Batch) -> Result<(), ImportError> {
 }
 
 fn run(staging: Staging, plan: &Plan, tx: &Sender) -> Result<(), ImportError> {
-    let start = |phase: Phase| if phase == plan.phase { plan.position } else { 0 };
+    let start = |phase: Phase| {
+        if phase == plan.phase {
+            plan.position
+        } else {
+            0
+        }
+    };
     if plan.phase <= Phase::Users {
         users(Groups::new(staging.users), start(Phase::Users), plan, tx)?;
     }
     if plan.phase <= Phase::Organizations {
-        spooled(staging.organizations, Phase::Organizations, start(Phase::Organizations), plan, tx, |s| match s {
-            Staged::Org(o) => Some(o),
-            _ => None,
-        }, Items::Organizations)?;
+        spooled(
+            staging.organizations,
+            Phase::Organizations,
+            start(Phase::Organizations),
+            plan,
+            tx,
+            |s| match s {
+                Staged::Org(o) => Some(o),
+                _ => None,
+            },
+            Items::Organizations,
+        )?;
     }
     if plan.phase <= Phase::Memberships {
-        spooled(staging.memberships, Phase::Memberships, start(Phase::Memberships), plan, tx, |s| match s {
-            Staged::Member(m) => Some(m),
-            _ => None,
-        }, Items::Memberships)?;
+        spooled(
+            staging.memberships,
+            Phase::Memberships,
+            start(Phase::Memberships),
+            plan,
+            tx,
+            |s| match s {
+                Staged::Member(m) => Some(m),
+                _ => None,
+            },
+            Items::Memberships,
+        )?;
     }
     if plan.phase <= Phase::Invitations {
-        spooled(staging.invitations, Phase::Invitations, start(Phase::Invitations), plan, tx, |s| match s {
-            Staged::Invite(i) => Some(i),
-            _ => None,
-        }, Items::Invitations)?;
+        spooled(
+            staging.invitations,
+            Phase::Invitations,
+            start(Phase::Invitations),
+            plan,
+            tx,
+            |s| match s {
+                Staged::Invite(i) => Some(i),
+                _ => None,
+            },
+            Items::Invitations,
+        )?;
     }
     Ok(())
 }
@@ -115,19 +145,37 @@ fn users(mut groups: Groups, skip: u64, plan: &Plan, tx: &Sender) -> Result<(), 
         };
         if plan.strict
             && let Planned::Invalid(issues) = &planned
-            && let Some(first) = issues.iter().find(|i| i.kind == super::issue::IssueKind::Invalid)
+            && let Some(first) = issues
+                .iter()
+                .find(|i| i.kind == super::issue::IssueKind::Invalid)
         {
             return Err(ImportError::Strict(Box::new(first.clone())));
         }
         items.push(planned);
         if items.len() >= plan.batch_size {
             let units = items.len() as u64;
-            send(tx, Batch { phase: Phase::Users, units, records, items: Items::Users(std::mem::take(&mut items)) })?;
+            send(
+                tx,
+                Batch {
+                    phase: Phase::Users,
+                    units,
+                    records,
+                    items: Items::Users(std::mem::take(&mut items)),
+                },
+            )?;
             records = 0;
         }
     }
     let units = items.len() as u64;
-    send(tx, Batch { phase: Phase::Users, units, records, items: Items::Users(items) })
+    send(
+        tx,
+        Batch {
+            phase: Phase::Users,
+            units,
+            records,
+            items: Items::Users(items),
+        },
+    )
 }
 
 fn spooled<T>(
@@ -145,7 +193,8 @@ fn spooled<T>(
             continue;
         }
         let entry = entry.map_err(ImportError::Spool)?;
-        let staged: Staged = serde_json::from_slice(&entry.body).map_err(|e| ImportError::Spool(std::io::Error::other(e)))?;
+        let staged: Staged = serde_json::from_slice(&entry.body)
+            .map_err(|e| ImportError::Spool(std::io::Error::other(e)))?;
         let record = match staged {
             Staged::Bad(issues) => Record::Invalid(issues),
             Staged::File(issue) => Record::File(issue),
@@ -157,9 +206,25 @@ fn spooled<T>(
         items.push(record);
         if items.len() >= plan.batch_size {
             let n = items.len() as u64;
-            send(tx, Batch { phase, units: n, records: n, items: wrap(std::mem::take(&mut items)) })?;
+            send(
+                tx,
+                Batch {
+                    phase,
+                    units: n,
+                    records: n,
+                    items: wrap(std::mem::take(&mut items)),
+                },
+            )?;
         }
     }
     let n = items.len() as u64;
-    send(tx, Batch { phase, units: n, records: n, items: wrap(items) })
+    send(
+        tx,
+        Batch {
+            phase,
+            units: n,
+            records: n,
+            items: wrap(items),
+        },
+    )
 }

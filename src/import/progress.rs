@@ -48,7 +48,10 @@ impl Progress {
                 .progress_chars("=> ");
                 bar.set_style(style);
                 bar.set_message(label.to_string());
-                Progress { bar: Some(bar), plain: None }
+                Progress {
+                    bar: Some(bar),
+                    plain: None,
+                }
             }
             ProgressMode::Plain => {
                 let now = Instant::now();
@@ -64,7 +67,10 @@ impl Progress {
                     }),
                 }
             }
-            _ => Progress { bar: None, plain: None },
+            _ => Progress {
+                bar: None,
+                plain: None,
+            },
         }
     }
 
@@ -97,7 +103,11 @@ impl Plain {
     fn line(&self) -> String {
         let secs = self.started.elapsed().as_secs_f64().max(0.001);
         let rate = self.done as f64 / secs;
-        let pct = if self.total == 0 { 100.0 } else { self.done as f64 * 100.0 / self.total as f64 };
+        let pct = if self.total == 0 {
+            100.0
+        } else {
+            self.done as f64 * 100.0 / self.total as f64
+        };
         let eta = if rate > 0.0 {
             format!("{:.0}s", self.total.saturating_sub(self.done) as f64 / rate)
         } else {

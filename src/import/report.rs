@@ -69,7 +69,11 @@ pub struct Counters {
 impl Counters {
     /// Count a re-enrolment note by the factors it names.
     pub fn count_reenrol(&mut self, message: &str) {
-        for (needle, key) in [("backup codes", "backup_codes"), ("passkeys", "passkeys"), ("authenticator", "totp")] {
+        for (needle, key) in [
+            ("backup codes", "backup_codes"),
+            ("passkeys", "passkeys"),
+            ("authenticator", "totp"),
+        ] {
             if message.contains(needle) {
                 *self.reenrol.entry(key.into()).or_default() += 1;
             }
@@ -78,9 +82,14 @@ impl Counters {
 
     /// Whether every entity's buckets sum to its input.
     pub fn adds_up(&self) -> bool {
-        [&self.users, &self.organizations, &self.memberships, &self.invitations]
-            .iter()
-            .all(|t| t.adds_up())
+        [
+            &self.users,
+            &self.organizations,
+            &self.memberships,
+            &self.invitations,
+        ]
+        .iter()
+        .all(|t| t.adds_up())
             && self.ledger.values().sum::<u64>() == self.users.imported
             && self.hashers.values().sum::<u64>() == self.users.imported
     }
@@ -101,9 +110,22 @@ pub struct RunInfo {
 /// The summary printed at the end of a run.
 pub fn summary(run: &RunInfo, c: &Counters, first_issues: &[Issue], issue_count: u64) -> String {
     let mut s = String::new();
-    let verb = if run.dry_run { "dry run finished (nothing was written)" } else { "finished" };
-    let _ = writeln!(s, "cutover import: {verb}; run {}{}", run.id, if run.resumed { " (resumed)" } else { "" });
-    let _ = writeln!(s, "{:<16} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}", "", "input", "imported", "present", "conflicts", "skipped", "invalid");
+    let verb = if run.dry_run {
+        "dry run finished (nothing was written)"
+    } else {
+        "finished"
+    };
+    let _ = writeln!(
+        s,
+        "cutover import: {verb}; run {}{}",
+        run.id,
+        if run.resumed { " (resumed)" } else { "" }
+    );
+    let _ = writeln!(
+        s,
+        "{:<16} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
+        "", "input", "imported", "present", "conflicts", "skipped", "invalid"
+    );
     for (name, t) in [
         ("users", &c.users),
         ("social accounts", &c.accounts),
@@ -111,13 +133,20 @@ pub fn summary(run: &RunInfo, c: &Counters, first_issues: &[Issue], issue_count:
         ("memberships", &c.memberships),
         ("invitations", &c.invitations),
     ] {
-        let _ = writeln!(s, "{name:<16} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}", t.input, t.imported, t.already_present, t.conflicts, t.skipped, t.invalid);
+        let _ = writeln!(
+            s,
+            "{name:<16} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
+            t.input, t.imported, t.already_present, t.conflicts, t.skipped, t.invalid
+        );
     }
     let list = |m: &BTreeMap<String, u64>| {
         if m.is_empty() {
             "-".to_string()
         } else {
-            m.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ")
+            m.iter()
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect::<Vec<_>>()
+                .join(", ")
         }
     };
     let _ = writeln!(s, "ledger states:   {}", list(&c.ledger));
@@ -127,19 +156,35 @@ pub fn summary(run: &RunInfo, c: &Counters, first_issues: &[Issue], issue_count:
     let _ = writeln!(s, "re-enrol:        {}", list(&c.reenrol));
     let _ = writeln!(s, "member roles:    {}", list(&c.roles));
     if !c.custom_roles.is_empty() {
-        let _ = writeln!(s, "custom roles:    {} (kept without `org:`; define them in Kernia or map them in [import.roles])", list(&c.custom_roles));
+        let _ = writeln!(
+            s,
+            "custom roles:    {} (kept without `org:`; define them in Kernia or map them in [import.roles])",
+            list(&c.custom_roles)
+        );
     }
     if !c.skipped_reasons.is_empty() {
         let _ = writeln!(s, "skipped:         {}", list(&c.skipped_reasons));
     }
     if issue_count > 0 {
-        let _ = writeln!(s, "issues:          {issue_count} (first {} below{})", first_issues.len(), if issue_count as usize > first_issues.len() { "; all in the report" } else { "" });
+        let _ = writeln!(
+            s,
+            "issues:          {issue_count} (first {} below{})",
+            first_issues.len(),
+            if issue_count as usize > first_issues.len() {
+                "; all in the report"
+            } else {
+                ""
+            }
+        );
         for i in first_issues {
             let _ = writeln!(s, "  - {i}");
         }
     }
     if !c.adds_up() {
-        let _ = writeln!(s, "WARNING: the counts do not add up to the input; please report this");
+        let _ = writeln!(
+            s,
+            "WARNING: the counts do not add up to the input; please report this"
+        );
     }
     s
 }
@@ -167,13 +212,15 @@ impl<W: Write> ReportWriter<W> {
 
     pub fn issue(&mut self, issue: &Issue) -> io::Result<()> {
         let text = serde_json::to_string(issue).map_err(io::Error::other)?;
-        self.out.write_all(if self.first { b"\n    " } else { b",\n    " })?;
+        self.out
+            .write_all(if self.first { b"\n    " } else { b",\n    " })?;
         self.first = false;
         self.out.write_all(text.as_bytes())
     }
 
     pub fn finish(mut self) -> io::Result<W> {
-        self.out.write_all(if self.first { b"]\n}\n" } else { b"\n  ]\n}\n" })?;
+        self.out
+            .write_all(if self.first { b"]\n}\n" } else { b"\n  ]\n}\n" })?;
         self.out.flush()?;
         Ok(self.out)
     }
@@ -198,8 +245,17 @@ mod tests {
 
     #[test]
     fn tallies_add_up_only_when_every_record_has_a_bucket() {
-        let mut c = Counters::default();
-        c.users = Tally { input: 5, imported: 2, already_present: 1, conflicts: 1, skipped: 0, invalid: 1 };
+        let mut c = Counters {
+            users: Tally {
+                input: 5,
+                imported: 2,
+                already_present: 1,
+                conflicts: 1,
+                skipped: 0,
+                invalid: 1,
+            },
+            ..Counters::default()
+        };
         c.ledger.insert("pending_password".into(), 2);
         c.hashers.insert("bcrypt".into(), 2);
         assert!(c.adds_up());
@@ -213,7 +269,13 @@ mod tests {
         for n in [0, 3] {
             let mut w = ReportWriter::start(Vec::new(), &info(), &c).unwrap();
             for i in 0..n {
-                w.issue(&Issue::new(IssueKind::Conflict, Entity::User, Some(&format!("user_{i}")), "x")).unwrap();
+                w.issue(&Issue::new(
+                    IssueKind::Conflict,
+                    Entity::User,
+                    Some(&format!("user_{i}")),
+                    "x",
+                ))
+                .unwrap();
             }
             let bytes = w.finish().unwrap();
             let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
@@ -226,7 +288,13 @@ mod tests {
     #[test]
     fn summary_lists_every_entity() {
         let s = summary(&info(), &Counters::default(), &[], 0);
-        for word in ["users", "organizations", "memberships", "invitations", "ledger states"] {
+        for word in [
+            "users",
+            "organizations",
+            "memberships",
+            "invitations",
+            "ledger states",
+        ] {
             assert!(s.contains(word), "{s}");
         }
     }

@@ -64,7 +64,10 @@ impl RoleMap {
                 custom: false,
             },
             None => MappedRole {
-                role: clerk_role.strip_prefix("org:").unwrap_or(clerk_role).to_string(),
+                role: clerk_role
+                    .strip_prefix("org:")
+                    .unwrap_or(clerk_role)
+                    .to_string(),
                 custom: true,
             },
         }
@@ -91,16 +94,31 @@ mod tests {
         // A demoted creator keeps the role they have now.
         assert_eq!(m.map("org:member", true).role, "member");
         let custom = m.map("org:billing_manager", false);
-        assert_eq!(custom, MappedRole { role: "billing_manager".into(), custom: true });
+        assert_eq!(
+            custom,
+            MappedRole {
+                role: "billing_manager".into(),
+                custom: true
+            }
+        );
     }
 
     #[test]
     fn configured_entries_extend_and_override() {
         let m = RoleMap::new(
-            vec![("org:billing".into(), "billing".into()), ("org:member".into(), "viewer".into())],
+            vec![
+                ("org:billing".into(), "billing".into()),
+                ("org:member".into(), "viewer".into()),
+            ],
             None,
         );
-        assert_eq!(m.map("org:billing", false), MappedRole { role: "billing".into(), custom: false });
+        assert_eq!(
+            m.map("org:billing", false),
+            MappedRole {
+                role: "billing".into(),
+                custom: false
+            }
+        );
         assert_eq!(m.map("org:member", false).role, "viewer");
         assert_eq!(m.map("org:admin", true).role, "admin");
     }

@@ -69,10 +69,12 @@ impl Entry {
         r.read_exact(&mut key)?;
         let mut fixed = [0u8; 1 + 4 + 8 + 4];
         r.read_exact(&mut fixed)?;
-        let mut body = vec![0u8; u32::from_le_bytes([fixed[13], fixed[14], fixed[15], fixed[16]]) as usize];
+        let mut body =
+            vec![0u8; u32::from_le_bytes([fixed[13], fixed[14], fixed[15], fixed[16]]) as usize];
         r.read_exact(&mut body)?;
         Ok(Some(Entry {
-            key: String::from_utf8(key).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?,
+            key: String::from_utf8(key)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?,
             source: fixed[0],
             file: u32::from_le_bytes([fixed[1], fixed[2], fixed[3], fixed[4]]),
             position: u64::from_le_bytes(fixed[5..13].try_into().unwrap_or([0; 8])),
@@ -292,7 +294,10 @@ impl Spool {
         if let Some(mut w) = self.writer.take() {
             w.flush()?;
         }
-        Ok(SpoolReader(BufReader::with_capacity(1 << 16, File::open(&self.path)?)))
+        Ok(SpoolReader(BufReader::with_capacity(
+            1 << 16,
+            File::open(&self.path)?,
+        )))
     }
 }
 
@@ -323,7 +328,9 @@ mod tests {
     #[test]
     fn sorts_in_memory_and_through_runs_alike() {
         let base = tempfile::tempdir().unwrap();
-        let keys: Vec<String> = (0..5000).map(|i| format!("user_{:05}", (i * 7919) % 5000)).collect();
+        let keys: Vec<String> = (0..5000)
+            .map(|i| format!("user_{:05}", (i * 7919) % 5000))
+            .collect();
         for budget in [usize::MAX, 1 << 16] {
             let mut dir = WorkDir::create(base.path()).unwrap();
             let mut s = Sorter::new(budget);
@@ -332,7 +339,10 @@ mod tests {
             }
             let out: Vec<Entry> = s.finish(&mut dir).unwrap().map(Result::unwrap).collect();
             assert_eq!(out.len(), 5000);
-            assert!(out.windows(2).all(|w| w[0].order(&w[1]) != Ordering::Greater));
+            assert!(
+                out.windows(2)
+                    .all(|w| w[0].order(&w[1]) != Ordering::Greater)
+            );
             assert_eq!(out[0].key, "user_00000");
         }
     }
@@ -353,7 +363,10 @@ mod tests {
             #[cfg(unix)]
             {
                 use std::os::unix::fs::PermissionsExt as _;
-                assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o700);
+                assert_eq!(
+                    fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+                    0o700
+                );
             }
         }
         assert!(!path.exists());

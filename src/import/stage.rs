@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+use super::ImportError;
 use super::bapi;
 use super::csv_export::{CsvExport, CsvRow};
 use super::issue::{Entity, Issue, IssueKind, Location};
@@ -19,7 +20,6 @@ use super::json_input;
 use super::plan::UserGroup;
 use super::records::{ApiUser, CsvUser, InviteRecord, MemberRecord, OrgRecord};
 use super::spool::{Entry, Sorted, Sorter, Spool, SpoolReader, WorkDir};
-use super::ImportError;
 
 /// The files an import reads.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -97,7 +97,13 @@ impl Stager<'_> {
     }
 }
 
-fn entry(key: &str, source: u8, file: usize, position: u64, record: &Staged) -> Result<Entry, ImportError> {
+fn entry(
+    key: &str,
+    source: u8,
+    file: usize,
+    position: u64,
+    record: &Staged,
+) -> Result<Entry, ImportError> {
     Ok(Entry {
         key: key.to_string(),
         source,
@@ -108,7 +114,12 @@ fn entry(key: &str, source: u8, file: usize, position: u64, record: &Staged) -> 
 }
 
 /// Read every input. `sort_budget` bounds the memory the user sort may hold.
-pub fn stage(inputs: &Inputs, dir: &mut WorkDir, sort_budget: usize, strict: bool) -> Result<Staging, ImportError> {
+pub fn stage(
+    inputs: &Inputs,
+    dir: &mut WorkDir,
+    sort_budget: usize,
+    strict: bool,
+) -> Result<Staging, ImportError> {
     let mut sorter = Sorter::new(sort_budget);
     let mut st = Stager { dir, strict };
     let mut ordinal = 0u64;
@@ -116,60 +127,108 @@ pub fn stage(inputs: &Inputs, dir: &mut WorkDir, sort_budget: usize, strict: boo
         let name = display(path);
         let mut export = CsvExport::open(path, &name)?;
         for column in &export.missing_columns {
-            let issue = Issue::new(IssueKind::Warning, Entity::File, None, format!("no `{column}` column: read as empty"))
-                .at(Location::file(&name));
-            sorter.push(st.dir, entry("", SOURCE_FILE, f, ordinal, &Staged::File(issue))?).map_err(ImportError::Spool)?;
+            let issue = Issue::new(
+                IssueKind::Warning,
+                Entity::File,
+                None,
+                format!("no `{column}` column: read as empty"),
+            )
+            .at(Location::file(&name));
+            sorter
+                .push(
+                    st.dir,
+                    entry("", SOURCE_FILE, f, ordinal, &Staged::File(issue))?,
+                )
+                .map_err(ImportError::Spool)?;
             ordinal += 1;
         }
         while let Some(row) = export.next_row() {
             ordinal += 1;
             let (key, source, record) = match row {
-                Ok(CsvRow::User(u)) => (u.id.clone(), SOURCE_CSV, Staged::Csv(u)),
+                Ok(CsvRow::User(u)) => (u.id.clone(), SOURCE_CSV, Staged::Csv(*u)),
                 Ok(CsvRow::Bad { id, issues }) => {
                     st.bad(&issues)?;
                     (id.unwrap_or_default(), SOURCE_BAD, Staged::Bad(issues))
                 }
                 Err(ImportError::Input(message)) => {
-                    let record = st.file_problem(path, format!("{message}; the rest of the file was not read"))?;
-                    sorter.push(st.dir, entry("", SOURCE_FILE, f, ordinal, &record)?).map_err(ImportError::Spool)?;
+                    let record = st.file_problem(
+                        path,
+                        format!("{message}; the rest of the file was not read"),
+                    )?;
+                    sorter
+                        .push(st.dir, entry("", SOURCE_FILE, f, ordinal, &record)?)
+                        .map_err(ImportError::Spool)?;
                     break;
                 }
                 Err(e) => return Err(e),
             };
-            sorter.push(st.dir, entry(&key, source, f, ordinal, &record)?).map_err(ImportError::Spool)?;
+            sorter
+                .push(st.dir, entry(&key, source, f, ordinal, &record)?)
+                .map_err(ImportError::Spool)?;
         }
     }
     let csv_files = inputs.csv.len();
     for (f, path) in inputs.users.iter().enumerate() {
         let name = display(path);
         let f = csv_files + f;
-        let result = json_input::for_each_element(path, &name, |at, raw| {
-            ordinal += 1;
-            let (key, source, record) = match check::<bapi::User, _>(&name, &at, raw, Entity::User, |u| u.check(&name, &at)) {
-                Ok(u) => (u.id.clone(), SOURCE_API, Staged::Api(u)),
-                Err((id, issues)) => {
-                    st.bad(&issues)?;
-                    (id.unwrap_or_default(), SOURCE_BAD, Staged::Bad(issues))
-                }
-            };
-            sorter.push(st.dir, entry(&key, source, f, ordinal, &record)?).map_err(ImportError::Spool)
-        });
+        let result =
+            json_input::for_each_element(path, &name, |at, raw| {
+                ordinal += 1;
+                let (key, source, record) =
+                    match check::<bapi::User, _>(&name, &at, raw, Entity::User, |u| {
+                        u.check(&name, &at)
+                    }) {
+                        Ok(u) => (u.id.clone(), SOURCE_API, Staged::Api(u)),
+                        Err((id, issues)) => {
+                            st.bad(&issues)?;
+                            (id.unwrap_or_default(), SOURCE_BAD, Staged::Bad(issues))
+                        }
+                    };
+                sorter
+                    .push(st.dir, entry(&key, source, f, ordinal, &record)?)
+                    .map_err(ImportError::Spool)
+            });
         if let Err(ImportError::Input(message)) = result {
             ordinal += 1;
             let record = st.file_problem(path, message)?;
-            sorter.push(st.dir, entry("", SOURCE_FILE, f, ordinal, &record)?).map_err(ImportError::Spool)?;
+            sorter
+                .push(st.dir, entry("", SOURCE_FILE, f, ordinal, &record)?)
+                .map_err(ImportError::Spool)?;
         } else {
             result?;
         }
     }
     let user_units = sorter.count;
     let users = sorter.finish(st.dir).map_err(ImportError::Spool)?;
-    let organizations = spool_json::<bapi::Organization>(&mut st, &inputs.organizations, "orgs", Entity::Organization, |o, n, at| o.check(n, at).map(Staged::Org))?;
-    let memberships = spool_json::<bapi::Membership>(&mut st, &inputs.memberships, "members", Entity::Membership, |m, n, at| m.check(n, at).map(Staged::Member))?;
-    let invitations = spool_json::<bapi::OrganizationInvitation>(&mut st, &inputs.invitations, "invites", Entity::Invitation, |i, n, at| i.check(n, at).map(Staged::Invite))?;
+    let organizations = spool_json::<bapi::Organization>(
+        &mut st,
+        &inputs.organizations,
+        "orgs",
+        Entity::Organization,
+        |o, n, at| o.check(n, at).map(Staged::Org),
+    )?;
+    let memberships = spool_json::<bapi::Membership>(
+        &mut st,
+        &inputs.memberships,
+        "members",
+        Entity::Membership,
+        |m, n, at| m.check(n, at).map(Staged::Member),
+    )?;
+    let invitations = spool_json::<bapi::OrganizationInvitation>(
+        &mut st,
+        &inputs.invitations,
+        "invites",
+        Entity::Invitation,
+        |i, n, at| i.check(n, at).map(Staged::Invite),
+    )?;
     Ok(Staging {
         users,
-        totals: [user_units, organizations.count, memberships.count, invitations.count],
+        totals: [
+            user_units,
+            organizations.count,
+            memberships.count,
+            invitations.count,
+        ],
         organizations: organizations.read().map_err(ImportError::Spool)?,
         memberships: memberships.read().map_err(ImportError::Spool)?,
         invitations: invitations.read().map_err(ImportError::Spool)?,
@@ -188,7 +247,9 @@ fn check<W: serde::de::DeserializeOwned, T>(
         Ok(wire) => then(wire),
         Err((path, message)) => {
             // Read the id, if any, so the problem is filed under it.
-            let id = serde_json::from_str::<IdOnly>(raw.get()).ok().and_then(|i| i.id);
+            let id = serde_json::from_str::<IdOnly>(raw.get())
+                .ok()
+                .and_then(|i| i.id);
             let issue = Issue::invalid(entity, id.as_deref(), Location::json(name, path), message);
             Err((id, vec![issue]))
         }
@@ -213,18 +274,23 @@ fn spool_json<W: serde::de::DeserializeOwned>(
         let mut position = 0u64;
         let result = json_input::for_each_element(path, &name, |at, raw| {
             position += 1;
-            let record = match check::<W, Staged>(&name, &at, raw, entity, |w| then(w, &name, &at)) {
+            let record = match check::<W, Staged>(&name, &at, raw, entity, |w| then(w, &name, &at))
+            {
                 Ok(record) => record,
                 Err((_, issues)) => {
                     st.bad(&issues)?;
                     Staged::Bad(issues)
                 }
             };
-            spool.push(&entry("", 0, f, position, &record)?).map_err(ImportError::Spool)
+            spool
+                .push(&entry("", 0, f, position, &record)?)
+                .map_err(ImportError::Spool)
         });
         if let Err(ImportError::Input(message)) = result {
             let record = st.file_problem(path, message)?;
-            spool.push(&entry("", SOURCE_FILE, f, position + 1, &record)?).map_err(ImportError::Spool)?;
+            spool
+                .push(&entry("", SOURCE_FILE, f, position + 1, &record)?)
+                .map_err(ImportError::Spool)?;
         } else {
             result?;
         }
@@ -249,7 +315,10 @@ pub struct Groups {
 
 impl Groups {
     pub fn new(sorted: Sorted) -> Groups {
-        Groups { sorted, peeked: None }
+        Groups {
+            sorted,
+            peeked: None,
+        }
     }
 
     fn pull(&mut self) -> Result<Option<(Entry, Staged)>, ImportError> {
@@ -260,7 +329,8 @@ impl Groups {
             None => Ok(None),
             Some(Err(e)) => Err(ImportError::Spool(e)),
             Some(Ok(mut e)) => {
-                let staged = serde_json::from_slice(&e.body).map_err(|x| ImportError::Spool(io::Error::other(x)))?;
+                let staged = serde_json::from_slice(&e.body)
+                    .map_err(|x| ImportError::Spool(io::Error::other(x)))?;
                 e.body = Vec::new();
                 Ok(Some((e, staged)))
             }

@@ -64,7 +64,10 @@ const B64: &[u8; 64] = b"./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0
 
 fn chars(alphabet: &[u8], seed: u64, n: usize) -> String {
     (0..n)
-        .map(|k| alphabet[(mix(seed ^ (k as u64).wrapping_mul(0x1000_0001)) % alphabet.len() as u64) as usize] as char)
+        .map(|k| {
+            alphabet[(mix(seed ^ (k as u64).wrapping_mul(0x1000_0001)) % alphabet.len() as u64)
+                as usize] as char
+        })
         .collect()
 }
 
@@ -93,12 +96,45 @@ impl SynthUser {
         let h = mix(opts.seed.wrapping_mul(0x5851_f42d_4c95_7f2d) ^ n);
         let pct = h % 100;
         let (hasher, digest) = match pct {
-            0..=69 => (Some("bcrypt"), Some(format!("$2a$10${}", chars(B64, h, 53)))),
-            70..=74 => (Some("argon2id"), Some(format!("$argon2id$v=19$m=65536,t=3,p=4${}${}", chars(B64, h ^ 1, 22), chars(B64, h ^ 2, 43)).replace('.', "+"))),
-            75..=77 => (Some("pbkdf2_sha256_django"), Some(format!("pbkdf2_sha256$600000${}${}=", chars(B64, h ^ 3, 22).replace(['.', '/'], "x"), chars(B64, h ^ 4, 43).replace('.', "+")))),
-            78..=79 => (Some("scrypt_firebase"), Some(format!("{}==${}==$Bw==$Bw==$8$14", chars(B64, h ^ 5, 86).replace('.', "+"), chars(B64, h ^ 6, 22).replace('.', "+")))),
-            80 => (Some("awscognito"), Some(format!("awscognito#us-east-1_pool#client#{n}"))),
-            81 => (Some("md5"), Some(format!("{:032x}", u128::from(h) << 64 | u128::from(mix(h))))),
+            0..=69 => (
+                Some("bcrypt"),
+                Some(format!("$2a$10${}", chars(B64, h, 53))),
+            ),
+            70..=74 => (
+                Some("argon2id"),
+                Some(
+                    format!(
+                        "$argon2id$v=19$m=65536,t=3,p=4${}${}",
+                        chars(B64, h ^ 1, 22),
+                        chars(B64, h ^ 2, 43)
+                    )
+                    .replace('.', "+"),
+                ),
+            ),
+            75..=77 => (
+                Some("pbkdf2_sha256_django"),
+                Some(format!(
+                    "pbkdf2_sha256$600000${}${}=",
+                    chars(B64, h ^ 3, 22).replace(['.', '/'], "x"),
+                    chars(B64, h ^ 4, 43).replace('.', "+")
+                )),
+            ),
+            78..=79 => (
+                Some("scrypt_firebase"),
+                Some(format!(
+                    "{}==${}==$Bw==$Bw==$8$14",
+                    chars(B64, h ^ 5, 86).replace('.', "+"),
+                    chars(B64, h ^ 6, 22).replace('.', "+")
+                )),
+            ),
+            80 => (
+                Some("awscognito"),
+                Some(format!("awscognito#us-east-1_pool#client#{n}")),
+            ),
+            81 => (
+                Some("md5"),
+                Some(format!("{:032x}", u128::from(h) << 64 | u128::from(mix(h)))),
+            ),
             _ => (None, None),
         };
         let sub = (h >> 8) % 100;
@@ -112,10 +148,10 @@ impl SynthUser {
             digest,
             totp: (sub % 20 == 3).then(|| chars(B32, h ^ 7, 32)),
             totp_enabled: sub % 20 == 3 || sub == 44,
-            google: hasher.is_none() && sub % 2 == 0,
+            google: hasher.is_none() && sub.is_multiple_of(2),
             backup_codes: sub % 50 == 7,
             passkey: sub == 11,
-            banned: (h >> 16) % 200 == 0,
+            banned: (h >> 16).is_multiple_of(200),
             in_csv: (h >> 24) % 100 >= 2,
             in_api: (h >> 24) % 100 != 50,
             created_ms: opts.base_time_ms + n as i64 * 1000,
@@ -201,7 +237,13 @@ impl std::fmt::Display for Rfc3339 {
         let d = doy - (153 * mp + 2) / 5 + 1;
         let m = if mp < 10 { mp + 3 } else { mp - 9 };
         let y = yoe + era * 400 + i64::from(m <= 2);
-        write!(f, "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", secs / 3600, secs / 60 % 60, secs % 60)
+        write!(
+            f,
+            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+            secs / 3600,
+            secs / 60 % 60,
+            secs % 60
+        )
     }
 }
 
@@ -296,7 +338,11 @@ fn write_orgs(opts: &SynthOptions, files: &SynthFiles) -> io::Result<()> {
         serde_json::to_writer(&mut orgs, &org)?;
         n_org += 1;
         for m in 0..opts.members_per_org {
-            let user = if m == 0 { creator.n } else { mix(h ^ m) % users };
+            let user = if m == 0 {
+                creator.n
+            } else {
+                mix(h ^ m) % users
+            };
             let u = SynthUser::new(opts, user);
             let role = match (m, mix(h ^ m ^ 1) % 20) {
                 (0, _) => "org:admin",
@@ -329,7 +375,11 @@ fn write_orgs(opts: &SynthOptions, files: &SynthFiles) -> io::Result<()> {
             n_inv += 1;
         }
     }
-    for (w, n) in [(&mut orgs, n_org), (&mut members, n_mem), (&mut invites, n_inv)] {
+    for (w, n) in [
+        (&mut orgs, n_org),
+        (&mut members, n_mem),
+        (&mut invites, n_inv),
+    ] {
         write!(w, "\n], \"total_count\": {n}}}\n")?;
         w.flush()?;
     }
@@ -360,19 +410,27 @@ mod tests {
     #[test]
     fn an_export_parses_without_a_single_bad_record() {
         let dir = tempfile::tempdir().unwrap();
-        let opts = SynthOptions { page_size: 40, ..SynthOptions::new(200) };
+        let opts = SynthOptions {
+            page_size: 40,
+            ..SynthOptions::new(200)
+        };
         let files = generate(&opts, dir.path()).unwrap();
         assert_eq!(files.users.len(), 5);
-        let mut export = super::super::csv_export::CsvExport::open(&files.csv, "users.csv").unwrap();
+        let mut export =
+            super::super::csv_export::CsvExport::open(&files.csv, "users.csv").unwrap();
         let mut rows = 0;
         while let Some(row) = export.next_row() {
-            assert!(matches!(row.unwrap(), super::super::csv_export::CsvRow::User(_)));
+            assert!(matches!(
+                row.unwrap(),
+                super::super::csv_export::CsvRow::User(_)
+            ));
             rows += 1;
         }
         assert!(rows > 180 && rows <= 200, "{rows}");
         for f in &files.users {
             super::super::json_input::for_each_element(f, "u", |at, raw| {
-                let u: super::super::bapi::User = super::super::json_input::typed(&at, raw).unwrap();
+                let u: super::super::bapi::User =
+                    super::super::json_input::typed(&at, raw).unwrap();
                 u.check("u", &at).unwrap();
                 Ok(())
             })

@@ -19,12 +19,21 @@ fn dataset(users: u64) -> (tempfile::TempDir, std::path::PathBuf, ClerkData) {
     let mut synth = SynthOptions::new(users);
     synth.page_size = 1000;
     let files = generate(&synth, dir.path()).unwrap();
-    let read = |p: &std::path::Path| -> Value { serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap() };
-    let mut data = ClerkData { retry_after_secs: 1, ..ClerkData::default() };
+    let read = |p: &std::path::Path| -> Value {
+        serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
+    };
+    let mut data = ClerkData {
+        retry_after_secs: 1,
+        ..ClerkData::default()
+    };
     for f in &files.users {
-        data.users.extend(read(f).as_array().unwrap().iter().cloned());
+        data.users
+            .extend(read(f).as_array().unwrap().iter().cloned());
     }
-    data.organizations = read(&files.organizations)["data"].as_array().unwrap().clone();
+    data.organizations = read(&files.organizations)["data"]
+        .as_array()
+        .unwrap()
+        .clone();
     data.memberships = read(&files.memberships)["data"].as_array().unwrap().clone();
     data.invitations = read(&files.invitations)["data"].as_array().unwrap().clone();
     (dir, files.csv, data)
@@ -42,7 +51,11 @@ fn ids_in(files: &[std::path::PathBuf]) -> Vec<String> {
         .iter()
         .flat_map(|f| {
             let v: Value = serde_json::from_slice(&std::fs::read(f).unwrap()).unwrap();
-            v.as_array().unwrap().iter().map(|u| u["id"].as_str().unwrap().to_string()).collect::<Vec<_>>()
+            v.as_array()
+                .unwrap()
+                .iter()
+                .map(|u| u["id"].as_str().unwrap().to_string())
+                .collect::<Vec<_>>()
         })
         .collect()
 }
@@ -54,30 +67,61 @@ async fn a_pull_pages_through_429s_and_saves_every_object_once() {
     let expected: Vec<String> = {
         let mut u: Vec<&Value> = data.users.iter().collect();
         u.sort_by_key(|u| u["created_at"].as_i64());
-        u.iter().map(|u| u["id"].as_str().unwrap().to_string()).collect()
+        u.iter()
+            .map(|u| u["id"].as_str().unwrap().to_string())
+            .collect()
     };
-    let (n_orgs, n_members) = (data.organizations.len() as u64, data.memberships.len() as u64);
-    let pending = data.invitations.iter().filter(|i| i["status"] == "pending").count() as u64;
+    let (n_orgs, n_members) = (
+        data.organizations.len() as u64,
+        data.memberships.len() as u64,
+    );
+    let pending = data
+        .invitations
+        .iter()
+        .filter(|i| i["status"] == "pending")
+        .count() as u64;
     let api = ClerkApi::start(data).await;
     let out = tempfile::tempdir().unwrap();
     let pulled = pull(&options(&api, out.path(), 100)).await.unwrap();
 
-    assert_eq!(ids_in(&pulled.files.users), expected, "every user once, in creation order");
+    assert_eq!(
+        ids_in(&pulled.files.users),
+        expected,
+        "every user once, in creation order"
+    );
     assert_eq!(pulled.state.users.count, expected.len() as u64);
-    assert_eq!((pulled.state.organizations.count, pulled.state.memberships.count, pulled.state.invitations.count), (n_orgs, n_members, pending));
+    assert_eq!(
+        (
+            pulled.state.organizations.count,
+            pulled.state.memberships.count,
+            pulled.state.invitations.count
+        ),
+        (n_orgs, n_members, pending)
+    );
     assert!(pulled.throttled >= 2, "{pulled:?}");
     let log = api.data().log.clone();
     assert_eq!(pulled.requests, log.len() as u64);
     // Every 429 was waited out for its Retry-After before the next request.
     for pair in log.windows(2) {
         if pair[0].2 == 429 {
-            assert!(pair[1].0.duration_since(pair[0].0) >= Duration::from_millis(990), "{:?}", pair[1].1);
+            assert!(
+                pair[1].0.duration_since(pair[0].0) >= Duration::from_millis(990),
+                "{:?}",
+                pair[1].1
+            );
             assert_eq!(pair[0].1, pair[1].1, "the same request is retried");
         }
     }
     // Cursor pagination for users: limit, ascending creation, starting_after.
-    let user_requests: Vec<&String> = log.iter().filter(|l| l.1.starts_with("/v1/users")).map(|l| &l.1).collect();
-    assert!(user_requests[0].contains("limit=100") && user_requests[0].contains("order_by=%2Bcreated_at"));
+    let user_requests: Vec<&String> = log
+        .iter()
+        .filter(|l| l.1.starts_with("/v1/users"))
+        .map(|l| &l.1)
+        .collect();
+    assert!(
+        user_requests[0].contains("limit=100")
+            && user_requests[0].contains("order_by=%2Bcreated_at")
+    );
     assert!(user_requests[1].contains(&format!("starting_after={}", expected[99])));
 }
 
@@ -94,7 +138,11 @@ async fn a_pull_stays_under_the_request_budget() {
     let started = std::time::Instant::now();
     let pulled = pull(&o).await.unwrap();
     assert!(pulled.requests > 16, "{}", pulled.requests);
-    assert_eq!(api.data().over_budget, 0, "the pull went over Clerk's budget");
+    assert_eq!(
+        api.data().over_budget,
+        0,
+        "the pull went over Clerk's budget"
+    );
     assert_eq!(pulled.throttled, 0);
     assert!(started.elapsed() >= Duration::from_secs((pulled.requests / 8 - 1).max(1)));
 }
@@ -109,16 +157,32 @@ async fn an_interrupted_pull_resumes_without_asking_twice_for_a_saved_page() {
     o.max_tries = 2;
     let err = pull(&o).await.unwrap_err();
     assert!(matches!(err, ApiError::Unreachable { .. }), "{err}");
-    let served_before: Vec<String> = api.data().log.iter().filter(|l| l.2 == 200).map(|l| l.1.clone()).collect();
+    let served_before: Vec<String> = api
+        .data()
+        .log
+        .iter()
+        .filter(|l| l.2 == 200)
+        .map(|l| l.1.clone())
+        .collect();
     assert_eq!(served_before.len(), 3);
 
     api.data().fail_after = None;
     let pulled = pull(&o).await.unwrap();
-    let served: Vec<String> = api.data().log.iter().filter(|l| l.2 == 200).map(|l| l.1.clone()).collect();
+    let served: Vec<String> = api
+        .data()
+        .log
+        .iter()
+        .filter(|l| l.2 == 200)
+        .map(|l| l.1.clone())
+        .collect();
     let mut unique = served.clone();
     unique.sort();
     unique.dedup();
-    assert_eq!(unique.len(), served.len(), "a saved page was asked for again: {served:#?}");
+    assert_eq!(
+        unique.len(),
+        served.len(),
+        "a saved page was asked for again: {served:#?}"
+    );
 
     let fresh = tempfile::tempdir().unwrap();
     let clean = pull(&options(&api, fresh.path(), 50)).await.unwrap();
@@ -138,7 +202,10 @@ async fn a_refused_key_stops_the_pull_and_is_never_printed() {
     let mut o = options(&api, out.path(), 10);
     o.secret_key = cutover::config::Secret::new("sk_live_wrong_key_value");
     let err = pull(&o).await.unwrap_err();
-    assert!(matches!(err, ApiError::Unauthorized { status: 401, .. }), "{err}");
+    assert!(
+        matches!(err, ApiError::Unauthorized { status: 401, .. }),
+        "{err}"
+    );
     assert!(!format!("{err} {err:?}").contains("wrong_key_value"));
 }
 
@@ -150,8 +217,15 @@ async fn the_import_command_pulls_then_imports() {
     let t = TestDb::fresh(Engine::Sqlite, true).await;
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("cutover.toml");
-    let extra = format!("[import]\nclerk_api_url = \"{}\"\nclerk_secret_key_env = \"TEST_CLERK_KEY\"\n", api.url());
-    std::fs::write(&config, crate::harness::server::toml("http://127.0.0.1:9", "http://127.0.0.1:9", t.url(), &extra)).unwrap();
+    let extra = format!(
+        "[import]\nclerk_api_url = \"{}\"\nclerk_secret_key_env = \"TEST_CLERK_KEY\"\n",
+        api.url()
+    );
+    std::fs::write(
+        &config,
+        crate::harness::server::toml("http://127.0.0.1:9", "http://127.0.0.1:9", t.url(), &extra),
+    )
+    .unwrap();
     let report = dir.path().join("report.json");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_cutover"))
         .args(["import", "--from-clerk-api", "--progress", "plain", "-c"])
@@ -173,6 +247,9 @@ async fn the_import_command_pulls_then_imports() {
     assert_eq!(report["adds_up"], true);
     assert_eq!(report["counts"]["users"]["input"], 300);
     assert_eq!(report["counts"]["users"]["invalid"], 0);
-    assert_eq!(t.count(r#""user""#).await, report["counts"]["users"]["imported"].as_i64().unwrap());
+    assert_eq!(
+        t.count(r#""user""#).await,
+        report["counts"]["users"]["imported"].as_i64().unwrap()
+    );
     assert_eq!(t.count("organization").await, 6);
 }

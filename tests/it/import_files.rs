@@ -28,11 +28,23 @@ async fn small_export_lands_exactly(engine: Engine) {
     seed_native_rows(&t).await;
     let dir = tempfile::tempdir().unwrap();
     let report_path = dir.path().join("report.json");
-    let out = import::run(&t.db, &options(small_inputs(), Some(report_path.clone()))).await.unwrap();
+    let out = import::run(&t.db, &options(small_inputs(), Some(report_path.clone())))
+        .await
+        .unwrap();
     let c = &out.counters;
 
     // Every input user is in exactly one bucket.
-    assert_eq!((c.users.input, c.users.imported, c.users.conflicts, c.users.invalid, c.users.already_present), (12, 7, 1, 4, 0), "{c:#?}");
+    assert_eq!(
+        (
+            c.users.input,
+            c.users.imported,
+            c.users.conflicts,
+            c.users.invalid,
+            c.users.already_present
+        ),
+        (12, 7, 1, 4, 0),
+        "{c:#?}"
+    );
     assert!(c.adds_up(), "{c:#?}");
     assert_eq!(c.ledger.get("pending_password"), Some(&4));
     assert_eq!(c.ledger.get("social_only"), Some(&1));
@@ -43,68 +55,225 @@ async fn small_export_lands_exactly(engine: Engine) {
     assert_eq!((c.accounts.input, c.accounts.imported), (1, 1));
     assert_eq!(c.reenrol.get("backup_codes"), Some(&1));
     assert_eq!(c.reenrol.get("passkeys"), Some(&1));
-    assert_eq!((c.organizations.input, c.organizations.imported, c.organizations.conflicts, c.organizations.invalid), (4, 2, 1, 1));
-    assert_eq!((c.memberships.input, c.memberships.imported, c.memberships.skipped, c.memberships.invalid), (8, 5, 2, 1));
+    assert_eq!(
+        (
+            c.organizations.input,
+            c.organizations.imported,
+            c.organizations.conflicts,
+            c.organizations.invalid
+        ),
+        (4, 2, 1, 1)
+    );
+    assert_eq!(
+        (
+            c.memberships.input,
+            c.memberships.imported,
+            c.memberships.skipped,
+            c.memberships.invalid
+        ),
+        (8, 5, 2, 1)
+    );
     assert_eq!(c.custom_roles.get("billing"), Some(&1));
-    assert_eq!((c.invitations.input, c.invitations.imported, c.invitations.skipped), (5, 2, 3));
+    assert_eq!(
+        (
+            c.invitations.input,
+            c.invitations.imported,
+            c.invitations.skipped
+        ),
+        (5, 2, 3)
+    );
 
     // The user rows, exactly.
     let alice = one(t.rows(r#"SELECT email, name, image, username, "displayUsername", "phoneNumber", CAST("createdAt" AS TEXT), CAST("updatedAt" AS TEXT) FROM "user" WHERE id = 'user_alice'"#).await);
-    assert_eq!(alice, vec![s("alice@example.com"), s("Alice Smith"), s("https://img.example.com/alice.png"), s("alice"), s("Alice"), s("+14155550001"), s("1700000000"), s("1700000500")]);
-    let flags = |id: &str| format!(r#"SELECT CASE WHEN "emailVerified" THEN 'y' ELSE 'n' END, CASE WHEN "phoneNumberVerified" THEN 'y' ELSE 'n' END, CASE WHEN "twoFactorEnabled" THEN 'y' ELSE 'n' END, CASE WHEN banned THEN 'y' ELSE 'n' END FROM "user" WHERE id = '{id}'"#);
-    assert_eq!(one(t.rows(&flags("user_alice")).await), vec![s("y"), s("y"), s("y"), s("n")]);
-    assert_eq!(one(t.rows(&flags("user_bob")).await), vec![s("y"), s("n"), s("n"), s("n")]);
-    assert_eq!(one(t.rows(&flags("user_judy")).await), vec![s("y"), s("n"), s("n"), s("y")]);
-    assert_eq!(one(t.rows(&flags("user_carol")).await), vec![s("n"), s("n"), s("n"), s("n")]);
+    assert_eq!(
+        alice,
+        vec![
+            s("alice@example.com"),
+            s("Alice Smith"),
+            s("https://img.example.com/alice.png"),
+            s("alice"),
+            s("Alice"),
+            s("+14155550001"),
+            s("1700000000"),
+            s("1700000500")
+        ]
+    );
+    let flags = |id: &str| {
+        format!(
+            r#"SELECT CASE WHEN "emailVerified" THEN 'y' ELSE 'n' END, CASE WHEN "phoneNumberVerified" THEN 'y' ELSE 'n' END, CASE WHEN "twoFactorEnabled" THEN 'y' ELSE 'n' END, CASE WHEN banned THEN 'y' ELSE 'n' END FROM "user" WHERE id = '{id}'"#
+        )
+    };
+    assert_eq!(
+        one(t.rows(&flags("user_alice")).await),
+        vec![s("y"), s("y"), s("y"), s("n")]
+    );
+    assert_eq!(
+        one(t.rows(&flags("user_bob")).await),
+        vec![s("y"), s("n"), s("n"), s("n")]
+    );
+    assert_eq!(
+        one(t.rows(&flags("user_judy")).await),
+        vec![s("y"), s("n"), s("n"), s("y")]
+    );
+    assert_eq!(
+        one(t.rows(&flags("user_carol")).await),
+        vec![s("n"), s("n"), s("n"), s("n")]
+    );
     // Heidi's CSV secret is not imported: the API says TOTP is off.
     assert_eq!(one(t.rows(&flags("user_heidi")).await)[2], s("n"));
-    let bob = one(t.rows(r#"SELECT image, name FROM "user" WHERE id = 'user_bob'"#).await);
+    let bob = one(t
+        .rows(r#"SELECT image, name FROM "user" WHERE id = 'user_bob'"#)
+        .await);
     assert_eq!(bob, vec![None, s("Bob Builder")]);
-    let grace = one(t.rows(r#"SELECT email, username FROM "user" WHERE id = 'user_grace'"#).await);
+    let grace = one(t
+        .rows(r#"SELECT email, username FROM "user" WHERE id = 'user_grace'"#)
+        .await);
     assert_eq!(grace, vec![s("grace_h@username.local"), s("grace_h")]);
-    let dave = one(t.rows(r#"SELECT CAST("createdAt" AS TEXT) FROM "user" WHERE id = 'user_dave'"#).await);
+    let dave = one(t
+        .rows(r#"SELECT CAST("createdAt" AS TEXT) FROM "user" WHERE id = 'user_dave'"#)
+        .await);
     assert_eq!(dave, vec![s("1704164645")]);
-    let judy = one(t.rows(r#"SELECT email FROM "user" WHERE id = 'user_judy'"#).await);
+    let judy = one(t
+        .rows(r#"SELECT email FROM "user" WHERE id = 'user_judy'"#)
+        .await);
     assert_eq!(judy, vec![s("judy@example.com")]);
 
     // Never overwrite: Frank's native row is as it was, the Clerk Frank is absent.
-    assert_eq!(one(t.rows(r#"SELECT id, name FROM "user" WHERE email = 'frank@example.com'"#).await), vec![s("native_frank"), s("Frank (native)")]);
+    assert_eq!(
+        one(t
+            .rows(r#"SELECT id, name FROM "user" WHERE email = 'frank@example.com'"#)
+            .await),
+        vec![s("native_frank"), s("Frank (native)")]
+    );
     assert_eq!(t.count(r#""user""#).await, 8);
-    assert_eq!(one(t.rows("SELECT name FROM organization WHERE slug = 'taken'").await), vec![s("Native")]);
+    assert_eq!(
+        one(t
+            .rows("SELECT name FROM organization WHERE slug = 'taken'")
+            .await),
+        vec![s("Native")]
+    );
 
     // Social account, two-factor, ledger.
     let account = one(t.rows(r#"SELECT id, "userId", "providerId", "accountId", scope, "accessToken", password FROM account"#).await);
-    assert_eq!(account, vec![s("idn_bob_google"), s("user_bob"), s("google"), s("109876543210987654321"), s("email openid profile"), None, None]);
+    assert_eq!(
+        account,
+        vec![
+            s("idn_bob_google"),
+            s("user_bob"),
+            s("google"),
+            s("109876543210987654321"),
+            s("email openid profile"),
+            None,
+            None
+        ]
+    );
     let tf = one(t.rows(r#"SELECT "userId", secret, "backupCodes", CASE WHEN verified THEN 'y' ELSE 'n' END FROM "twoFactor""#).await);
-    assert_eq!(tf, vec![s("user_alice"), s("JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"), s("[]"), s("y")]);
+    assert_eq!(
+        tf,
+        vec![
+            s("user_alice"),
+            s("JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"),
+            s("[]"),
+            s("y")
+        ]
+    );
     let ledger = t.rows("SELECT user_id, state, hasher, email, secondary_emails FROM cutover_ledger ORDER BY user_id").await;
-    let states: Vec<(String, String)> = ledger.iter().map(|r| (r[0].clone().unwrap(), r[1].clone().unwrap())).collect();
-    assert_eq!(states, [("user_alice", "pending_password"), ("user_bob", "social_only"), ("user_carol", "pending_reset"), ("user_dave", "pending_password"),
-        ("user_grace", "pending_password"), ("user_heidi", "pending_password"), ("user_judy", "pending_reset")]
-        .map(|(a, b)| (a.to_string(), b.to_string())));
+    let states: Vec<(String, String)> = ledger
+        .iter()
+        .map(|r| (r[0].clone().unwrap(), r[1].clone().unwrap()))
+        .collect();
+    assert_eq!(
+        states,
+        [
+            ("user_alice", "pending_password"),
+            ("user_bob", "social_only"),
+            ("user_carol", "pending_reset"),
+            ("user_dave", "pending_password"),
+            ("user_grace", "pending_password"),
+            ("user_heidi", "pending_password"),
+            ("user_judy", "pending_reset")
+        ]
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+    );
     assert_eq!(ledger[0][4], s(r#"["alice.work@example.com"]"#));
     assert_eq!(ledger[3][4], s(r#"["old.dave@example.com"]"#));
-    assert_eq!(ledger[4][3], None, "a placeholder email is not a sign-in email");
-    let digest = one(t.rows("SELECT digest FROM cutover_ledger WHERE user_id = 'user_alice'").await);
-    assert_eq!(digest, vec![s("$2a$10$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy")]);
+    assert_eq!(
+        ledger[4][3], None,
+        "a placeholder email is not a sign-in email"
+    );
+    let digest = one(t
+        .rows("SELECT digest FROM cutover_ledger WHERE user_id = 'user_alice'")
+        .await);
+    assert_eq!(
+        digest,
+        vec![s(
+            "$2a$10$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy"
+        )]
+    );
 
     // Organizations, members, invitations.
     let acme = one(t.rows("SELECT name, slug, logo, CAST(metadata AS TEXT) FROM organization WHERE id = 'org_acme'").await);
-    assert_eq!(acme[..3], [s("Acme Inc"), s("acme"), s("https://img.example.com/acme.png")]);
+    assert_eq!(
+        acme[..3],
+        [
+            s("Acme Inc"),
+            s("acme"),
+            s("https://img.example.com/acme.png")
+        ]
+    );
     let metadata: serde_json::Value = serde_json::from_str(acme[3].as_deref().unwrap()).unwrap();
-    assert_eq!(metadata, serde_json::json!({"plan": "pro"}), "private metadata stays out");
+    assert_eq!(
+        metadata,
+        serde_json::json!({"plan": "pro"}),
+        "private metadata stays out"
+    );
     let roles = t.rows(r#"SELECT id, role FROM member ORDER BY id"#).await;
-    let roles: Vec<String> = roles.iter().map(|r| format!("{}={}", r[0].as_deref().unwrap(), r[1].as_deref().unwrap())).collect();
-    assert_eq!(roles, ["orgmem_alice_acme=owner", "orgmem_bob_acme=member", "orgmem_bob_beta=member", "orgmem_carol_acme=billing", "orgmem_dave_beta=admin"]);
+    let roles: Vec<String> = roles
+        .iter()
+        .map(|r| format!("{}={}", r[0].as_deref().unwrap(), r[1].as_deref().unwrap()))
+        .collect();
+    assert_eq!(
+        roles,
+        [
+            "orgmem_alice_acme=owner",
+            "orgmem_bob_acme=member",
+            "orgmem_bob_beta=member",
+            "orgmem_carol_acme=billing",
+            "orgmem_dave_beta=admin"
+        ]
+    );
     let invites = t.rows(r#"SELECT id, email, role, status, "inviterId", CAST("expiresAt" AS TEXT) FROM invitation ORDER BY id"#).await;
-    assert_eq!(invites, vec![
-        vec![s("orginv_1"), s("new.hire@example.org"), s("member"), s("pending"), s("user_alice"), s("2000000000")],
-        vec![s("orginv_4"), s("ops@example.org"), s("admin"), s("pending"), s("user_dave"), s("2000000000")],
-    ]);
+    assert_eq!(
+        invites,
+        vec![
+            vec![
+                s("orginv_1"),
+                s("new.hire@example.org"),
+                s("member"),
+                s("pending"),
+                s("user_alice"),
+                s("2000000000")
+            ],
+            vec![
+                s("orginv_4"),
+                s("ops@example.org"),
+                s("admin"),
+                s("pending"),
+                s("user_dave"),
+                s("2000000000")
+            ],
+        ]
+    );
 
     // The report: valid JSON, adds up, names bad rows by place, never a secret.
     let text = std::fs::read_to_string(&report_path).unwrap();
-    for secret in ["N9qo8uLOickgx2ZMRZoMye", "JBSWY3DPEHPK3PXP", "KRUGS4ZANFZS", "c29tZXNhbHRzb21lc2FsdA", "cus_secret"] {
+    for secret in [
+        "N9qo8uLOickgx2ZMRZoMye",
+        "JBSWY3DPEHPK3PXP",
+        "KRUGS4ZANFZS",
+        "c29tZXNhbHRzb21lc2FsdA",
+        "cus_secret",
+    ] {
         assert!(!text.contains(secret), "report leaks {secret}");
         assert!(!out.summary.contains(secret), "summary leaks {secret}");
     }
@@ -112,17 +281,38 @@ async fn small_export_lands_exactly(engine: Engine) {
     assert_eq!(report["adds_up"], true);
     assert_eq!(report["counts"]["users"]["input"], 12);
     let issues = report["issues"].as_array().unwrap();
-    let find = |needle: &str| issues.iter().find(|i| i.to_string().contains(needle)).unwrap_or_else(|| panic!("no issue with {needle}: {issues:#?}")).clone();
+    let find = |needle: &str| {
+        issues
+            .iter()
+            .find(|i| i.to_string().contains(needle))
+            .unwrap_or_else(|| panic!("no issue with {needle}: {issues:#?}"))
+            .clone()
+    };
     let erin = find("user_erin");
     assert_eq!(erin["kind"], "invalid");
     assert_eq!(erin["location"]["line"], 6);
     assert_eq!(erin["location"]["column"], "5 (primary_email_address)");
-    assert!(erin["location"]["file"].as_str().unwrap().ends_with("users.csv"));
+    assert!(
+        erin["location"]["file"]
+            .as_str()
+            .unwrap()
+            .ends_with("users.csv")
+    );
     let mallory = find("user_mallory");
     assert_eq!(mallory["location"]["path"], "$[1].created_at");
-    assert_eq!(find("user_ivan")["location"]["column"], "13 (password_hasher)");
+    assert_eq!(
+        find("user_ivan")["location"]["column"],
+        "13 (password_hasher)"
+    );
     let orphan = find("1 (id)");
-    assert_eq!((orphan["kind"].as_str(), orphan["location"]["line"].as_u64(), orphan.get("id")), (Some("invalid"), Some(10), None));
+    assert_eq!(
+        (
+            orphan["kind"].as_str(),
+            orphan["location"]["line"].as_u64(),
+            orphan.get("id")
+        ),
+        (Some("invalid"), Some(10), None)
+    );
     assert_eq!(find("native_frank")["kind"], "conflict");
     assert_eq!(find("expired before")["id"], "orginv_2");
     let issue_kinds: Vec<&str> = issues.iter().map(|i| i["kind"].as_str().unwrap()).collect();
@@ -136,15 +326,29 @@ both_engines!(small_export_lands_exactly);
 async fn rerunning_changes_nothing(engine: Engine) {
     let t = TestDb::fresh(engine, true).await;
     seed_native_rows(&t).await;
-    let first = import::run(&t.db, &options(small_inputs(), None)).await.unwrap();
+    let first = import::run(&t.db, &options(small_inputs(), None))
+        .await
+        .unwrap();
     let before = t.dump().await;
-    let again = import::run(&t.db, &options(small_inputs(), None)).await.unwrap();
+    let again = import::run(&t.db, &options(small_inputs(), None))
+        .await
+        .unwrap();
     assert_eq!(t.dump().await, before);
     let c = &again.counters;
     assert!(!again.run.resumed, "a finished run is not resumed");
-    assert_eq!((c.users.imported, c.users.already_present), (0, first.counters.users.imported));
+    assert_eq!(
+        (c.users.imported, c.users.already_present),
+        (0, first.counters.users.imported)
+    );
     assert_eq!(c.users.input, first.counters.users.input);
-    assert_eq!((c.organizations.imported, c.memberships.imported, c.invitations.imported), (0, 0, 0));
+    assert_eq!(
+        (
+            c.organizations.imported,
+            c.memberships.imported,
+            c.invitations.imported
+        ),
+        (0, 0, 0)
+    );
     assert!(c.adds_up(), "{c:#?}");
     t.drop_db().await;
 }
@@ -161,7 +365,9 @@ async fn dry_run_counts_like_a_run_and_writes_nothing(engine: Engine) {
     assert_eq!(t.dump().await, before);
     assert_eq!(t.count("cutover_import_runs").await, 0);
     assert!(dry.summary.contains("nothing was written"));
-    let real = import::run(&t.db, &options(small_inputs(), None)).await.unwrap();
+    let real = import::run(&t.db, &options(small_inputs(), None))
+        .await
+        .unwrap();
     assert_eq!(dry.counters, real.counters);
     t.drop_db().await;
 }
@@ -175,7 +381,10 @@ async fn strict_stops_at_the_first_bad_row_before_writing() {
     o.strict = true;
     let err = import::run(&t.db, &o).await.unwrap_err().to_string();
     assert!(err.contains("--strict"), "{err}");
-    assert!(err.contains("users.csv:6: column 5 (primary_email_address)"), "{err}");
+    assert!(
+        err.contains("users.csv:6: column 5 (primary_email_address)"),
+        "{err}"
+    );
     assert_eq!(t.count(r#""user""#).await, 0);
     assert_eq!(t.count("cutover_ledger").await, 0);
     t.drop_db().await;
@@ -184,10 +393,20 @@ async fn strict_stops_at_the_first_bad_row_before_writing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deployment_without_the_organization_plugin_skips_organizations() {
     let t = TestDb::fresh(Engine::Sqlite, true).await;
-    t.exec("DROP TABLE invitation; DROP TABLE member; DROP TABLE organization;").await;
-    let out = import::run(&t.db, &options(small_inputs(), None)).await.unwrap();
+    t.exec("DROP TABLE invitation; DROP TABLE member; DROP TABLE organization;")
+        .await;
+    let out = import::run(&t.db, &options(small_inputs(), None))
+        .await
+        .unwrap();
     let c = &out.counters;
-    assert_eq!((c.organizations.skipped, c.memberships.skipped, c.invitations.skipped), (3, 7, 5));
+    assert_eq!(
+        (
+            c.organizations.skipped,
+            c.memberships.skipped,
+            c.invitations.skipped
+        ),
+        (3, 7, 5)
+    );
     assert!(c.adds_up(), "{c:#?}");
     assert_eq!(c.users.imported, 8);
     t.drop_db().await;
@@ -222,8 +441,18 @@ async fn synthetic_export_adds_up(engine: Engine) {
     assert!(c.ledger.len() == 3 && c.hashers.len() >= 6, "{c:#?}");
     assert_eq!(c.organizations.imported, 60);
     assert_eq!(c.invitations.invalid, 0, "{}", out.summary);
-    assert!(c.invitations.imported > 0 && c.invitations.skipped > 0, "{c:#?}");
-    assert!(!dir.path().join("work").read_dir().unwrap().any(|e| e.unwrap().file_name().to_string_lossy().starts_with("cutover-import-")), "temporary files left behind");
+    assert!(
+        c.invitations.imported > 0 && c.invitations.skipped > 0,
+        "{c:#?}"
+    );
+    assert!(
+        !dir.path().join("work").read_dir().unwrap().any(|e| e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .starts_with("cutover-import-")),
+        "temporary files left behind"
+    );
     t.drop_db().await;
 }
 

@@ -22,9 +22,17 @@ fn export() -> Export {
     let mut synth = SynthOptions::new(12_000);
     synth.page_size = 2_500;
     let files = generate(&synth, dir.path()).unwrap();
-    let mut args = vec!["--csv".to_string(), files.csv.display().to_string(), "--users".into()];
+    let mut args = vec![
+        "--csv".to_string(),
+        files.csv.display().to_string(),
+        "--users".into(),
+    ];
     args.extend(files.users.iter().map(|p| p.display().to_string()));
-    for (flag, f) in [("--organizations", &files.organizations), ("--memberships", &files.memberships), ("--invitations", &files.invitations)] {
+    for (flag, f) in [
+        ("--organizations", &files.organizations),
+        ("--memberships", &files.memberships),
+        ("--invitations", &files.invitations),
+    ] {
         args.push(flag.into());
         args.push(f.display().to_string());
     }
@@ -36,13 +44,22 @@ fn export() -> Export {
 
 fn command(config: &std::path::Path, e: &Export) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_cutover"));
-    cmd.arg("import").arg("-c").arg(config).args(&e.args).env_remove("RUST_LOG").stdin(Stdio::null());
+    cmd.arg("import")
+        .arg("-c")
+        .arg(config)
+        .args(&e.args)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null());
     cmd
 }
 
 fn config(t: &TestDb, dir: &std::path::Path) -> std::path::PathBuf {
     let path = dir.join(format!("cutover-{}.toml", crate::harness::unique("")));
-    std::fs::write(&path, toml("http://127.0.0.1:9", "http://127.0.0.1:9", t.url(), "")).unwrap();
+    std::fs::write(
+        &path,
+        toml("http://127.0.0.1:9", "http://127.0.0.1:9", t.url(), ""),
+    )
+    .unwrap();
     path
 }
 
@@ -53,7 +70,9 @@ async fn units_done(t: &TestDb) -> i64 {
 
 /// What a finished run recorded: its counts and its issues in order.
 async fn run_record(t: &TestDb) -> (String, Vec<String>) {
-    let run = t.rows("SELECT id, counters FROM cutover_import_runs WHERE state = 'finished'").await;
+    let run = t
+        .rows("SELECT id, counters FROM cutover_import_runs WHERE state = 'finished'")
+        .await;
     assert_eq!(run.len(), 1, "one finished run: {run:?}");
     let id = run[0][0].clone().unwrap();
     let issues = t
@@ -71,19 +90,32 @@ async fn a_killed_import_resumes_to_the_same_end(engine: Engine) {
 
     // The reference: one uninterrupted run.
     let reference = TestDb::fresh(engine, true).await;
-    let out = command(&config(&reference, cfg_dir.path()), &e).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = command(&config(&reference, cfg_dir.path()), &e)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // The same import, killed with SIGKILL once some batches are committed.
     let t = TestDb::fresh(engine, true).await;
     let cfg = config(&t, cfg_dir.path());
-    let mut child = command(&cfg, &e).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let mut child = command(&cfg, &e)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         if units_done(&t).await > 0 {
             break;
         }
-        assert!(child.try_wait().unwrap().is_none(), "the import ended before it could be killed");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the import ended before it could be killed"
+        );
         assert!(Instant::now() < deadline, "no batch committed in time");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -91,12 +123,21 @@ async fn a_killed_import_resumes_to_the_same_end(engine: Engine) {
     child.wait().unwrap();
     let done_at_kill = units_done(&t).await;
     assert!(done_at_kill > 0);
-    assert_eq!(t.count("cutover_import_runs WHERE state = 'finished'").await, 0, "killed before the end");
+    assert_eq!(
+        t.count("cutover_import_runs WHERE state = 'finished'")
+            .await,
+        0,
+        "killed before the end"
+    );
 
     // Started again: it resumes, and ends exactly where the reference ended.
     let out = command(&cfg, &e).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("(resumed)"), "{stdout}");
     assert_eq!(t.dump().await, reference.dump().await);
     assert_eq!(run_record(&t).await, run_record(&reference).await);

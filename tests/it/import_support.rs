@@ -17,7 +17,9 @@ pub struct TestDb {
 }
 
 pub fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/import").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/import")
+        .join(name)
 }
 
 /// Kernia 0.1.0's schema on `db` (as the sample app creates it).
@@ -71,7 +73,11 @@ impl TestDb {
 
     pub async fn count(&self, table: &str) -> i64 {
         let sql = format!("SELECT CAST(COUNT(*) AS TEXT) FROM {table}");
-        self.rows(&sql).await[0][0].as_deref().unwrap().parse().unwrap()
+        self.rows(&sql).await[0][0]
+            .as_deref()
+            .unwrap()
+            .parse()
+            .unwrap()
     }
 
     /// Everything an import writes, one line per row, ids and values that
@@ -92,7 +98,12 @@ impl TestDb {
         let mut out = Vec::new();
         for q in queries {
             for row in self.rows(&q).await {
-                out.push(row.into_iter().map(|v| v.unwrap_or_else(|| "NULL".into())).collect::<Vec<_>>().join("|"));
+                out.push(
+                    row.into_iter()
+                        .map(|v| v.unwrap_or_else(|| "NULL".into()))
+                        .collect::<Vec<_>>()
+                        .join("|"),
+                );
             }
         }
         out.sort();
@@ -105,7 +116,11 @@ pub async fn rows(conn: &mut Conn<'_>, sql: &str) -> Vec<Vec<Option<String>>> {
     on_conn!(conn, |c| {
         let rows = sqlx::query(sql).fetch_all(c).await.unwrap();
         rows.iter()
-            .map(|r| (0..r.len()).map(|i| r.try_get::<Option<String>, _>(i).unwrap()).collect())
+            .map(|r| {
+                (0..r.len())
+                    .map(|i| r.try_get::<Option<String>, _>(i).unwrap())
+                    .collect()
+            })
             .collect()
     })
 }
@@ -146,7 +161,10 @@ impl KerniaWithGoogle {
         let python = crate::harness::kernia::python();
         let mut child = tokio::process::Command::new(&python)
             .arg(fixture("kernia_app_with_fake_google.py"))
-            .env("CUTOVER_KERNIA_APP", crate::harness::repo_root().join("deploy/kernia-app/app.py"))
+            .env(
+                "CUTOVER_KERNIA_APP",
+                crate::harness::repo_root().join("deploy/kernia-app/app.py"),
+            )
             .env("KERNIA_DATABASE_URL", &db.url)
             .env("KERNIA_SECRET", crate::harness::kernia::SECRET)
             .env("KERNIA_HOST", "127.0.0.1")
@@ -198,7 +216,10 @@ impl KerniaWithGoogle {
     }
 
     pub fn stderr(&self) -> String {
-        self.stderr.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.stderr
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 }
 
@@ -217,7 +238,9 @@ pub async fn set_kernia_password(db: &Db, user_id: &str, password: &str) {
         .unwrap()
         .to_string();
     let mut tx = db.begin().await.unwrap();
-    cutover::db::kernia::upsert_credential(&mut tx.conn(), user_id, &phc).await.unwrap();
+    cutover::db::kernia::upsert_credential(&mut tx.conn(), user_id, &phc)
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
 }
 
@@ -226,7 +249,12 @@ pub async fn set_kernia_password(db: &Db, user_id: &str, password: &str) {
 /// no drift) sees the same step.
 pub async fn totp_now(secret_b32: &str) -> String {
     use hmac::Mac as _;
-    let now = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    };
     if now() % 30 >= 27 {
         tokio::time::sleep(std::time::Duration::from_secs(4)).await;
     }
@@ -249,7 +277,12 @@ pub async fn totp_now(secret_b32: &str) -> String {
     mac.update(&(now() / 30).to_be_bytes());
     let h = mac.finalize().into_bytes();
     let offset = (h[19] & 0x0f) as usize;
-    let code = u32::from_be_bytes([h[offset] & 0x7f, h[offset + 1], h[offset + 2], h[offset + 3]]) % 1_000_000;
+    let code = u32::from_be_bytes([
+        h[offset] & 0x7f,
+        h[offset + 1],
+        h[offset + 2],
+        h[offset + 3],
+    ]) % 1_000_000;
     format!("{code:06}")
 }
 

@@ -7,7 +7,15 @@ fn user(json: &str) -> Checked<ApiUser> {
     let raw = RawValue::from_string(json.to_string()).unwrap();
     match typed::<User>("$[4]", &raw) {
         Ok(u) => u.check("users-1.json", "$[4]"),
-        Err((path, message)) => Err((None, vec![Issue::invalid(Entity::User, None, Location::json("users-1.json", path), message)])),
+        Err((path, message)) => Err((
+            None,
+            vec![Issue::invalid(
+                Entity::User,
+                None,
+                Location::json("users-1.json", path),
+                message,
+            )],
+        )),
     }
 }
 
@@ -31,7 +39,13 @@ const FULL: &str = r#"{
 fn a_full_user_maps_every_field() {
     let u = user(FULL).unwrap();
     assert_eq!(u.id, "user_2a");
-    assert_eq!(u.primary_email, Some(Identifier { value: "jane@example.com".into(), verified: true }));
+    assert_eq!(
+        u.primary_email,
+        Some(Identifier {
+            value: "jane@example.com".into(),
+            verified: true
+        })
+    );
     assert_eq!(u.other_emails, vec!["old@example.com"]);
     assert_eq!(u.primary_phone.as_ref().unwrap().value, "+14155550101");
     assert_eq!(u.username.as_deref(), Some("Jane_D"));
@@ -60,14 +74,26 @@ fn bad_fields_are_named_by_json_path() {
     assert_eq!(id.as_deref(), Some("user_x"));
     let all: Vec<String> = issues.iter().map(|i| i.to_string()).collect();
     let all = all.join("\n");
-    assert!(all.contains("users-1.json: $[4].email_addresses[0].email_address"), "{all}");
-    assert!(all.contains("$[4].external_accounts[0].provider_user_id"), "{all}");
+    assert!(
+        all.contains("users-1.json: $[4].email_addresses[0].email_address"),
+        "{all}"
+    );
+    assert!(
+        all.contains("$[4].external_accounts[0].provider_user_id"),
+        "{all}"
+    );
     assert!(all.contains("$[4].created_at"), "{all}");
     let (_, issues) = user(r#"{"id":"user_x","created_at":"yesterday"}"#).unwrap_err();
-    assert_eq!(issues[0].location.as_ref().unwrap().path.as_deref(), Some("$[4].created_at"));
+    assert_eq!(
+        issues[0].location.as_ref().unwrap().path.as_deref(),
+        Some("$[4].created_at")
+    );
 }
 
-fn check<W: serde::de::DeserializeOwned, T>(json: &str, f: impl FnOnce(W) -> Checked<T>) -> Checked<T> {
+fn check<W: serde::de::DeserializeOwned, T>(
+    json: &str,
+    f: impl FnOnce(W) -> Checked<T>,
+) -> Checked<T> {
     let raw = RawValue::from_string(json.to_string()).unwrap();
     f(typed::<W>("$.data[0]", &raw).unwrap())
 }
@@ -78,7 +104,11 @@ fn organizations_keep_public_metadata_only() {
         |o: Organization| o.check("orgs.json", "$.data[0]")).unwrap();
     assert_eq!(o.metadata.as_deref(), Some(r#"{"plan":"pro"}"#));
     assert_eq!(o.logo.as_deref(), Some("https://logo"));
-    let o = check(r#"{"id":"org_2","name":"B","slug":null,"public_metadata":{}}"#, |o: Organization| o.check("o", "$")).unwrap();
+    let o = check(
+        r#"{"id":"org_2","name":"B","slug":null,"public_metadata":{}}"#,
+        |o: Organization| o.check("o", "$"),
+    )
+    .unwrap();
     assert_eq!(o.slug, "org_2");
     assert_eq!(o.metadata, None);
 }
@@ -89,8 +119,18 @@ fn memberships_know_their_creator() {
         |m: Membership| m.check("m", "$")).unwrap();
     assert!(m.is_creator);
     assert_eq!(m.organization_id, "org_1");
-    let (_, issues) = check(r#"{"id":"orgmem_2","role":"org:member","organization":{"id":"org_1"}}"#, |m: Membership| m.check("m.json", "$.data[0]")).unwrap_err();
-    assert!(issues[0].to_string().contains("$.data[0].public_user_data.user_id"), "{}", issues[0]);
+    let (_, issues) = check(
+        r#"{"id":"orgmem_2","role":"org:member","organization":{"id":"org_1"}}"#,
+        |m: Membership| m.check("m.json", "$.data[0]"),
+    )
+    .unwrap_err();
+    assert!(
+        issues[0]
+            .to_string()
+            .contains("$.data[0].public_user_data.user_id"),
+        "{}",
+        issues[0]
+    );
 }
 
 #[test]

@@ -51,7 +51,10 @@ fn columns_are_found_by_name_in_any_order_with_extras() {
     };
     assert_eq!(u.primary_email.as_deref(), Some("a@b.com"));
     assert_eq!(u.created_at, Some(1_771_418_354));
-    assert_eq!(u.digest.as_ref().unwrap().expose(), "$argon2id$v=19$m=64,t=4,p=8$c2FsdA$aGFzaA");
+    assert_eq!(
+        u.digest.as_ref().unwrap().expose(),
+        "$argon2id$v=19$m=64,t=4,p=8$c2FsdA$aGFzaA"
+    );
 }
 
 #[test]
@@ -87,11 +90,20 @@ fn bad_cells_name_line_and_column_and_never_the_secret() {
     assert_eq!(id.as_deref(), Some("user_bad"));
     let printed: Vec<String> = issues.iter().map(|i| i.to_string()).collect();
     let all = printed.join("\n");
-    assert!(all.contains("users.csv:3: column 5 (primary_email_address)"), "{all}");
-    assert!(all.contains("users.csv:3: column 6 (primary_phone_number)"), "{all}");
+    assert!(
+        all.contains("users.csv:3: column 5 (primary_email_address)"),
+        "{all}"
+    );
+    assert!(
+        all.contains("users.csv:3: column 6 (primary_phone_number)"),
+        "{all}"
+    );
     assert!(all.contains("column 11 (totp_secret)"), "{all}");
     assert!(all.contains("column 13 (password_hasher)"), "{all}");
-    assert!(!all.contains("SECRET1") && !all.contains("digestdigest"), "{all}");
+    assert!(
+        !all.contains("SECRET1") && !all.contains("digestdigest"),
+        "{all}"
+    );
     let CsvRow::Bad { id, issues } = &rows[2] else {
         panic!("{rows:?}")
     };

@@ -8,7 +8,9 @@ fn csv(id: &str) -> CsvUser {
         last_name: Some("Doe".into()),
         primary_email: Some("jane@x.com".into()),
         verified_emails: vec!["jane@x.com".into(), "alt@x.com".into()],
-        digest: Some(Sensitive::new("$2b$10$abcdefghijklmnopqrstuuK2m8vJ3gXoHcGZ3j1r7zqWlZ2qR2o6")),
+        digest: Some(Sensitive::new(
+            "$2b$10$abcdefghijklmnopqrstuuK2m8vJ3gXoHcGZ3j1r7zqWlZ2qR2o6",
+        )),
         hasher: Some("bcrypt".into()),
         line: 7,
         ..CsvUser::default()
@@ -18,7 +20,10 @@ fn csv(id: &str) -> CsvUser {
 fn api(id: &str) -> ApiUser {
     ApiUser {
         id: id.into(),
-        primary_email: Some(Identifier { value: "jane@x.com".into(), verified: true }),
+        primary_email: Some(Identifier {
+            value: "jane@x.com".into(),
+            verified: true,
+        }),
         first_name: Some("Janet".into()),
         created_at: Some(100),
         updated_at: Some(200),
@@ -35,7 +40,12 @@ fn user(g: UserGroup) -> UserPlan {
 }
 
 fn group(csv_rows: Vec<CsvUser>, api_users: Vec<ApiUser>) -> UserGroup {
-    UserGroup { id: "user_1".into(), csv: csv_rows, api: api_users, bad: vec![] }
+    UserGroup {
+        id: "user_1".into(),
+        csv: csv_rows,
+        api: api_users,
+        bad: vec![],
+    }
 }
 
 #[test]
@@ -55,13 +65,22 @@ fn csv_and_api_join_with_the_api_winning_the_profile() {
 fn ledger_states_follow_digest_hasher_and_social_accounts() {
     let mut cognito = csv("user_1");
     cognito.hasher = Some("awscognito".into());
-    assert_eq!(user(group(vec![cognito], vec![])).ledger.state, Some(LedgerState::PendingReset));
+    assert_eq!(
+        user(group(vec![cognito], vec![])).ledger.state,
+        Some(LedgerState::PendingReset)
+    );
     let mut unknown = csv("user_1");
     unknown.hasher = Some("sha1".into());
-    assert_eq!(user(group(vec![unknown], vec![])).ledger.state, Some(LedgerState::PendingReset));
+    assert_eq!(
+        user(group(vec![unknown], vec![])).ledger.state,
+        Some(LedgerState::PendingReset)
+    );
     let mut none = csv("user_1");
     none.digest = None;
-    assert_eq!(user(group(vec![none.clone()], vec![])).ledger.state, Some(LedgerState::PendingReset));
+    assert_eq!(
+        user(group(vec![none.clone()], vec![])).ledger.state,
+        Some(LedgerState::PendingReset)
+    );
     let mut social = api("user_1");
     social.accounts.push(ExternalAccount {
         id: "idn_g".into(),
@@ -110,12 +129,19 @@ fn users_without_email_get_kernias_placeholders() {
     assert_eq!(p.ledger.email, None);
     c.username = None;
     c.primary_phone = Some("+14155550101".into());
-    assert_eq!(user(group(vec![c.clone()], vec![])).user.email, "+14155550101@phone.local");
+    assert_eq!(
+        user(group(vec![c.clone()], vec![])).user.email,
+        "+14155550101@phone.local"
+    );
     c.primary_phone = None;
     let Planned::Invalid(issues) = plan(group(vec![c], vec![]), "users.csv", 0) else {
         panic!("expected invalid")
     };
-    assert!(issues[0].to_string().contains("users.csv:7"), "{}", issues[0]);
+    assert!(
+        issues[0].to_string().contains("users.csv:7"),
+        "{}",
+        issues[0]
+    );
 }
 
 #[test]
@@ -137,7 +163,11 @@ fn totp_moves_unless_the_api_says_it_is_off_and_lost_factors_are_noted() {
     let p = user(group(vec![csv("user_1")], vec![lost]));
     assert!(!p.user.two_factor_enabled);
     assert!(p.ledger.had_backup_codes && p.ledger.had_passkeys);
-    let note = p.notes.iter().find(|n| n.kind == IssueKind::Reenrol).unwrap();
+    let note = p
+        .notes
+        .iter()
+        .find(|n| n.kind == IssueKind::Reenrol)
+        .unwrap();
     for word in ["backup codes", "passkeys", "authenticator"] {
         assert!(note.message.contains(word), "{}", note.message);
     }
@@ -145,13 +175,32 @@ fn totp_moves_unless_the_api_says_it_is_off_and_lost_factors_are_noted() {
 
 #[test]
 fn bad_records_make_the_user_invalid_and_duplicates_are_noted() {
-    let bad = Issue::invalid(Entity::User, Some("user_1"), Location::csv("users.csv", 3), "bad email");
-    let g = UserGroup { id: "user_1".into(), csv: vec![csv("user_1")], api: vec![], bad: vec![bad] };
+    let bad = Issue::invalid(
+        Entity::User,
+        Some("user_1"),
+        Location::csv("users.csv", 3),
+        "bad email",
+    );
+    let g = UserGroup {
+        id: "user_1".into(),
+        csv: vec![csv("user_1")],
+        api: vec![],
+        bad: vec![bad],
+    };
     assert!(matches!(plan(g, "users.csv", 0), Planned::Invalid(_)));
     let mut second = csv("user_1");
     second.line = 9;
-    let p = user(group(vec![csv("user_1"), second], vec![api("user_1"), api("user_1")]));
-    assert_eq!(p.notes.iter().filter(|n| n.kind == IssueKind::Warning).count(), 2);
+    let p = user(group(
+        vec![csv("user_1"), second],
+        vec![api("user_1"), api("user_1")],
+    ));
+    assert_eq!(
+        p.notes
+            .iter()
+            .filter(|n| n.kind == IssueKind::Warning)
+            .count(),
+        2
+    );
 }
 
 #[test]

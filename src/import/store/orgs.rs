@@ -21,14 +21,25 @@ use crate::import::roles::RoleMap;
 use super::sql::{self, WHERE_TRUE};
 
 fn quoted(cols: &[(&str, &str)]) -> String {
-    cols.iter().map(|(c, _)| format!("\"{c}\"")).collect::<Vec<_>>().join(", ")
+    cols.iter()
+        .map(|(c, _)| format!("\"{c}\""))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
-async fn ids_in(conn: &mut Conn<'_>, table: &str, ids: &[String], doing: &'static str) -> Result<HashSet<String>, DbError> {
+async fn ids_in(
+    conn: &mut Conn<'_>,
+    table: &str,
+    ids: &[String],
+    doing: &'static str,
+) -> Result<HashSet<String>, DbError> {
     if ids.is_empty() {
         return Ok(HashSet::new());
     }
-    let sql = format!("SELECT id FROM {table} WHERE {}", sql::in_list(conn.engine(), "id", 1));
+    let sql = format!(
+        "SELECT id FROM {table} WHERE {}",
+        sql::in_list(conn.engine(), "id", 1)
+    );
     let rows: Vec<(String,)> = sql::fetch_with_lists(conn, &sql, &[ids], doing).await?;
     Ok(rows.into_iter().map(|r| r.0).collect())
 }
@@ -46,7 +57,13 @@ struct OrgRow<'a> {
     updated_at: i64,
 }
 
-pub async fn write_organizations(conn: &mut Conn<'_>, orgs: Vec<OrgRecord>, now: i64, c: &mut Counters, issues: &mut Vec<Issue>) -> Result<(), DbError> {
+pub async fn write_organizations(
+    conn: &mut Conn<'_>,
+    orgs: Vec<OrgRecord>,
+    now: i64,
+    c: &mut Counters,
+    issues: &mut Vec<Issue>,
+) -> Result<(), DbError> {
     if orgs.is_empty() {
         return Ok(());
     }
@@ -58,25 +75,43 @@ pub async fn write_organizations(conn: &mut Conn<'_>, orgs: Vec<OrgRecord>, now:
         sql::in_list(engine, "id", 1),
         sql::in_list(engine, "slug", 2)
     );
-    let existing: Vec<(String, String)> = sql::fetch_with_lists(conn, &sql_text, &[&ids, &slugs], "looking for organizations").await?;
+    let existing: Vec<(String, String)> = sql::fetch_with_lists(
+        conn,
+        &sql_text,
+        &[&ids, &slugs],
+        "looking for organizations",
+    )
+    .await?;
     let present: HashSet<String> = existing.iter().map(|e| e.0.clone()).collect();
-    let mut slug_owner: HashMap<String, String> = existing.into_iter().map(|(id, slug)| (slug, id)).collect();
+    let mut slug_owner: HashMap<String, String> =
+        existing.into_iter().map(|(id, slug)| (slug, id)).collect();
     let mut rows = Vec::new();
     for o in &orgs {
         if present.contains(&o.id) {
             c.organizations.already_present += 1;
         } else if let Some(owner) = slug_owner.get(&o.slug) {
             c.organizations.conflicts += 1;
-            issues.push(Issue::new(IssueKind::Conflict, Entity::Organization, Some(&o.id),
-                format!("slug {:?} already belongs to Kernia organization {owner}; neither was changed", o.slug)));
+            issues.push(Issue::new(
+                IssueKind::Conflict,
+                Entity::Organization,
+                Some(&o.id),
+                format!(
+                    "slug {:?} already belongs to Kernia organization {owner}; neither was changed",
+                    o.slug
+                ),
+            ));
         } else {
             slug_owner.insert(o.slug.clone(), o.id.clone());
             let mut logo = o.logo.as_deref();
             if logo.is_some_and(|l| l.len() > crate::import::normalize::MAX_TEXT) {
                 logo = None;
                 c.warnings += 1;
-                issues.push(Issue::new(IssueKind::Warning, Entity::Organization, Some(&o.id),
-                    "the logo URL is longer than Kernia's 255 bytes and was left out"));
+                issues.push(Issue::new(
+                    IssueKind::Warning,
+                    Entity::Organization,
+                    Some(&o.id),
+                    "the logo URL is longer than Kernia's 255 bytes and was left out",
+                ));
             }
             let created_at = o.created_at.unwrap_or(now);
             rows.push(OrgRow {
@@ -132,16 +167,32 @@ struct MemberRow<'a> {
     updated_at: i64,
 }
 
-fn skip(c: &mut Counters, issues: &mut Vec<Issue>, entity: Entity, id: &str, reason: &str, detail: String) {
+fn skip(
+    c: &mut Counters,
+    issues: &mut Vec<Issue>,
+    entity: Entity,
+    id: &str,
+    reason: &str,
+    detail: String,
+) {
     match entity {
         Entity::Invitation => c.invitations.skipped += 1,
         _ => c.memberships.skipped += 1,
     }
-    *c.skipped_reasons.entry(format!("{}: {reason}", entity.as_str())).or_default() += 1;
+    *c.skipped_reasons
+        .entry(format!("{}: {reason}", entity.as_str()))
+        .or_default() += 1;
     issues.push(Issue::new(IssueKind::Skipped, entity, Some(id), detail));
 }
 
-pub async fn write_members(conn: &mut Conn<'_>, members: Vec<MemberRecord>, roles: &RoleMap, now: i64, c: &mut Counters, issues: &mut Vec<Issue>) -> Result<(), DbError> {
+pub async fn write_members(
+    conn: &mut Conn<'_>,
+    members: Vec<MemberRecord>,
+    roles: &RoleMap,
+    now: i64,
+    c: &mut Counters,
+    issues: &mut Vec<Issue>,
+) -> Result<(), DbError> {
     if members.is_empty() {
         return Ok(());
     }
@@ -149,7 +200,13 @@ pub async fn write_members(conn: &mut Conn<'_>, members: Vec<MemberRecord>, role
     let org_ids: Vec<String> = members.iter().map(|m| m.organization_id.clone()).collect();
     let ids: Vec<String> = members.iter().map(|m| m.id.clone()).collect();
     let users = ids_in(conn, "\"user\"", &user_ids, "looking for members' users").await?;
-    let orgs = ids_in(conn, "organization", &org_ids, "looking for members' organizations").await?;
+    let orgs = ids_in(
+        conn,
+        "organization",
+        &org_ids,
+        "looking for members' organizations",
+    )
+    .await?;
     let present = ids_in(conn, "member", &ids, "looking for members").await?;
     let mut rows = Vec::new();
     let mut seen = HashSet::new();
@@ -157,11 +214,29 @@ pub async fn write_members(conn: &mut Conn<'_>, members: Vec<MemberRecord>, role
         if present.contains(&m.id) || !seen.insert(m.id.as_str()) {
             c.memberships.already_present += 1;
         } else if !orgs.contains(&m.organization_id) {
-            skip(c, issues, Entity::Membership, &m.id, "organization not in Kernia",
-                format!("organization {} is not in Kernia (not imported)", m.organization_id));
+            skip(
+                c,
+                issues,
+                Entity::Membership,
+                &m.id,
+                "organization not in Kernia",
+                format!(
+                    "organization {} is not in Kernia (not imported)",
+                    m.organization_id
+                ),
+            );
         } else if !users.contains(&m.user_id) {
-            skip(c, issues, Entity::Membership, &m.id, "user not in Kernia",
-                format!("user {} is not in Kernia (not imported: see the user's own entry)", m.user_id));
+            skip(
+                c,
+                issues,
+                Entity::Membership,
+                &m.id,
+                "user not in Kernia",
+                format!(
+                    "user {} is not in Kernia (not imported: see the user's own entry)",
+                    m.user_id
+                ),
+            );
         } else {
             let mapped = roles.map(&m.role, m.is_creator);
             if mapped.custom {
@@ -191,7 +266,10 @@ pub async fn write_members(conn: &mut Conn<'_>, members: Vec<MemberRecord>, role
         "INSERT INTO member ({}) SELECT {select} FROM {from} {WHERE_TRUE} ON CONFLICT (id) DO NOTHING RETURNING id",
         quoted(&cols)
     );
-    let written: HashSet<String> = sql::insert_returning(conn, &insert, &rows, "inserting members").await?.into_iter().collect();
+    let written: HashSet<String> = sql::insert_returning(conn, &insert, &rows, "inserting members")
+        .await?
+        .into_iter()
+        .collect();
     for r in &rows {
         if written.contains(r.id) {
             c.memberships.imported += 1;
@@ -221,16 +299,32 @@ struct InviteRow<'a> {
     updated_at: i64,
 }
 
-pub async fn write_invitations(conn: &mut Conn<'_>, invites: Vec<InviteRecord>, roles: &RoleMap, now: i64, c: &mut Counters, issues: &mut Vec<Issue>) -> Result<(), DbError> {
+pub async fn write_invitations(
+    conn: &mut Conn<'_>,
+    invites: Vec<InviteRecord>,
+    roles: &RoleMap,
+    now: i64,
+    c: &mut Counters,
+    issues: &mut Vec<Issue>,
+) -> Result<(), DbError> {
     if invites.is_empty() {
         return Ok(());
     }
     let engine = conn.engine();
     let ids: Vec<String> = invites.iter().map(|i| i.id.clone()).collect();
     let org_ids: Vec<String> = invites.iter().map(|i| i.organization_id.clone()).collect();
-    let inviters: Vec<String> = invites.iter().filter_map(|i| i.inviter_id.clone()).collect();
+    let inviters: Vec<String> = invites
+        .iter()
+        .filter_map(|i| i.inviter_id.clone())
+        .collect();
     let present = ids_in(conn, "invitation", &ids, "looking for invitations").await?;
-    let orgs = ids_in(conn, "organization", &org_ids, "looking for invitations' organizations").await?;
+    let orgs = ids_in(
+        conn,
+        "organization",
+        &org_ids,
+        "looking for invitations' organizations",
+    )
+    .await?;
     let users = ids_in(conn, "\"user\"", &inviters, "looking for inviters").await?;
     // Organizations that need a stand-in inviter: their first owner, else admin.
     let orphaned: Vec<String> = invites
@@ -244,7 +338,9 @@ pub async fn write_invitations(conn: &mut Conn<'_>, invites: Vec<InviteRecord>, 
             r#"SELECT "organizationId", "userId", role FROM member WHERE {} AND role IN ('owner', 'admin') ORDER BY "createdAt", id"#,
             sql::in_list(engine, "\"organizationId\"", 1)
         );
-        let rows: Vec<(String, String, String)> = sql::fetch_with_lists(conn, &q, &[&orphaned], "looking for organization owners").await?;
+        let rows: Vec<(String, String, String)> =
+            sql::fetch_with_lists(conn, &q, &[&orphaned], "looking for organization owners")
+                .await?;
         let owners = rows.iter().filter(|r| r.2 == "owner");
         for (org, user, _) in owners.chain(rows.iter().filter(|r| r.2 != "owner")) {
             stand_in.entry(org.clone()).or_insert_with(|| user.clone());
@@ -256,26 +352,62 @@ pub async fn write_invitations(conn: &mut Conn<'_>, invites: Vec<InviteRecord>, 
         if present.contains(&i.id) || !seen.insert(i.id.as_str()) {
             c.invitations.already_present += 1;
         } else if i.status != "pending" {
-            skip(c, issues, Entity::Invitation, &i.id, "not pending", format!("status is {:?}: only pending invitations move", i.status));
+            skip(
+                c,
+                issues,
+                Entity::Invitation,
+                &i.id,
+                "not pending",
+                format!("status is {:?}: only pending invitations move", i.status),
+            );
         } else if i.expires_at.is_some_and(|e| e <= now) {
-            skip(c, issues, Entity::Invitation, &i.id, "expired", "expired before the import".into());
+            skip(
+                c,
+                issues,
+                Entity::Invitation,
+                &i.id,
+                "expired",
+                "expired before the import".into(),
+            );
         } else if !orgs.contains(&i.organization_id) {
-            skip(c, issues, Entity::Invitation, &i.id, "organization not in Kernia",
-                format!("organization {} is not in Kernia (not imported)", i.organization_id));
+            skip(
+                c,
+                issues,
+                Entity::Invitation,
+                &i.id,
+                "organization not in Kernia",
+                format!(
+                    "organization {} is not in Kernia (not imported)",
+                    i.organization_id
+                ),
+            );
         } else {
             let inviter = match &i.inviter_id {
                 Some(u) if users.contains(u) => Some(u.clone()),
                 _ => stand_in.get(&i.organization_id).cloned(),
             };
             let Some(inviter_id) = inviter else {
-                skip(c, issues, Entity::Invitation, &i.id, "no inviter in Kernia",
-                    "neither the inviter nor an owner or admin of the organization is in Kernia".into());
+                skip(
+                    c,
+                    issues,
+                    Entity::Invitation,
+                    &i.id,
+                    "no inviter in Kernia",
+                    "neither the inviter nor an owner or admin of the organization is in Kernia"
+                        .into(),
+                );
                 continue;
             };
             if i.inviter_id.as_ref() != Some(&inviter_id) {
                 c.warnings += 1;
-                issues.push(Issue::new(IssueKind::Warning, Entity::Invitation, Some(&i.id),
-                    format!("the inviter is not in Kernia; {inviter_id} (an owner or admin) stands in")));
+                issues.push(Issue::new(
+                    IssueKind::Warning,
+                    Entity::Invitation,
+                    Some(&i.id),
+                    format!(
+                        "the inviter is not in Kernia; {inviter_id} (an owner or admin) stands in"
+                    ),
+                ));
             }
             let created_at = i.created_at.unwrap_or(now);
             rows.push(InviteRow {

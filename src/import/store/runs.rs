@@ -26,7 +26,13 @@ pub enum Phase {
 }
 
 impl Phase {
-    pub const ALL: [Phase; 5] = [Phase::Users, Phase::Organizations, Phase::Memberships, Phase::Invitations, Phase::Done];
+    pub const ALL: [Phase; 5] = [
+        Phase::Users,
+        Phase::Organizations,
+        Phase::Memberships,
+        Phase::Invitations,
+        Phase::Done,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -39,7 +45,10 @@ impl Phase {
     }
 
     fn parse(s: &str) -> Phase {
-        Phase::ALL.into_iter().find(|p| p.as_str() == s).unwrap_or(Phase::Users)
+        Phase::ALL
+            .into_iter()
+            .find(|p| p.as_str() == s)
+            .unwrap_or(Phase::Users)
     }
 }
 
@@ -73,7 +82,8 @@ struct RunRow {
 /// Interrupted runs of other inputs are marked abandoned (their writes stay:
 /// every write is idempotent, so the new run simply finds them present).
 pub async fn open(conn: &mut Conn<'_>, fingerprint: &str, restart: bool) -> Result<Run, DbError> {
-    const FIND: &str = "SELECT id, fingerprint, phase, units_done, counters, issue_count, started_at
+    const FIND: &str =
+        "SELECT id, fingerprint, phase, units_done, counters, issue_count, started_at
         FROM cutover_import_runs WHERE state = 'running' AND fingerprint = $1
         ORDER BY started_at DESC, id LIMIT 1";
     let found: Option<RunRow> = if restart {
@@ -156,7 +166,10 @@ pub async fn save(conn: &mut Conn<'_>, run: &mut Run, issues: &[Issue]) -> Resul
             kind: issue.kind.as_str(),
             entity: issue.entity.as_str(),
             record_id: issue.id.as_deref(),
-            location: issue.location.as_ref().and_then(|l| serde_json::to_string(l).ok()),
+            location: issue
+                .location
+                .as_ref()
+                .and_then(|l| serde_json::to_string(l).ok()),
             message: &issue.message,
         })
         .collect();
@@ -176,7 +189,8 @@ pub async fn save(conn: &mut Conn<'_>, run: &mut Run, issues: &[Issue]) -> Resul
     );
     sql::insert(conn, &insert, &rows, "recording import issues").await?;
     run.issue_count += issues.len() as u64;
-    let counters = serde_json::to_string(&run.counters).map_err(|e| DbError::Schema(e.to_string()))?;
+    let counters =
+        serde_json::to_string(&run.counters).map_err(|e| DbError::Schema(e.to_string()))?;
     const UPDATE: &str = "UPDATE cutover_import_runs
         SET phase = $1, units_done = $2, counters = $3, issue_count = $4, updated_at = $5 WHERE id = $6";
     on_conn!(conn, |c| {
@@ -199,7 +213,8 @@ pub async fn finish(conn: &mut Conn<'_>, run: &mut Run) -> Result<(), DbError> {
     run.phase = Phase::Done;
     run.position = 0;
     save(conn, run, &[]).await?;
-    const DONE: &str = "UPDATE cutover_import_runs SET state = 'finished', finished_at = $1 WHERE id = $2";
+    const DONE: &str =
+        "UPDATE cutover_import_runs SET state = 'finished', finished_at = $1 WHERE id = $2";
     on_conn!(conn, |c| {
         sqlx::query(DONE)
             .bind(now_secs())
@@ -222,8 +237,14 @@ struct StoredIssue {
 }
 
 /// A page of the run's issues in order, from `after` (exclusive).
-pub async fn issues(conn: &mut Conn<'_>, run_id: &str, after: i64, limit: i64) -> Result<Vec<(i64, Issue)>, DbError> {
-    const PAGE: &str = "SELECT seq, kind, entity, record_id, location, message FROM cutover_import_issues
+pub async fn issues(
+    conn: &mut Conn<'_>,
+    run_id: &str,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<(i64, Issue)>, DbError> {
+    const PAGE: &str =
+        "SELECT seq, kind, entity, record_id, location, message FROM cutover_import_issues
         WHERE run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3";
     let rows: Vec<StoredIssue> = on_conn!(conn, |c| sqlx::query_as(PAGE)
         .bind(run_id)
@@ -235,15 +256,24 @@ pub async fn issues(conn: &mut Conn<'_>, run_id: &str, after: i64, limit: i64) -
     Ok(rows
         .into_iter()
         .map(|r| {
-            let entity = [Entity::User, Entity::Account, Entity::Organization, Entity::Membership, Entity::Invitation, Entity::File]
-                .into_iter()
-                .find(|e| e.as_str() == r.entity)
-                .unwrap_or(Entity::File);
+            let entity = [
+                Entity::User,
+                Entity::Account,
+                Entity::Organization,
+                Entity::Membership,
+                Entity::Invitation,
+                Entity::File,
+            ]
+            .into_iter()
+            .find(|e| e.as_str() == r.entity)
+            .unwrap_or(Entity::File);
             let issue = Issue {
                 kind: IssueKind::parse(&r.kind).unwrap_or(IssueKind::Warning),
                 entity,
                 id: r.record_id,
-                location: r.location.and_then(|l| serde_json::from_str::<Location>(&l).ok()),
+                location: r
+                    .location
+                    .and_then(|l| serde_json::from_str::<Location>(&l).ok()),
                 message: r.message,
             };
             (r.seq, issue)

@@ -46,7 +46,12 @@ pub fn in_list(engine: Engine, column: &str, n: usize) -> String {
 }
 
 /// Run a query whose parameters are lists (see [`in_list`]).
-pub async fn fetch_with_lists<T>(conn: &mut Conn<'_>, sql: &str, lists: &[&[String]], doing: &'static str) -> Result<Vec<T>, DbError>
+pub async fn fetch_with_lists<T>(
+    conn: &mut Conn<'_>,
+    sql: &str,
+    lists: &[&[String]],
+    doing: &'static str,
+) -> Result<Vec<T>, DbError>
 where
     T: for<'r> FromRow<'r, PgRow> + for<'r> FromRow<'r, SqliteRow> + Send + Unpin,
 {
@@ -70,11 +75,17 @@ where
 }
 
 /// Run an `INSERT … RETURNING id` whose rows are the JSON array `rows`.
-pub async fn insert_returning<R: Serialize>(conn: &mut Conn<'_>, sql: &str, rows: &[R], doing: &'static str) -> Result<Vec<String>, DbError> {
+pub async fn insert_returning<R: Serialize>(
+    conn: &mut Conn<'_>,
+    sql: &str,
+    rows: &[R],
+    doing: &'static str,
+) -> Result<Vec<String>, DbError> {
     if rows.is_empty() {
         return Ok(Vec::new());
     }
-    let json = serde_json::to_string(rows).map_err(|e| DbError::Schema(format!("encoding rows: {e}")))?;
+    let json =
+        serde_json::to_string(rows).map_err(|e| DbError::Schema(format!("encoding rows: {e}")))?;
     on_conn!(conn, |c| sqlx::query_scalar::<_, String>(sql)
         .bind(json)
         .fetch_all(c)
@@ -83,11 +94,17 @@ pub async fn insert_returning<R: Serialize>(conn: &mut Conn<'_>, sql: &str, rows
 }
 
 /// Run an `INSERT` whose rows are the JSON array `rows`; returns rows written.
-pub async fn insert(conn: &mut Conn<'_>, sql: &str, rows: &[impl Serialize], doing: &'static str) -> Result<u64, DbError> {
+pub async fn insert(
+    conn: &mut Conn<'_>,
+    sql: &str,
+    rows: &[impl Serialize],
+    doing: &'static str,
+) -> Result<u64, DbError> {
     if rows.is_empty() {
         return Ok(0);
     }
-    let json = serde_json::to_string(rows).map_err(|e| DbError::Schema(format!("encoding rows: {e}")))?;
+    let json =
+        serde_json::to_string(rows).map_err(|e| DbError::Schema(format!("encoding rows: {e}")))?;
     on_conn!(conn, |c| Ok(sqlx::query(sql)
         .bind(json)
         .execute(c)

@@ -112,11 +112,17 @@ fn user_columns(schema: &ImportSchema) -> Vec<(&'static str, &'static str)> {
 }
 
 fn quoted(cols: &[(&str, &str)]) -> String {
-    cols.iter().map(|(c, _)| format!("\"{c}\"")).collect::<Vec<_>>().join(", ")
+    cols.iter()
+        .map(|(c, _)| format!("\"{c}\""))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Which unique value of a user another Kernia row already holds.
-fn conflict_of(plan: &UserPlan, taken: &HashMap<(&'static str, String), String>) -> Option<(&'static str, String, String)> {
+fn conflict_of(
+    plan: &UserPlan,
+    taken: &HashMap<(&'static str, String), String>,
+) -> Option<(&'static str, String, String)> {
     let u = &plan.user;
     let mut keys = vec![("email", u.email.clone())];
     if let Some(n) = &u.username {
@@ -130,18 +136,33 @@ fn conflict_of(plan: &UserPlan, taken: &HashMap<(&'static str, String), String>)
 }
 
 /// Write one batch of planned users. Counts and issues go to `c` and `issues`.
-pub async fn write(conn: &mut Conn<'_>, schema: &ImportSchema, plans: Vec<UserPlan>, c: &mut Counters, issues: &mut Vec<Issue>) -> Result<(), DbError> {
+pub async fn write(
+    conn: &mut Conn<'_>,
+    schema: &ImportSchema,
+    plans: Vec<UserPlan>,
+    c: &mut Counters,
+    issues: &mut Vec<Issue>,
+) -> Result<(), DbError> {
     if plans.is_empty() {
         return Ok(());
     }
     let engine = conn.engine();
     let ids: Vec<String> = plans.iter().map(|p| p.user.id.clone()).collect();
     let emails: Vec<String> = plans.iter().map(|p| p.user.email.clone()).collect();
-    let usernames: Vec<String> = plans.iter().filter_map(|p| p.user.username.clone()).collect();
-    let phones: Vec<String> = plans.iter().filter_map(|p| p.user.phone_number.clone()).collect();
+    let usernames: Vec<String> = plans
+        .iter()
+        .filter_map(|p| p.user.username.clone())
+        .collect();
+    let phones: Vec<String> = plans
+        .iter()
+        .filter_map(|p| p.user.phone_number.clone())
+        .collect();
     let has_username = schema.kernia.has_user_column("username");
     let has_phone = schema.kernia.has_user_column("phoneNumber");
-    let mut conds = vec![sql::in_list(engine, "id", 1), sql::in_list(engine, "email", 2)];
+    let mut conds = vec![
+        sql::in_list(engine, "id", 1),
+        sql::in_list(engine, "email", 2),
+    ];
     let mut lists: Vec<&[String]> = vec![&ids, &emails];
     if has_username {
         conds.push(sql::in_list(engine, "username", lists.len() + 1));
@@ -153,14 +174,31 @@ pub async fn write(conn: &mut Conn<'_>, schema: &ImportSchema, plans: Vec<UserPl
     }
     let existing_sql = format!(
         r#"SELECT id, email, {}, {} FROM "user" WHERE {}"#,
-        if has_username { "username" } else { "CAST(NULL AS TEXT)" },
-        if has_phone { "\"phoneNumber\"" } else { "CAST(NULL AS TEXT)" },
+        if has_username {
+            "username"
+        } else {
+            "CAST(NULL AS TEXT)"
+        },
+        if has_phone {
+            "\"phoneNumber\""
+        } else {
+            "CAST(NULL AS TEXT)"
+        },
         conds.join(" OR ")
     );
-    let existing: Vec<(String, String, Option<String>, Option<String>)> =
-        sql::fetch_with_lists(conn, &existing_sql, &lists, "looking for users Kernia already has").await?;
-    let ledgered_sql = format!("SELECT user_id FROM cutover_ledger WHERE {}", sql::in_list(engine, "user_id", 1));
-    let ledgered: Vec<(String,)> = sql::fetch_with_lists(conn, &ledgered_sql, &[&ids], "reading the ledger").await?;
+    let existing: Vec<(String, String, Option<String>, Option<String>)> = sql::fetch_with_lists(
+        conn,
+        &existing_sql,
+        &lists,
+        "looking for users Kernia already has",
+    )
+    .await?;
+    let ledgered_sql = format!(
+        "SELECT user_id FROM cutover_ledger WHERE {}",
+        sql::in_list(engine, "user_id", 1)
+    );
+    let ledgered: Vec<(String,)> =
+        sql::fetch_with_lists(conn, &ledgered_sql, &[&ids], "reading the ledger").await?;
     let ledgered: HashSet<String> = ledgered.into_iter().map(|r| r.0).collect();
 
     let present: HashSet<&str> = existing.iter().map(|r| r.0.as_str()).collect();
@@ -182,12 +220,22 @@ pub async fn write(conn: &mut Conn<'_>, schema: &ImportSchema, plans: Vec<UserPl
             c.users.already_present += 1;
         } else if ledgered.contains(&id) {
             c.users.skipped += 1;
-            issues.push(Issue::new(IssueKind::Skipped, Entity::User, Some(&id),
-                "imported before and deleted from Kernia since: not created again"));
+            issues.push(Issue::new(
+                IssueKind::Skipped,
+                Entity::User,
+                Some(&id),
+                "imported before and deleted from Kernia since: not created again",
+            ));
         } else if let Some((field, value, owner)) = conflict_of(&plan, &taken) {
             c.users.conflicts += 1;
-            issues.push(Issue::new(IssueKind::Conflict, Entity::User, Some(&id),
-                format!("{field} {value:?} already belongs to Kernia user {owner}; neither was changed")));
+            issues.push(Issue::new(
+                IssueKind::Conflict,
+                Entity::User,
+                Some(&id),
+                format!(
+                    "{field} {value:?} already belongs to Kernia user {owner}; neither was changed"
+                ),
+            ));
         } else {
             taken.insert(("email", plan.user.email.clone()), id.clone());
             if let Some(u) = &plan.user.username {
@@ -229,13 +277,15 @@ pub async fn write(conn: &mut Conn<'_>, schema: &ImportSchema, plans: Vec<UserPl
             }
         })
         .collect();
-    let inserted: HashSet<String> = sql::insert_returning(conn, &insert_sql, &rows, "inserting Kernia users")
-        .await?
-        .into_iter()
-        .collect();
+    let inserted: HashSet<String> =
+        sql::insert_returning(conn, &insert_sql, &rows, "inserting Kernia users")
+            .await?
+            .into_iter()
+            .collect();
     drop(rows);
-    let (written, raced): (Vec<UserPlan>, Vec<UserPlan>) =
-        to_insert.into_iter().partition(|p| inserted.contains(&p.user.id));
+    let (written, raced): (Vec<UserPlan>, Vec<UserPlan>) = to_insert
+        .into_iter()
+        .partition(|p| inserted.contains(&p.user.id));
     for p in raced {
         c.users.conflicts += 1;
         issues.push(Issue::new(IssueKind::Conflict, Entity::User, Some(&p.user.id),
@@ -247,7 +297,11 @@ pub async fn write(conn: &mut Conn<'_>, schema: &ImportSchema, plans: Vec<UserPl
     write_two_factor(conn, schema, &written, c, issues).await?;
     write_ledger(conn, &written).await?;
     for p in written {
-        let state = p.ledger.state.map(|s| s.as_str()).unwrap_or("pending_reset");
+        let state = p
+            .ledger
+            .state
+            .map(|s| s.as_str())
+            .unwrap_or("pending_reset");
         *c.ledger.entry(state.to_string()).or_default() += 1;
         let hasher = p.ledger.hasher.clone().unwrap_or_else(|| "none".into());
         *c.hashers.entry(hasher).or_default() += 1;
@@ -263,10 +317,19 @@ pub async fn write(conn: &mut Conn<'_>, schema: &ImportSchema, plans: Vec<UserPl
     Ok(())
 }
 
-async fn write_accounts(conn: &mut Conn<'_>, users: &[UserPlan], c: &mut Counters, issues: &mut Vec<Issue>) -> Result<(), DbError> {
+async fn write_accounts(
+    conn: &mut Conn<'_>,
+    users: &[UserPlan],
+    c: &mut Counters,
+    issues: &mut Vec<Issue>,
+) -> Result<(), DbError> {
     let all: Vec<(&str, &crate::import::records::ExternalAccount, i64)> = users
         .iter()
-        .flat_map(|p| p.accounts.iter().map(move |a| (p.user.id.as_str(), a, p.user.created_at)))
+        .flat_map(|p| {
+            p.accounts
+                .iter()
+                .map(move |a| (p.user.id.as_str(), a, p.user.created_at))
+        })
         .collect();
     if all.is_empty() {
         return Ok(());
@@ -289,27 +352,42 @@ async fn write_accounts(conn: &mut Conn<'_>, users: &[UserPlan], c: &mut Counter
         .collect();
     let (_, from) = sql::json_rows(engine, &[("providerId", "text"), ("accountId", "text")]);
     let (pl, al) = match engine {
-        crate::db::Engine::Postgres => ("x.\"providerId\"".to_string(), "x.\"accountId\"".to_string()),
-        crate::db::Engine::Sqlite => ("json_extract(x.value, '$.providerId')".to_string(), "json_extract(x.value, '$.accountId')".to_string()),
+        crate::db::Engine::Postgres => (
+            "x.\"providerId\"".to_string(),
+            "x.\"accountId\"".to_string(),
+        ),
+        crate::db::Engine::Sqlite => (
+            "json_extract(x.value, '$.providerId')".to_string(),
+            "json_extract(x.value, '$.accountId')".to_string(),
+        ),
     };
     let check_sql = format!(
         r#"SELECT a."providerId", a."accountId", a."userId" FROM {from}
            JOIN account a ON a."providerId" = {pl} AND a."accountId" = {al}"#
     );
     let json = serde_json::to_string(&pairs).map_err(|e| DbError::Schema(e.to_string()))?;
-    let held: Vec<(String, String, String)> = crate::db::on_conn!(conn, |x| sqlx::query_as(&check_sql)
-        .bind(&json)
-        .fetch_all(x)
-        .await
-        .map_err(DbError::query("looking for linked social accounts"))?);
-    let held: HashMap<(String, String), String> = held.into_iter().map(|(p, a, u)| ((p, a), u)).collect();
+    let held: Vec<(String, String, String)> =
+        crate::db::on_conn!(conn, |x| sqlx::query_as(&check_sql)
+            .bind(&json)
+            .fetch_all(x)
+            .await
+            .map_err(DbError::query("looking for linked social accounts"))?);
+    let held: HashMap<(String, String), String> =
+        held.into_iter().map(|(p, a, u)| ((p, a), u)).collect();
     let mut rows = Vec::with_capacity(pairs.len());
     for row in pairs {
         match held.get(&(row.provider_id.to_string(), row.account_id.to_string())) {
             Some(owner) if owner != row.user_id => {
                 c.accounts.conflicts += 1;
-                issues.push(Issue::new(IssueKind::Conflict, Entity::Account, Some(row.user_id),
-                    format!("{} account {} is already linked to Kernia user {owner}: not linked again", row.provider_id, row.account_id)));
+                issues.push(Issue::new(
+                    IssueKind::Conflict,
+                    Entity::Account,
+                    Some(row.user_id),
+                    format!(
+                        "{} account {} is already linked to Kernia user {owner}: not linked again",
+                        row.provider_id, row.account_id
+                    ),
+                ));
             }
             Some(_) => c.accounts.already_present += 1,
             None => rows.push(row),
@@ -329,7 +407,8 @@ async fn write_accounts(conn: &mut Conn<'_>, users: &[UserPlan], c: &mut Counter
         "INSERT INTO account ({}) SELECT {select} FROM {from} {WHERE_TRUE} ON CONFLICT (id) DO NOTHING RETURNING id",
         quoted(&cols)
     );
-    let written = sql::insert_returning(conn, &insert_sql, &rows, "inserting social accounts").await?;
+    let written =
+        sql::insert_returning(conn, &insert_sql, &rows, "inserting social accounts").await?;
     c.accounts.imported += written.len() as u64;
     c.accounts.already_present += (rows.len() - written.len()) as u64;
     let written: HashSet<String> = written.into_iter().collect();
@@ -339,7 +418,13 @@ async fn write_accounts(conn: &mut Conn<'_>, users: &[UserPlan], c: &mut Counter
     Ok(())
 }
 
-async fn write_two_factor(conn: &mut Conn<'_>, schema: &ImportSchema, users: &[UserPlan], c: &mut Counters, issues: &mut Vec<Issue>) -> Result<(), DbError> {
+async fn write_two_factor(
+    conn: &mut Conn<'_>,
+    schema: &ImportSchema,
+    users: &[UserPlan],
+    c: &mut Counters,
+    issues: &mut Vec<Issue>,
+) -> Result<(), DbError> {
     let with_totp: Vec<&UserPlan> = users.iter().filter(|p| p.totp_secret.is_some()).collect();
     if with_totp.is_empty() {
         return Ok(());
@@ -365,7 +450,10 @@ async fn write_two_factor(conn: &mut Conn<'_>, schema: &ImportSchema, users: &[U
     // `backupCodes` is NOT NULL: an empty JSON array, which Kernia reads as "no
     // backup codes" (Clerk's cannot be exported). `verified` is true: the user
     // had confirmed the factor at Clerk. The 0.1.0 table has no timestamps.
-    let (select, from) = sql::json_rows(conn.engine(), &[("id", "text"), ("userId", "text"), ("secret", "text")]);
+    let (select, from) = sql::json_rows(
+        conn.engine(),
+        &[("id", "text"), ("userId", "text"), ("secret", "text")],
+    );
     let sql = format!(
         r#"INSERT INTO "twoFactor" (id, "userId", secret, "backupCodes", verified) SELECT {select}, '[]', true FROM {from}"#
     );
@@ -384,7 +472,8 @@ async fn write_ledger(conn: &mut Conn<'_>, users: &[UserPlan]) -> Result<(), DbE
                 email: l.email.as_deref(),
                 username: l.username.as_deref(),
                 phone: l.phone.as_deref(),
-                secondary_emails: serde_json::to_string(&l.secondary_emails).unwrap_or_else(|_| "[]".into()),
+                secondary_emails: serde_json::to_string(&l.secondary_emails)
+                    .unwrap_or_else(|_| "[]".into()),
                 hasher: l.hasher.as_deref(),
                 digest: l.digest.as_deref(),
                 state: l.state.map(|s| s.as_str()).unwrap_or("pending_reset"),

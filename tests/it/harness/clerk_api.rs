@@ -81,7 +81,11 @@ impl ClerkApi {
                 });
             }
         });
-        ClerkApi { addr, data, _task: task }
+        ClerkApi {
+            addr,
+            data,
+            _task: task,
+        }
     }
 
     /// The base URL, `http://127.0.0.1:<port>/v1`.
@@ -95,58 +99,119 @@ impl ClerkApi {
 }
 
 fn respond(status: StatusCode, body: Value, retry_after: Option<u64>) -> Response<Full<Bytes>> {
-    let mut b = Response::builder().status(status).header("content-type", "application/json");
+    let mut b = Response::builder()
+        .status(status)
+        .header("content-type", "application/json");
     if let Some(s) = retry_after {
         b = b.header("retry-after", s.to_string());
     }
     b.body(Full::new(Bytes::from(body.to_string()))).unwrap()
 }
 
-fn error(status: StatusCode, code: &str, message: &str, retry_after: Option<u64>) -> Response<Full<Bytes>> {
-    let meta = retry_after.map(|s| json!({"retryAfter": s})).unwrap_or(json!({}));
-    respond(status, json!({"errors": [{"code": code, "message": message, "long_message": message, "meta": meta}], "clerk_trace_id": "trace"}), retry_after)
+fn error(
+    status: StatusCode,
+    code: &str,
+    message: &str,
+    retry_after: Option<u64>,
+) -> Response<Full<Bytes>> {
+    let meta = retry_after
+        .map(|s| json!({"retryAfter": s}))
+        .unwrap_or(json!({}));
+    respond(
+        status,
+        json!({"errors": [{"code": code, "message": message, "long_message": message, "meta": meta}], "clerk_trace_id": "trace"}),
+        retry_after,
+    )
 }
 
 fn answer(shared: &Mutex<ClerkData>, req: Request<Incoming>) -> Response<Full<Bytes>> {
     let mut d = shared.lock().unwrap_or_else(|p| p.into_inner());
     let now = Instant::now();
-    let target = req.uri().path_and_query().map(|p| p.to_string()).unwrap_or_default();
+    let target = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.to_string())
+        .unwrap_or_default();
     let n = d.log.len() as u64 + 1;
     let resp = decide(&mut d, &req, n, now);
     d.log.push((now, target, resp.status().as_u16()));
     resp
 }
 
-fn decide(d: &mut ClerkData, req: &Request<Incoming>, n: u64, now: Instant) -> Response<Full<Bytes>> {
+fn decide(
+    d: &mut ClerkData,
+    req: &Request<Incoming>,
+    n: u64,
+    now: Instant,
+) -> Response<Full<Bytes>> {
     if let Some((max, window)) = d.budget {
-        let recent = d.log.iter().filter(|(t, _, _)| now.duration_since(*t) < window).count();
+        let recent = d
+            .log
+            .iter()
+            .filter(|(t, _, _)| now.duration_since(*t) < window)
+            .count();
         if recent >= max {
             d.over_budget += 1;
-            return error(StatusCode::TOO_MANY_REQUESTS, "too_many_requests", "Too many requests", Some(d.retry_after_secs));
+            return error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_requests",
+                "Too many requests",
+                Some(d.retry_after_secs),
+            );
         }
     }
     if d.fail_after.is_some_and(|f| n > f) {
-        return error(StatusCode::INTERNAL_SERVER_ERROR, "internal_clerk_error", "Oops", None);
+        return error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_clerk_error",
+            "Oops",
+            None,
+        );
     }
-    if d.throttle_every.is_some_and(|k| n % k == 0) {
-        return error(StatusCode::TOO_MANY_REQUESTS, "too_many_requests", "Too many requests", Some(d.retry_after_secs));
+    if d.throttle_every.is_some_and(|k| n.is_multiple_of(k)) {
+        return error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_requests",
+            "Too many requests",
+            Some(d.retry_after_secs),
+        );
     }
-    let auth = req.headers().get("authorization").and_then(|v| v.to_str().ok());
+    let auth = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok());
     if auth != Some(&format!("Bearer {KEY}")) {
-        return error(StatusCode::UNAUTHORIZED, "authentication_invalid", "Invalid secret key", None);
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "authentication_invalid",
+            "Invalid secret key",
+            None,
+        );
     }
-    let query: Vec<(String, String)> = req
-        .uri()
-        .query()
-        .map(|q| url_pairs(q))
-        .unwrap_or_default();
+    let query: Vec<(String, String)> = req.uri().query().map(url_pairs).unwrap_or_default();
     let param = |k: &str| query.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
-    let limit = param("limit").and_then(|l| l.parse::<usize>().ok()).unwrap_or(10);
+    let limit = param("limit")
+        .and_then(|l| l.parse::<usize>().ok())
+        .unwrap_or(10);
     if !(1..=500).contains(&limit) {
-        return error(StatusCode::UNPROCESSABLE_ENTITY, "form_param_value_invalid", "limit must be 1 to 500", None);
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "form_param_value_invalid",
+            "limit must be 1 to 500",
+            None,
+        );
     }
-    let offset = param("offset").and_then(|o| o.parse::<usize>().ok()).unwrap_or(0);
-    let page = |items: Vec<&Value>| -> Vec<Value> { items.into_iter().skip(offset).take(limit).cloned().collect() };
+    let offset = param("offset")
+        .and_then(|o| o.parse::<usize>().ok())
+        .unwrap_or(0);
+    let page = |items: Vec<&Value>| -> Vec<Value> {
+        items
+            .into_iter()
+            .skip(offset)
+            .take(limit)
+            .cloned()
+            .collect()
+    };
     let created = |v: &&Value| v["created_at"].as_i64().unwrap_or(0);
     match req.uri().path() {
         "/v1/users" => {
@@ -157,28 +222,55 @@ fn decide(d: &mut ClerkData, req: &Request<Incoming>, n: u64, now: Instant) -> R
             }
             if let Some(after) = param("starting_after") {
                 if offset > 0 {
-                    return error(StatusCode::UNPROCESSABLE_ENTITY, "form_param_value_invalid", "starting_after and offset exclude each other", None);
+                    return error(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "form_param_value_invalid",
+                        "starting_after and offset exclude each other",
+                        None,
+                    );
                 }
                 match users.iter().position(|u| u["id"] == after.as_str()) {
                     Some(i) => users.drain(..=i).for_each(drop),
-                    None => return error(StatusCode::UNPROCESSABLE_ENTITY, "form_param_value_invalid", "unknown starting_after", None),
+                    None => {
+                        return error(
+                            StatusCode::UNPROCESSABLE_ENTITY,
+                            "form_param_value_invalid",
+                            "unknown starting_after",
+                            None,
+                        );
+                    }
                 }
             }
             respond(StatusCode::OK, Value::Array(page(users)), None)
         }
-        path @ ("/v1/organizations" | "/v1/organization_memberships" | "/v1/organization_invitations") => {
+        path @ ("/v1/organizations"
+        | "/v1/organization_memberships"
+        | "/v1/organization_invitations") => {
             let all: Vec<&Value> = match path {
                 "/v1/organizations" => d.organizations.iter().collect(),
                 "/v1/organization_memberships" => d.memberships.iter().collect(),
                 _ => match param("status") {
-                    Some(s) => d.invitations.iter().filter(|i| i["status"] == s.as_str()).collect(),
+                    Some(s) => d
+                        .invitations
+                        .iter()
+                        .filter(|i| i["status"] == s.as_str())
+                        .collect(),
                     None => d.invitations.iter().collect(),
                 },
             };
             let total = all.len();
-            respond(StatusCode::OK, json!({"data": page(all), "total_count": total}), None)
+            respond(
+                StatusCode::OK,
+                json!({"data": page(all), "total_count": total}),
+                None,
+            )
         }
-        _ => error(StatusCode::NOT_FOUND, "resource_not_found", "not found", None),
+        _ => error(
+            StatusCode::NOT_FOUND,
+            "resource_not_found",
+            "not found",
+            None,
+        ),
     }
 }
 
