@@ -73,10 +73,43 @@ enum Step<'a> {
 impl Writer {
     async fn begin(&mut self) -> Result<Step<'_>, DbError> {
         match self {
-            Writer::PerBatch(db) => Ok(Step::Own(db.begin().await?)),
+            Writer::PerBatch(db) => {
+                let mut tx = db.begin().await?;
+                tune(&mut tx.conn()).await?;
+                Ok(Step::Own(tx))
+            }
             Writer::DryRun(tx) => Ok(Step::Shared(tx)),
         }
     }
+}
+
+/// Settings for the import's transactions on PostgreSQL, which only look rows
+/// up by key and insert.
+///
+/// - `plan_cache_mode = force_custom_plan`: sqlx prepares each statement once
+///   per connection, and PostgreSQL would switch it to a generic plan made
+///   while Kernia's tables were still empty (a sequential scan) and keep it
+///   while they grow to millions of rows.
+/// - `enable_seqscan = off`: during a bulk load the tables have no statistics
+///   yet and the pages just written are hot, so the cost model prefers
+///   sequential scans for a batch's thousands of key lookups; measured on
+///   200,000 users, 52 ms against 2 ms by the unique indexes, and growing with
+///   the table. Every lookup here has an index (a scan without one is still
+///   possible, only priced higher).
+/// - `synchronous_commit = off`: a batch and the run's position commit in the
+///   same transaction, so losing the last commits in a database crash only
+///   means the resumed run writes those batches again.
+async fn tune(conn: &mut Conn<'_>) -> Result<(), DbError> {
+    if let Conn::Postgres(c) = conn {
+        sqlx::raw_sql(
+            "SET LOCAL plan_cache_mode = force_custom_plan; SET LOCAL enable_seqscan = off; \
+             SET LOCAL synchronous_commit = off",
+        )
+        .execute(&mut **c)
+        .await
+        .map_err(DbError::query("tuning the import's transaction"))?;
+    }
+    Ok(())
 }
 
 impl Step<'_> {
@@ -105,6 +138,7 @@ pub async fn run(db: &Db, opts: &ImportOptions) -> Result<Outcome, ImportError> 
     };
     let mut writer = if opts.dry_run {
         let mut tx = db.begin().await?;
+        tune(&mut tx.conn()).await?;
         Db::migrate_in(&mut tx.conn()).await?;
         Writer::DryRun(tx)
     } else {
