@@ -123,7 +123,7 @@ impl ImportOptions {
         ImportOptions {
             inputs,
             roles: RoleMap::default(),
-            batch_size: 1000,
+            batch_size: 4000,
             dry_run: false,
             strict: false,
             restart: false,
