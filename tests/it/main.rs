@@ -10,5 +10,6 @@ mod harness;
 mod binary;
 mod cli;
 mod foundation;
+mod hash_cli;
 mod kernia_sessions;
 mod proxy;
