@@ -6,7 +6,8 @@
 //! string is `$2b$` + two-digit cost + `$` + 22 characters of salt + 31 of
 //! hash, in bcrypt's own base64 alphabet. We parse it ourselves (the `bcrypt`
 //! crate's parse errors quote the whole hash, which must never reach a log),
-//! then let the crate compute and compare in constant time here.
+//! then let the crate compute the hash and compare it in constant time
+//! ourselves.
 
 use std::borrow::Cow;
 

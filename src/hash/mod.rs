@@ -86,7 +86,7 @@ pub enum DigestError {
 }
 
 impl DigestError {
-    pub(crate) fn unknown_hasher(name: &str) -> DigestError {
+    fn unknown_hasher(name: &str) -> DigestError {
         let looks_like_a_name = !name.is_empty()
             && name.len() <= 40
             && name
@@ -103,7 +103,7 @@ impl DigestError {
 
 /// A family parser's refusal, before the hasher name is attached.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Reject {
+enum Reject {
     Malformed(&'static str),
     OverCap {
         what: &'static str,
@@ -113,7 +113,7 @@ pub(crate) enum Reject {
 }
 
 /// Shorthand for the family parsers: the digest is not of its hasher's shape.
-pub(crate) const fn malformed(reason: &'static str) -> Reject {
+const fn malformed(reason: &'static str) -> Reject {
     Reject::Malformed(reason)
 }
 

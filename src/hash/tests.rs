@@ -272,3 +272,28 @@ fn garbage_digests_never_panic() {
         }
     }
 }
+
+/// Every family compares its computed value with the stored one through
+/// `codec::ct_eq` (subtle), never with `==`. A source check, so a later edit
+/// that slips in a short-circuiting comparison fails here.
+#[test]
+fn every_verifier_compares_in_constant_time() {
+    let families = [
+        ("argon2.rs", include_str!("argon2.rs")),
+        ("bcrypt.rs", include_str!("bcrypt.rs")),
+        ("hmac_utf16.rs", include_str!("hmac_utf16.rs")),
+        ("ldap.rs", include_str!("ldap.rs")),
+        ("pbkdf2.rs", include_str!("pbkdf2.rs")),
+        ("phpass.rs", include_str!("phpass.rs")),
+        ("plain.rs", include_str!("plain.rs")),
+        ("scrypt.rs", include_str!("scrypt.rs")),
+        ("symfony.rs", include_str!("symfony.rs")),
+    ];
+    for (file, source) in families {
+        let code = source.split("#[cfg(test)]").next().unwrap_or(source);
+        assert!(code.contains("codec::ct_eq("), "{file} does not use ct_eq");
+        for pattern in ["== self.", "== hash", "== &self.", "!= self.", ".eq(&self."] {
+            assert!(!code.contains(pattern), "{file} compares with {pattern:?}");
+        }
+    }
+}
