@@ -25,6 +25,7 @@ pub mod config;
 pub mod db;
 pub mod hash;
 pub mod identify;
+pub mod intercept;
 pub mod proxy;
 pub mod route;
 pub mod state;

@@ -12,6 +12,9 @@ use super::forward::{self, Upstream};
 use super::observe::Ctx;
 use super::server::ConnInfo;
 use super::{App, ProxyBody, assertion, headers, respond};
+use crate::intercept::body::AuthRoute;
+use crate::intercept::{After, Intercept};
+use http_body_util::BodyExt as _;
 use crate::db::now_secs;
 use crate::identify::cookies;
 use crate::identify::kernia::{self as kernia_id, KerniaIdentity, KerniaOutcome};
@@ -171,10 +174,10 @@ async fn forward(
     trusted: bool,
     tls: bool,
 ) -> Response<ProxyBody> {
-    ctx.upstream = Some(to.as_str());
     if let Some(len) = content_length(&req)
         && len > app.limits.max_body_bytes
     {
+        ctx.upstream = Some(to.as_str());
         return respond::ForwardError::BodyTooLarge {
             limit: app.limits.max_body_bytes,
         }
@@ -182,14 +185,33 @@ async fn forward(
     }
     let upgrade = req.version() == http::Version::HTTP_11 && headers::is_upgrade(req.headers());
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
-    let host = req
-        .headers()
+    let (parts, body) = req.into_parts();
+    let body = forward::limit_body(body, app.limits.max_body_bytes);
+    send(app, ctx, parts, body, client_upgrade, to, identity, peer, trusted, tls).await
+}
+
+/// Phase four proper: headers for the upstream, send, headers for the client.
+#[allow(clippy::too_many_arguments)]
+async fn send(
+    app: &App,
+    ctx: &mut Ctx,
+    mut parts: http::request::Parts,
+    body: ProxyBody,
+    client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+    to: Upstream,
+    identity: &Identity,
+    peer: IpAddr,
+    trusted: bool,
+    tls: bool,
+) -> Response<ProxyBody> {
+    ctx.upstream = Some(to.as_str());
+    let upgrade = client_upgrade.is_some();
+    let host = parts
+        .headers
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string)
-        .or_else(|| req.uri().authority().map(|a| a.to_string()));
-
-    let (mut parts, body) = req.into_parts();
+        .or_else(|| parts.uri.authority().map(|a| a.to_string()));
     let h = &mut parts.headers;
     headers::strip_hop_by_hop(h, upgrade);
     headers::strip_cutover_headers(h);
@@ -201,8 +223,7 @@ async fn forward(
     }
     set_identity_headers(app, h, identity);
 
-    let upstream_req =
-        Request::from_parts(parts, forward::limit_body(body, app.limits.max_body_bytes));
+    let upstream_req = Request::from_parts(parts, body);
     match app.upstreams.send(to, upstream_req).await {
         Ok(mut resp) => {
             let switching = forward::is_switching(&resp);
@@ -218,6 +239,99 @@ async fn forward(
             e.response()
         }
     }
+}
+
+/// Which intercepted route this is, if any (only POSTs under Kernia's base path).
+fn intercepted_route(app: &App, req: &Request<Incoming>, path: &str) -> Option<Intercepted> {
+    let rel = path.strip_prefix(app.kernia_base_path.as_str())?;
+    if rel.starts_with("/callback/") {
+        return Some(Intercepted::SocialCallback);
+    }
+    if req.method() != Method::POST {
+        return None;
+    }
+    AuthRoute::from_path(rel).map(Intercepted::Body)
+}
+
+enum Intercepted {
+    /// A route whose JSON body cutover reads.
+    Body(AuthRoute),
+    /// `/callback/<provider>`: a social sign-in completing.
+    SocialCallback,
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn intercept(
+    app: &App,
+    ctx: &mut Ctx,
+    req: Request<Incoming>,
+    what: Intercepted,
+    identity: &Identity,
+    peer: IpAddr,
+    trusted: bool,
+    tls: bool,
+) -> Response<ProxyBody> {
+    let route = match what {
+        Intercepted::SocialCallback => {
+            ctx.intercept = Some("social_callback");
+            let after = After::MigrateSessionUser { method: "social" };
+            let resp = forward(app, ctx, req, Upstream::Kernia, identity, peer, trusted, tls).await;
+            finish(app, after, &resp).await;
+            return resp;
+        }
+        Intercepted::Body(route) => route,
+    };
+    let (mut parts, body) = req.into_parts();
+    let limit = app.limits.auth_body_bytes;
+    let bytes = match http_body_util::Limited::new(body, limit).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => {
+            ctx.intercept = Some("body_too_large");
+            return respond::ForwardError::BodyTooLarge { limit: limit as u64 }.response();
+        }
+    };
+    let (decision, outcome) = app.intercept.run(route, bytes, ctx.client).await;
+    ctx.intercept = Some(outcome);
+    match decision {
+        Intercept::Answer(resp) => resp,
+        Intercept::Forward { body, after } => {
+            parts.headers.remove(header::TRANSFER_ENCODING);
+            parts.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+            let resp = send(app, ctx, parts, forward::bytes_body(body), None, Upstream::Kernia, identity, peer, trusted, tls).await;
+            finish(app, after, &resp).await;
+            resp
+        }
+    }
+}
+
+/// After Kernia answered an intercepted route.
+async fn finish(app: &App, after: After, resp: &Response<ProxyBody>) {
+    if after == After::Nothing || !resp.status().is_success() {
+        return;
+    }
+    let session_user = match after {
+        After::MigrateSessionUser { .. } => session_user_of(app, resp).await,
+        _ => None,
+    };
+    app.intercept.complete(after, resp.status(), session_user.as_deref()).await;
+}
+
+/// The user of the Kernia session a response just set, if any.
+async fn session_user_of(app: &App, resp: &Response<ProxyBody>) -> Option<String> {
+    let value = resp
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|c| c.strip_prefix(kernia_id::COOKIE).and_then(|r| r.strip_prefix('=')))
+        .and_then(|c| c.split(';').next())?;
+    let token = app.kernia.verified_token(value)?;
+    let mut conn = app.db.acquire().await.ok()?;
+    crate::db::kernia::find_session(&mut conn.conn(), token)
+        .await
+        .ok()
+        .flatten()
+        .map(|s| s.user_id)
 }
 
 /// `x-cutover-provider`, `-user-id`, `-session-id`, `-org-id`, `-org-role`, and

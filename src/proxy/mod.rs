@@ -61,6 +61,7 @@ pub struct App {
     pub kernia: KerniaSessions,
     pub facts: facts::FactsCache,
     pub assertion: Option<assertion::Signer>,
+    pub intercept: crate::intercept::Interceptor,
     pub db: Db,
     pub state: SharedState,
 }
@@ -72,6 +73,8 @@ pub enum SetupError {
     Upstreams(#[source] std::io::Error),
     #[error("cannot set up the assertion signer: {0}")]
     Assertion(#[source] jsonwebtoken::errors::Error),
+    #[error("cannot set up reset delivery: {0}")]
+    Notifier(#[source] crate::intercept::notify::NotifyError),
 }
 
 impl App {
@@ -97,6 +100,7 @@ impl App {
                 .map(assertion::Signer::new)
                 .transpose()
                 .map_err(SetupError::Assertion)?,
+            intercept: crate::intercept::Interceptor::new(cfg, db.clone(), state.clone()).map_err(SetupError::Notifier)?,
             db,
             state,
         });
