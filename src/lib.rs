@@ -9,6 +9,8 @@
 //!   reported at once; secrets that never print.
 //! - [`db`] — Kernia 0.1.0's tables on PostgreSQL or SQLite, and cutover's own
 //!   `cutover_*` tables (the migration ledger) beside them.
+//! - [`identify`] — the first phase of the request path: who is this? Clerk
+//!   session tokens verified offline ([`identify::clerk`]).
 //! - [`state`] — ephemeral state shared by several cutover copies: counters,
 //!   locks, invalidation messages; in-process or Redis.
 //! - [`telemetry`] — logging setup.
@@ -21,5 +23,6 @@ pub mod cli;
 pub mod cmd;
 pub mod config;
 pub mod db;
+pub mod identify;
 pub mod state;
 pub mod telemetry;
