@@ -83,7 +83,10 @@ impl VerifiedCache {
     /// Stores a verification result until the token's `exp` + `skew_secs`;
     /// a token already past that is not stored.
     pub fn insert(&self, key: TokenDigest, verified: Arc<Verified>, now: u64, skew_secs: u64) {
-        let until = verified.times.exp.saturating_add(i64::try_from(skew_secs).unwrap_or(0));
+        let until = verified
+            .times
+            .exp
+            .saturating_add(i64::try_from(skew_secs).unwrap_or(0));
         let left = until.saturating_sub(i64::try_from(now).unwrap_or(i64::MAX));
         let Ok(left) = u64::try_from(left) else {
             return;
@@ -92,7 +95,8 @@ impl VerifiedCache {
             return;
         }
         let lifetime = Duration::from_secs(left).min(MAX_ENTRY_LIFETIME);
-        self.entries.insert(key, Arc::new(Entry { verified, lifetime }));
+        self.entries
+            .insert(key, Arc::new(Entry { verified, lifetime }));
     }
 
     #[cfg(test)]
@@ -110,7 +114,11 @@ mod tests {
 
     fn verified(exp: i64) -> Arc<Verified> {
         Arc::new(Verified {
-            times: TokenTimes { exp, iat: exp - 60, nbf: None },
+            times: TokenTimes {
+                exp,
+                iat: exp - 60,
+                nbf: None,
+            },
             verdict: Err(SignedOutReason::PendingSession),
         })
     }

@@ -9,10 +9,11 @@
 //! - v1 (`v` absent): `org_id`, `org_slug`, `org_role` (already `org:<role>`),
 //!   `org_permissions` (already `org:<feature>:<permission>`), taken as they are.
 //! - v2 (`v: 2`): `o: {id, slg, rol, per, fpm}`; the role becomes `org:<rol>`;
-//!   permissions are decoded from `per`, `fpm` and `fea` by [`v2_permissions`].
+//!   permissions are decoded from `per`, `fpm` and `fea` by `permissions.rs`.
 
 use serde::Deserialize;
 
+use super::permissions::v2_permissions;
 use super::reason::SignedOutReason;
 
 /// Who a verified Clerk session token says is signed in.
@@ -138,7 +139,11 @@ impl RawClaims {
         let org = if self.v == Some(2) {
             self.o.and_then(|o| {
                 Some(ClerkOrg {
-                    permissions: v2_permissions(self.fea.as_deref(), o.per.as_deref(), o.fpm.as_deref()),
+                    permissions: v2_permissions(
+                        self.fea.as_deref(),
+                        o.per.as_deref(),
+                        o.fpm.as_deref(),
+                    ),
                     id: o.id?,
                     slug: o.slg,
                     role: o.rol.map(|r| format!("org:{r}")),
@@ -160,43 +165,6 @@ impl RawClaims {
             expires_at,
         })
     }
-}
-
-/// Decodes v2 organization permissions, following Clerk's code:
-///
-/// - `per` lists permission names; `fpm` lists one decimal bitmask per
-///   **org-scoped** entry of `fea`, in order; bit i (LSB = 0) of a mask grants
-///   `per[i]` for that feature, giving `org:<feature>:<per[i]>`.
-/// - An `fea` entry is org-scoped when its scope prefix contains `o` — `o:`,
-///   and also `ou:`/`uo:` (features of both scopes), exactly as Clerk's
-///   `splitByScope` filters. `u:` entries are skipped and take no mask. An
-///   entry without a `scope:` prefix (Clerk never emits one) is skipped too.
-/// - A mask that is not a number grants nothing but keeps its position; bits
-///   beyond the listed permissions (or beyond 64) grant nothing; missing or
-///   empty `per` or `fpm` means no permissions.
-pub(crate) fn v2_permissions(fea: Option<&str>, per: Option<&str>, fpm: Option<&str>) -> Vec<String> {
-    let (Some(fea), Some(per), Some(fpm)) = (fea, per, fpm) else {
-        return Vec::new();
-    };
-    if per.is_empty() || fpm.is_empty() {
-        return Vec::new();
-    }
-    let permissions: Vec<&str> = per.split(',').map(str::trim).collect();
-    let org_features = fea.split(',').filter_map(|entry| {
-        let (scope, rest) = entry.trim().split_once(':')?;
-        let feature = rest.split(':').next().unwrap_or(rest);
-        scope.contains('o').then_some(feature)
-    });
-    let masks = fpm.split(',').map(|m| m.trim().parse::<u64>().unwrap_or(0));
-    let mut granted = Vec::new();
-    for (feature, mask) in org_features.zip(masks) {
-        for (bit, permission) in permissions.iter().enumerate().take(64) {
-            if mask >> bit & 1 == 1 {
-                granted.push(format!("org:{feature}:{permission}"));
-            }
-        }
-    }
-    granted
 }
 
 #[cfg(test)]
@@ -231,75 +199,59 @@ mod tests {
     }
 
     fn identify(claims: Value, azp: &[&str]) -> Result<ClerkIdentity, SignedOutReason> {
-        serde_json::from_value::<RawClaims>(claims).unwrap().into_identity(&policy(azp))
-    }
-
-    #[test]
-    fn fpm_decodes_the_reference_example() {
-        let got = v2_permissions(Some("o:impersonation,o:memberships"), Some("read,manage"), Some("1,3"));
-        assert_eq!(got, ["org:impersonation:read", "org:memberships:read", "org:memberships:manage"]);
-    }
-
-    #[test]
-    fn fpm_aligns_with_org_scoped_features_only() {
-        // `u:` entries take no mask; `ou:`/`uo:` count as org-scoped (splitByScope).
-        let got = v2_permissions(
-            Some("u:billing, o:teams,ou:reports,uo:audit"),
-            Some("read,manage,delete"),
-            Some("2,5,4"),
-        );
-        assert_eq!(got, ["org:teams:manage", "org:reports:read", "org:reports:delete", "org:audit:delete"]);
-    }
-
-    #[test]
-    fn fpm_edge_cases_grant_nothing_extra() {
-        assert!(v2_permissions(None, Some("read"), Some("1")).is_empty());
-        assert!(v2_permissions(Some("o:a"), None, Some("1")).is_empty());
-        assert!(v2_permissions(Some("o:a"), Some("read"), None).is_empty());
-        assert!(v2_permissions(Some("o:a"), Some(""), Some("1")).is_empty());
-        // Bits beyond `per`, a bad mask keeping its place, more masks than features.
-        let got = v2_permissions(Some("o:a,o:b,o:c"), Some("read"), Some("6,x,1,1"));
-        assert_eq!(got, ["org:c:read"]);
-        // An entry without a scope prefix is not a feature.
-        assert_eq!(v2_permissions(Some("dashboard,o:a"), Some("read"), Some("1")), ["org:a:read"]);
+        serde_json::from_value::<RawClaims>(claims)
+            .unwrap()
+            .into_identity(&policy(azp))
     }
 
     #[test]
     fn v1_org_claims_are_taken_as_they_are() {
-        let claims = with(base(), json!({
-            "org_id": "org_1", "org_slug": "acme", "org_role": "org:admin",
-            "org_permissions": ["org:teams:manage"], "act": {"sub": "user_admin", "sid": "sess_a"}
-        }));
+        let claims = with(
+            base(),
+            json!({
+                "org_id": "org_1", "org_slug": "acme", "org_role": "org:admin",
+                "org_permissions": ["org:teams:manage"], "act": {"sub": "user_admin", "sid": "sess_a"}
+            }),
+        );
         let id = identify(claims, &[]).unwrap();
         assert_eq!(id.user_id, "user_2abc");
         assert_eq!(id.session_id, "sess_2xyz");
         assert_eq!(id.actor.as_deref(), Some("user_admin"));
         assert_eq!(id.expires_at, 1_713_158_460);
-        assert_eq!(id.org, Some(ClerkOrg {
-            id: "org_1".into(),
-            slug: Some("acme".into()),
-            role: Some("org:admin".into()),
-            permissions: vec!["org:teams:manage".into()],
-        }));
+        assert_eq!(
+            id.org,
+            Some(ClerkOrg {
+                id: "org_1".into(),
+                slug: Some("acme".into()),
+                role: Some("org:admin".into()),
+                permissions: vec!["org:teams:manage".into()],
+            })
+        );
     }
 
     #[test]
     fn v2_org_claims_map_to_the_same_shape() {
-        let claims = with(base(), json!({
-            "v": 2, "fea": "o:impersonation,o:memberships", "sts": "active",
-            "o": {"id": "org_1", "slg": "acme", "rol": "admin", "per": "read,manage", "fpm": "1,3"}
-        }));
+        let claims = with(
+            base(),
+            json!({
+                "v": 2, "fea": "o:impersonation,o:memberships", "sts": "active",
+                "o": {"id": "org_1", "slg": "acme", "rol": "admin", "per": "read,manage", "fpm": "1,3"}
+            }),
+        );
         let id = identify(claims, &[]).unwrap();
-        assert_eq!(id.org, Some(ClerkOrg {
-            id: "org_1".into(),
-            slug: Some("acme".into()),
-            role: Some("org:admin".into()),
-            permissions: vec![
-                "org:impersonation:read".into(),
-                "org:memberships:read".into(),
-                "org:memberships:manage".into(),
-            ],
-        }));
+        assert_eq!(
+            id.org,
+            Some(ClerkOrg {
+                id: "org_1".into(),
+                slug: Some("acme".into()),
+                role: Some("org:admin".into()),
+                permissions: vec![
+                    "org:impersonation:read".into(),
+                    "org:memberships:read".into(),
+                    "org:memberships:manage".into(),
+                ],
+            })
+        );
         // v2 ignores v1 claims and the other way round.
         let v2_without_o = with(base(), json!({"v": 2, "org_id": "org_1"}));
         assert_eq!(identify(v2_without_o, &[]).unwrap().org, None);
@@ -314,13 +266,20 @@ mod tests {
         let other = with(base(), json!({"sub": "oat_2abc"}));
         assert_eq!(identify(other, &[]), Err(SignedOutReason::SubjectNotAUser));
         let missing = with(base(), json!({"sub": null}));
-        assert_eq!(identify(missing, &[]), Err(SignedOutReason::SubjectNotAUser));
+        assert_eq!(
+            identify(missing, &[]),
+            Err(SignedOutReason::SubjectNotAUser)
+        );
         assert!(serde_json::from_value::<RawClaims>(with(base(), json!({"sub": 42}))).is_err());
     }
 
     #[test]
     fn issuer_is_compared_exactly() {
-        for iss in [json!("https://clerk.example.test/"), json!("http://clerk.example.test"), Value::Null] {
+        for iss in [
+            json!("https://clerk.example.test/"),
+            json!("http://clerk.example.test"),
+            Value::Null,
+        ] {
             let claims = with(base(), json!({"iss": iss}));
             assert_eq!(identify(claims, &[]), Err(SignedOutReason::WrongIssuer));
         }
@@ -332,15 +291,24 @@ mod tests {
         assert!(identify(base(), &parties).is_ok());
         let missing = with(base(), json!({"azp": null}));
         assert!(identify(missing.clone(), &[]).is_ok());
-        assert_eq!(identify(missing, &parties), Err(SignedOutReason::MissingAuthorizedParty));
+        assert_eq!(
+            identify(missing, &parties),
+            Err(SignedOutReason::MissingAuthorizedParty)
+        );
         let other = with(base(), json!({"azp": "https://evil.example"}));
         assert!(identify(other.clone(), &[]).is_ok());
-        assert_eq!(identify(other, &parties), Err(SignedOutReason::UnauthorizedParty));
+        assert_eq!(
+            identify(other, &parties),
+            Err(SignedOutReason::UnauthorizedParty)
+        );
     }
 
     #[test]
     fn sid_is_required_and_pending_sessions_are_signed_out() {
-        assert_eq!(identify(with(base(), json!({"sid": null})), &[]), Err(SignedOutReason::MissingSessionId));
+        assert_eq!(
+            identify(with(base(), json!({"sid": null})), &[]),
+            Err(SignedOutReason::MissingSessionId)
+        );
         let pending = with(base(), json!({"v": 2, "sts": "pending"}));
         assert_eq!(identify(pending, &[]), Err(SignedOutReason::PendingSession));
     }
@@ -348,10 +316,18 @@ mod tests {
     #[test]
     fn times_need_exp_and_iat() {
         let raw: RawClaims = serde_json::from_value(base()).unwrap();
-        assert_eq!(raw.times(), Ok(TokenTimes { exp: 1_713_158_460, iat: 1_713_158_400, nbf: Some(1_713_158_395) }));
+        assert_eq!(
+            raw.times(),
+            Ok(TokenTimes {
+                exp: 1_713_158_460,
+                iat: 1_713_158_400,
+                nbf: Some(1_713_158_395)
+            })
+        );
         let raw: RawClaims = serde_json::from_value(with(base(), json!({"iat": null}))).unwrap();
         assert_eq!(raw.times(), Err(SignedOutReason::MissingTimes));
-        let raw: RawClaims = serde_json::from_value(with(base(), json!({"exp": 1_713_158_460.9}))).unwrap();
+        let raw: RawClaims =
+            serde_json::from_value(with(base(), json!({"exp": 1_713_158_460.9}))).unwrap();
         assert_eq!(raw.times().unwrap().exp, 1_713_158_460);
     }
 }

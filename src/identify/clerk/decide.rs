@@ -68,7 +68,11 @@ mod tests {
 
     fn verified(nbf: Option<i64>) -> Verified {
         Verified {
-            times: TokenTimes { exp: IAT + 60, iat: IAT, nbf },
+            times: TokenTimes {
+                exp: IAT + 60,
+                iat: IAT,
+                nbf,
+            },
             verdict: Ok(Arc::new(ClerkIdentity {
                 user_id: "user_1".into(),
                 session_id: "sess_1".into(),
@@ -95,10 +99,16 @@ mod tests {
     #[test]
     fn nbf_and_iat_in_the_future_allow_the_skew_and_no_more() {
         let v = verified(Some(IAT + 10));
-        assert_eq!(decide(&v, None, at(4), 5), Err(SignedOutReason::NotYetValid));
+        assert_eq!(
+            decide(&v, None, at(4), 5),
+            Err(SignedOutReason::NotYetValid)
+        );
         assert!(decide(&v, None, at(5), 5).is_ok());
         let v = verified(None);
-        assert_eq!(decide(&v, None, at(-6), 5), Err(SignedOutReason::IssuedInFuture));
+        assert_eq!(
+            decide(&v, None, at(-6), 5),
+            Err(SignedOutReason::IssuedInFuture)
+        );
         assert!(decide(&v, None, at(-5), 5).is_ok());
     }
 
@@ -120,9 +130,16 @@ mod tests {
     #[test]
     fn a_cached_refusal_stays_a_refusal() {
         let v = Verified {
-            times: TokenTimes { exp: IAT + 60, iat: IAT, nbf: None },
+            times: TokenTimes {
+                exp: IAT + 60,
+                iat: IAT,
+                nbf: None,
+            },
             verdict: Err(SignedOutReason::PendingSession),
         };
-        assert_eq!(decide(&v, None, at(1), 5), Err(SignedOutReason::PendingSession));
+        assert_eq!(
+            decide(&v, None, at(1), 5),
+            Err(SignedOutReason::PendingSession)
+        );
     }
 }

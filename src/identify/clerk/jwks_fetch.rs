@@ -60,7 +60,11 @@ impl JwksFetcher {
             .redirect(reqwest::redirect::Policy::limited(3))
             .user_agent(concat!("cutover/", env!("CARGO_PKG_VERSION")))
             .build()?;
-        Ok(JwksFetcher { client, url, secret_key })
+        Ok(JwksFetcher {
+            client,
+            url,
+            secret_key,
+        })
     }
 
     pub async fn fetch(&self) -> Result<KeySet, JwksError> {
@@ -185,8 +189,14 @@ mod tests {
 
     #[test]
     fn a_body_without_usable_keys_is_an_error() {
-        assert!(matches!(parse_jwks(b"{\"keys\": []}"), Err(JwksError::NoUsableKey)));
+        assert!(matches!(
+            parse_jwks(b"{\"keys\": []}"),
+            Err(JwksError::NoUsableKey)
+        ));
         assert!(matches!(parse_jwks(b"<html>"), Err(JwksError::NotJwks(_))));
-        assert!(matches!(parse_jwks(b"{\"kid\": 1}"), Err(JwksError::NotJwks(_))));
+        assert!(matches!(
+            parse_jwks(b"{\"kid\": 1}"),
+            Err(JwksError::NotJwks(_))
+        ));
     }
 }

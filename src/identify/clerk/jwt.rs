@@ -142,9 +142,16 @@ mod tests {
             ("PS256", Err(SignedOutReason::UnsupportedAlgorithm)),
             ("rs256", Err(SignedOutReason::UnsupportedAlgorithm)),
         ] {
-            assert_eq!(parse_header(json!({"alg": alg, "typ": "JWT"})), expected, "{alg}");
+            assert_eq!(
+                parse_header(json!({"alg": alg, "typ": "JWT"})),
+                expected,
+                "{alg}"
+            );
         }
-        assert_eq!(parse_header(json!({"typ": "JWT"})), Err(SignedOutReason::UnsupportedAlgorithm));
+        assert_eq!(
+            parse_header(json!({"typ": "JWT"})),
+            Err(SignedOutReason::UnsupportedAlgorithm)
+        );
     }
 
     #[test]
@@ -162,7 +169,10 @@ mod tests {
     #[test]
     fn cat_must_be_absent_session_or_ignore() {
         for cat in ["cl_B7d4PD111AAA", "cl_I7d4PD111III"] {
-            assert!(parse_header(json!({"alg": "RS256", "cat": cat})).is_ok(), "{cat}");
+            assert!(
+                parse_header(json!({"alg": "RS256", "cat": cat})).is_ok(),
+                "{cat}"
+            );
         }
         for cat in ["cl_B7d4PD222AAA", "cl_B7d4PD333AAA", "other"] {
             assert_eq!(
@@ -183,8 +193,21 @@ mod tests {
     fn malformed_tokens_are_refused() {
         let big = "a".repeat(MAX_TOKEN_BYTES + 1);
         let not_json = "bm90IGpzb24.e30.x";
-        for token in ["", "abc", "a.b", "a.b.c.d", "..", "!!.e30.x", not_json, big.as_str()] {
-            assert_eq!(CompactJws::parse(token).err(), Some(SignedOutReason::Malformed), "{token:.20}");
+        for token in [
+            "",
+            "abc",
+            "a.b",
+            "a.b.c.d",
+            "..",
+            "!!.e30.x",
+            not_json,
+            big.as_str(),
+        ] {
+            assert_eq!(
+                CompactJws::parse(token).err(),
+                Some(SignedOutReason::Malformed),
+                "{token:.20}"
+            );
         }
     }
 
@@ -198,7 +221,10 @@ mod tests {
         assert_eq!(jws.verify_signature(&b), Err(SignedOutReason::BadSignature));
         // An HMAC key (the public key's bytes as a secret) is never a match for RS256.
         let hmac = DecodingKey::from_secret(KEY_A_PUBLIC.as_bytes());
-        assert_eq!(jws.verify_signature(&hmac), Err(SignedOutReason::BadSignature));
+        assert_eq!(
+            jws.verify_signature(&hmac),
+            Err(SignedOutReason::BadSignature)
+        );
     }
 
     #[test]

@@ -15,6 +15,7 @@
 //!   RSA signature.
 //! - `claims.rs` — the clock-free claim checks (`sub`, `azp`, `iss`, `sid`,
 //!   `sts`) and v1/v2 claims → [`ClerkIdentity`].
+//! - `permissions.rs` — v2 `fpm` bitmasks → permission keys.
 //! - `decide.rs` — the per-request checks: time (`exp`/`nbf`/`iat` with skew)
 //!   and sign-out through `__client_uat`.
 //! - `cache.rs` — verified tokens by SHA-256 until their `exp`.
@@ -41,6 +42,7 @@ mod decide;
 mod jwks;
 mod jwks_fetch;
 mod jwt;
+mod permissions;
 mod reason;
 mod source;
 #[cfg(test)]
@@ -67,7 +69,8 @@ use jwks_fetch::JwksFetcher;
 use jwt::CompactJws;
 use source::TokenSource;
 
-/// What a request's Clerk token says.
+/// What a request's Clerk token says. The identity is shared with the cache
+/// (an `Arc`), so a cache hit allocates nothing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClerkOutcome {
     SignedIn(Arc<ClerkIdentity>),
@@ -119,6 +122,22 @@ pub struct ClerkVerifier {
     cache_hits: AtomicU64,
 }
 
+impl std::fmt::Debug for ClerkVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let keys = match &self.keys {
+            KeySource::Pem(_) => "pem",
+            KeySource::Jwks { .. } => "jwks",
+        };
+        f.debug_struct("ClerkVerifier")
+            .field("keys", &keys)
+            .field("issuers", &self.policy.issuers)
+            .field("authorized_parties", &self.policy.authorized_parties)
+            .field("skew_secs", &self.skew_secs)
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
 impl ClerkVerifier {
     /// Builds the verifier; with a JWKS URL, fetches the keys once and starts
     /// the background refresh (so this must run inside a Tokio runtime). A
@@ -128,11 +147,19 @@ impl ClerkVerifier {
             ClerkKeys::Pem(pem) => KeySource::Pem(Arc::new(
                 DecodingKey::from_rsa_pem(pem.as_bytes()).map_err(ClerkSetupError::BadPem)?,
             )),
-            ClerkKeys::Jwks { url, secret_key, refresh, min_refetch } => {
+            ClerkKeys::Jwks {
+                url,
+                secret_key,
+                refresh,
+                min_refetch,
+            } => {
                 let fetcher = JwksFetcher::new(url.clone(), secret_key.clone())
                     .map_err(ClerkSetupError::HttpClient)?;
                 let (store, refresh) = JwksStore::start(fetcher, *refresh, *min_refetch).await;
-                KeySource::Jwks { store, _refresh: refresh }
+                KeySource::Jwks {
+                    store,
+                    _refresh: refresh,
+                }
             }
         };
         Ok(ClerkVerifier {
@@ -154,10 +181,15 @@ impl ClerkVerifier {
         let (token, client_uat) = match source::token_source(headers, &self.cookies) {
             TokenSource::None => return ClerkOutcome::NoToken,
             TokenSource::Header(token) => (token, None),
-            TokenSource::Cookie { client_uat: None, .. } => {
+            TokenSource::Cookie {
+                client_uat: None, ..
+            } => {
                 return ClerkOutcome::SignedOut(SignedOutReason::ClientUatMissing);
             }
-            TokenSource::Cookie { client_uat: Some(0), .. } => {
+            TokenSource::Cookie {
+                client_uat: Some(0),
+                ..
+            } => {
                 return ClerkOutcome::SignedOut(SignedOutReason::ClientUatZero);
             }
             TokenSource::Cookie { token, client_uat } => (token, client_uat),
@@ -171,7 +203,8 @@ impl ClerkVerifier {
             None => match self.verify(token).await {
                 Ok(verified) => {
                     let verified = Arc::new(verified);
-                    self.cache.insert(digest, Arc::clone(&verified), now, self.skew_secs);
+                    self.cache
+                        .insert(digest, Arc::clone(&verified), now, self.skew_secs);
                     verified
                 }
                 Err(reason) => return ClerkOutcome::SignedOut(reason),
@@ -221,7 +254,10 @@ impl ClerkVerifier {
                 let kid = kid.ok_or(SignedOutReason::MissingKeyId)?;
                 match store.lookup(kid) {
                     Some(key) => Ok(key),
-                    None => store.refetch_for(kid).await.ok_or(SignedOutReason::UnknownKeyId),
+                    None => store
+                        .refetch_for(kid)
+                        .await
+                        .ok_or(SignedOutReason::UnknownKeyId),
                 }
             }
         }

@@ -102,7 +102,12 @@ pub fn is_clerk_cookie(name: &str) -> bool {
         "__clerk_handshake_nonce",
         "__clerk_redirect_count",
     ];
-    const FAMILIES: [&str; 4] = ["__session_", "__client_uat_", "__clerk_db_jwt_", "__refresh_"];
+    const FAMILIES: [&str; 4] = [
+        "__session_",
+        "__client_uat_",
+        "__clerk_db_jwt_",
+        "__refresh_",
+    ];
     EXACT.contains(&name) || FAMILIES.iter().any(|prefix| name.starts_with(prefix))
 }
 
@@ -122,7 +127,10 @@ pub(crate) enum TokenSource<'a> {
 }
 
 /// Finds the token of a request (see the module docs for the order).
-pub(crate) fn token_source<'a>(headers: &'a HeaderMap, names: &ClerkCookieNames) -> TokenSource<'a> {
+pub(crate) fn token_source<'a>(
+    headers: &'a HeaderMap,
+    names: &ClerkCookieNames,
+) -> TokenSource<'a> {
     if let Some(token) = authorization_token(headers) {
         return TokenSource::Header(token);
     }
@@ -232,10 +240,22 @@ mod tests {
 
     #[test]
     fn bearer_and_scheme_less_authorization_are_tokens_other_schemes_are_not() {
-        assert_eq!(source(&[(&AUTHORIZATION, "Bearer a.b.c")]), TokenSource::Header("a.b.c"));
-        assert_eq!(source(&[(&AUTHORIZATION, "bearer  a.b.c ")]), TokenSource::Header("a.b.c"));
-        assert_eq!(source(&[(&AUTHORIZATION, "a.b.c")]), TokenSource::Header("a.b.c"));
-        assert_eq!(source(&[(&AUTHORIZATION, "Basic dXNlcjpwdw==")]), TokenSource::None);
+        assert_eq!(
+            source(&[(&AUTHORIZATION, "Bearer a.b.c")]),
+            TokenSource::Header("a.b.c")
+        );
+        assert_eq!(
+            source(&[(&AUTHORIZATION, "bearer  a.b.c ")]),
+            TokenSource::Header("a.b.c")
+        );
+        assert_eq!(
+            source(&[(&AUTHORIZATION, "a.b.c")]),
+            TokenSource::Header("a.b.c")
+        );
+        assert_eq!(
+            source(&[(&AUTHORIZATION, "Basic dXNlcjpwdw==")]),
+            TokenSource::None
+        );
         assert_eq!(source(&[(&AUTHORIZATION, "Bearer ")]), TokenSource::None);
     }
 
@@ -254,7 +274,13 @@ mod tests {
             (&AUTHORIZATION, "Basic dXNlcjpwdw=="),
             (&COOKIE, "__session=c.o.ok; __client_uat=17"),
         ]);
-        assert_eq!(s, TokenSource::Cookie { token: "c.o.ok", client_uat: Some(17) });
+        assert_eq!(
+            s,
+            TokenSource::Cookie {
+                token: "c.o.ok",
+                client_uat: Some(17)
+            }
+        );
     }
 
     #[test]
@@ -263,34 +289,88 @@ mod tests {
             &COOKIE,
             "__session=plain; __client_uat=5; __session_QvfNY2dr=suffixed; __client_uat_QvfNY2dr=9",
         )]);
-        assert_eq!(s, TokenSource::Cookie { token: "suffixed", client_uat: Some(9) });
+        assert_eq!(
+            s,
+            TokenSource::Cookie {
+                token: "suffixed",
+                client_uat: Some(9)
+            }
+        );
     }
 
     #[test]
     fn suffixed_session_without_its_client_uat_falls_back_to_the_unsuffixed_pair() {
-        let s = source(&[(&COOKIE, "__session_QvfNY2dr=suffixed; __session=plain; __client_uat=5")]);
-        assert_eq!(s, TokenSource::Cookie { token: "plain", client_uat: Some(5) });
+        let s = source(&[(
+            &COOKIE,
+            "__session_QvfNY2dr=suffixed; __session=plain; __client_uat=5",
+        )]);
+        assert_eq!(
+            s,
+            TokenSource::Cookie {
+                token: "plain",
+                client_uat: Some(5)
+            }
+        );
         // Nothing to fall back to: the suffixed token is used (and then fails the uat rule).
         let s = source(&[(&COOKIE, "__session_QvfNY2dr=suffixed; __client_uat=5")]);
-        assert_eq!(s, TokenSource::Cookie { token: "suffixed", client_uat: None });
+        assert_eq!(
+            s,
+            TokenSource::Cookie {
+                token: "suffixed",
+                client_uat: None
+            }
+        );
     }
 
     #[test]
     fn unsuffixed_cookies_and_the_other_instances_suffix() {
-        let s = source(&[(&COOKIE, "__session_OTHERxxx=x; __session=plain; __client_uat=0")]);
-        assert_eq!(s, TokenSource::Cookie { token: "plain", client_uat: Some(0) });
-        assert_eq!(source(&[(&COOKIE, "theme=dark; __session=")]), TokenSource::None);
+        let s = source(&[(
+            &COOKIE,
+            "__session_OTHERxxx=x; __session=plain; __client_uat=0",
+        )]);
+        assert_eq!(
+            s,
+            TokenSource::Cookie {
+                token: "plain",
+                client_uat: Some(0)
+            }
+        );
+        assert_eq!(
+            source(&[(&COOKIE, "theme=dark; __session=")]),
+            TokenSource::None
+        );
         assert_eq!(source(&[]), TokenSource::None);
     }
 
     #[test]
     fn client_uat_that_is_not_a_number_counts_as_signed_out_and_first_occurrence_wins() {
         let s = source(&[(&COOKIE, "__session=t; __client_uat=abc")]);
-        assert_eq!(s, TokenSource::Cookie { token: "t", client_uat: Some(0) });
-        let s = source(&[(&COOKIE, "__session=t; __client_uat=0"), (&COOKIE, "__client_uat=99")]);
-        assert_eq!(s, TokenSource::Cookie { token: "t", client_uat: Some(0) });
+        assert_eq!(
+            s,
+            TokenSource::Cookie {
+                token: "t",
+                client_uat: Some(0)
+            }
+        );
+        let s = source(&[
+            (&COOKIE, "__session=t; __client_uat=0"),
+            (&COOKIE, "__client_uat=99"),
+        ]);
+        assert_eq!(
+            s,
+            TokenSource::Cookie {
+                token: "t",
+                client_uat: Some(0)
+            }
+        );
         let s = source(&[(&COOKIE, "__session=\"q.u.oted\"; __client_uat=\"7\"")]);
-        assert_eq!(s, TokenSource::Cookie { token: "q.u.oted", client_uat: Some(7) });
+        assert_eq!(
+            s,
+            TokenSource::Cookie {
+                token: "q.u.oted",
+                client_uat: Some(7)
+            }
+        );
     }
 
     #[test]
@@ -320,7 +400,12 @@ mod tests {
         ] {
             assert!(is_clerk_cookie(name), "{name}");
         }
-        for name in ["better-auth.session_token", "session", "__client_id", "cutover_route"] {
+        for name in [
+            "better-auth.session_token",
+            "session",
+            "__client_id",
+            "cutover_route",
+        ] {
             assert!(!is_clerk_cookie(name), "{name}");
         }
     }

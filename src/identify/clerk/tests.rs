@@ -33,7 +33,10 @@ fn claims() -> Value {
 
 fn bearer(token: &str) -> HeaderMap {
     let mut h = HeaderMap::new();
-    h.insert(AUTHORIZATION, HeaderValue::from_str(&format!("Bearer {token}")).unwrap());
+    h.insert(
+        AUTHORIZATION,
+        HeaderValue::from_str(&format!("Bearer {token}")).unwrap(),
+    );
     h
 }
 
@@ -73,7 +76,10 @@ async fn rs384_and_rs512_are_accepted_too() {
     for alg in ["RS384", "RS512"] {
         let mut header = default_header();
         header["alg"] = json!(alg);
-        assert_eq!(user(&v.identify(&bearer(&mint(&header, &claims())), NOW).await), Some("user_1"));
+        assert_eq!(
+            user(&v.identify(&bearer(&mint(&header, &claims())), NOW).await),
+            Some("user_1")
+        );
     }
 }
 
@@ -90,17 +96,38 @@ async fn another_keys_signature_is_refused() {
 #[tokio::test]
 async fn no_token_and_client_uat_rules() {
     let v = verifier().await;
-    assert_eq!(v.identify(&HeaderMap::new(), NOW).await, ClerkOutcome::NoToken);
+    assert_eq!(
+        v.identify(&HeaderMap::new(), NOW).await,
+        ClerkOutcome::NoToken
+    );
     let token = mint(&default_header(), &claims());
-    let out = v.identify(&cookies(&format!("__session={token}")), NOW).await;
-    assert_eq!(out, ClerkOutcome::SignedOut(SignedOutReason::ClientUatMissing));
-    let out = v.identify(&cookies(&format!("__session={token}; __client_uat=0")), NOW).await;
+    let out = v
+        .identify(&cookies(&format!("__session={token}")), NOW)
+        .await;
+    assert_eq!(
+        out,
+        ClerkOutcome::SignedOut(SignedOutReason::ClientUatMissing)
+    );
+    let out = v
+        .identify(&cookies(&format!("__session={token}; __client_uat=0")), NOW)
+        .await;
     assert_eq!(out, ClerkOutcome::SignedOut(SignedOutReason::ClientUatZero));
     let out = v
-        .identify(&cookies(&format!("__session={token}; __client_uat={}", NOW + 1)), NOW)
+        .identify(
+            &cookies(&format!("__session={token}; __client_uat={}", NOW + 1)),
+            NOW,
+        )
         .await;
-    assert_eq!(out, ClerkOutcome::SignedOut(SignedOutReason::IssuedBeforeClientUat));
-    let out = v.identify(&cookies(&format!("__session={token}; __client_uat={NOW}")), NOW).await;
+    assert_eq!(
+        out,
+        ClerkOutcome::SignedOut(SignedOutReason::IssuedBeforeClientUat)
+    );
+    let out = v
+        .identify(
+            &cookies(&format!("__session={token}; __client_uat={NOW}")),
+            NOW,
+        )
+        .await;
     assert_eq!(user(&out), Some("user_1"));
     // The header token skips the client_uat rule.
     let mut h = bearer(&token);
@@ -170,7 +197,8 @@ async fn claims_that_are_not_json_after_a_good_signature_are_malformed() {
     let mut no_iat = claims();
     no_iat.as_object_mut().unwrap().remove("iat");
     assert_eq!(
-        v.identify(&bearer(&mint(&default_header(), &no_iat)), NOW).await,
+        v.identify(&bearer(&mint(&default_header(), &no_iat)), NOW)
+            .await,
         ClerkOutcome::SignedOut(SignedOutReason::MissingTimes)
     );
 }
@@ -178,6 +206,22 @@ async fn claims_that_are_not_json_after_a_good_signature_are_malformed() {
 #[tokio::test]
 async fn a_bad_pem_is_a_setup_error() {
     let mut cfg = config();
-    cfg.keys = ClerkKeys::Pem("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n".into());
-    assert!(matches!(ClerkVerifier::new(&cfg).await, Err(ClerkSetupError::BadPem(_))));
+    cfg.keys =
+        ClerkKeys::Pem("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n".into());
+    assert!(matches!(
+        ClerkVerifier::new(&cfg).await,
+        Err(ClerkSetupError::BadPem(_))
+    ));
+}
+
+#[tokio::test]
+async fn the_verifier_is_shareable_and_identify_is_a_send_future() {
+    fn shareable<T: Send + Sync + 'static>(_: &T) {}
+    fn send<T: Send>(_: &T) {}
+    let v = verifier().await;
+    shareable(&v);
+    let headers = HeaderMap::new();
+    let future = v.identify(&headers, NOW);
+    send(&future);
+    assert_eq!(future.await, ClerkOutcome::NoToken);
 }

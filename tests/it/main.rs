@@ -1,0 +1,5 @@
+//! cutover's integration tests: one binary, shared helpers in `harness`.
+
+mod harness;
+
+mod clerk_identify;
