@@ -11,12 +11,12 @@
 //!   `cutover_*` tables (the migration ledger) beside them.
 //! - [`state`] — ephemeral state shared by several cutover copies: counters,
 //!   locks, invalidation messages; in-process or Redis.
+//! - [`identify`], [`route`], [`intercept`], [`proxy`] — the request path:
+//!   who is this, where does it go, lazy password migration, forwarding.
 //! - [`hash`] — legacy password digests from Clerk (parse with work-factor
 //!   caps, verify in constant time) and Kernia's own Argon2id hash.
 //! - [`telemetry`] — logging setup.
 //!
-//! The request path (identify → route → intercept → forward → observe) and the
-//! import module are described in `DESIGN.md` and land in later issues.
 #![forbid(unsafe_code)]
 
 pub mod cli;

@@ -8,6 +8,7 @@
 mod harness;
 
 mod binary;
+mod clerk_identify;
 mod cli;
 mod foundation;
 mod hash_cli;

@@ -1,5 +1,7 @@
 //! Shared helpers for the integration tests: real services, fresh state per test.
 //!
+//! - [`clerk`]: the Clerk emulator at its wire formats (signing keys, token
+//!   minter, JWKS server);
 //! - [`kernia`]: the real Kernia 0.1.0 server (`deploy/kernia-app`), started on a
 //!   free loopback port against a fresh database and stopped with the test;
 //! - [`databases`]: a fresh SQLite file or a fresh PostgreSQL database per test,
@@ -11,6 +13,7 @@
 //! Nothing here skips: when a service a test needs is missing, the test fails
 //! and says what to start (`scripts/test.sh` starts or installs them).
 
+pub mod clerk;
 pub mod databases;
 pub mod echo;
 pub mod kernia;
