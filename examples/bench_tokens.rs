@@ -9,10 +9,15 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 fn main() {
     let mut args = std::env::args().skip(1);
     let count: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(1);
-    let issuer = args.next().unwrap_or_else(|| "https://clerk.bench.example".into());
+    let issuer = args
+        .next()
+        .unwrap_or_else(|| "https://clerk.bench.example".into());
     let lifetime: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(3600);
-    let pem = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/clerk/key_a.pem"))
-        .expect("tests/fixtures/clerk/key_a.pem");
+    let pem = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/clerk/key_a.pem"
+    ))
+    .expect("tests/fixtures/clerk/key_a.pem");
     let key = EncodingKey::from_rsa_pem(&pem).expect("an RSA private key");
     let mut header = Header::new(Algorithm::RS256);
     header.kid = Some("ins_bench".into());
@@ -33,6 +38,9 @@ fn main() {
             "v": 2,
             "sts": "active",
         });
-        println!("{}", jsonwebtoken::encode(&header, &claims, &key).expect("signing"));
+        println!(
+            "{}",
+            jsonwebtoken::encode(&header, &claims, &key).expect("signing")
+        );
     }
 }

@@ -42,7 +42,9 @@ pub struct CapsConfig {
 
 impl MigrationConfig {
     pub(super) fn read(mut s: Section, p: &mut Problems) -> MigrationConfig {
-        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
         let pool = s.int(p, "hash_pool_size", 0, 0, 1024) as usize;
         let cfg = MigrationConfig {
             hash_pool_size: if pool == 0 { cores } else { pool },
@@ -58,7 +60,8 @@ impl MigrationConfig {
             argon2_parallelism: s.int(p, "argon2_parallelism", 4, 1, 64) as u32,
             caps: CapsConfig {
                 bcrypt_max_cost: s.int(p, "bcrypt_max_cost", 14, 4, 31) as u32,
-                pbkdf2_max_iterations: s.int(p, "pbkdf2_max_iterations", 5_000_000, 1, 100_000_000) as u32,
+                pbkdf2_max_iterations: s.int(p, "pbkdf2_max_iterations", 5_000_000, 1, 100_000_000)
+                    as u32,
                 scrypt_max_memory_mib: s.int(p, "scrypt_max_memory_mib", 256, 1, 16_384),
                 argon2_max_memory_mib: s.int(p, "argon2_max_memory_mib", 256, 1, 16_384),
             },
@@ -103,7 +106,10 @@ impl ResetConfig {
         if let Some(l) = &link
             && !l.contains("{token}")
         {
-            p.push(s.key("link"), "must contain {token}, e.g. https://app.example.com/reset?token={token}");
+            p.push(
+                s.key("link"),
+                "must contain {token}, e.g. https://app.example.com/reset?token={token}",
+            );
         }
         let window = Duration::from_secs(s.int(p, "window_secs", 3_600, 0, 30 * 86_400));
         let token_ttl = Duration::from_secs(s.int(p, "token_ttl_secs", 3_600, 60, 7 * 86_400));
@@ -111,7 +117,10 @@ impl ResetConfig {
         let smtp = s.optional_section(p, "smtp").and_then(|mut t| {
             let url = t.secret(p, env, "url");
             if url.is_none() && !p.0.iter().any(|x| x.key.starts_with(&t.key("url"))) {
-                p.push(t.key("url"), "is required (smtp://host:port or smtps://…), or url_env");
+                p.push(
+                    t.key("url"),
+                    "is required (smtp://host:port or smtps://…), or url_env",
+                );
             }
             if let Some(u) = &url
                 && !(u.expose().starts_with("smtp://") || u.expose().starts_with("smtps://"))
@@ -122,9 +131,14 @@ impl ResetConfig {
             if let Some(f) = &from
                 && f.parse::<lettre::message::Mailbox>().is_err()
             {
-                p.push(t.key("from"), format!("`{f}` is not a mailbox such as Accounts <no-reply@example.com>"));
+                p.push(
+                    t.key("from"),
+                    format!("`{f}` is not a mailbox such as Accounts <no-reply@example.com>"),
+                );
             }
-            let subject = t.string(p, "subject").unwrap_or_else(|| "Reset your password".into());
+            let subject = t
+                .string(p, "subject")
+                .unwrap_or_else(|| "Reset your password".into());
             t.finish(p);
             Some(SmtpConfig {
                 url: url?,
@@ -136,13 +150,22 @@ impl ResetConfig {
             let url = t.required(p, "url");
             let secret = t.secret(p, env, "secret");
             if secret.is_none() && !p.0.iter().any(|x| x.key.starts_with(&t.key("secret"))) {
-                p.push(t.key("secret"), "is required (or secret_env): the app checks the signature with it");
+                p.push(
+                    t.key("secret"),
+                    "is required (or secret_env): the app checks the signature with it",
+                );
             }
             t.finish(p);
-            Some(WebhookConfig { url: url?, secret: secret? })
+            Some(WebhookConfig {
+                url: url?,
+                secret: secret?,
+            })
         });
         if !declared {
-            p.push(s.key("smtp"), "[reset] needs a way to deliver links: [reset.smtp] or [reset.webhook]");
+            p.push(
+                s.key("smtp"),
+                "[reset] needs a way to deliver links: [reset.smtp] or [reset.webhook]",
+            );
         }
         s.finish(p);
         match link {

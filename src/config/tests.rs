@@ -223,7 +223,11 @@ fn routing_and_reset_sections_report_their_problems() {
 fn default_denied_paths_follow_the_base_path_and_can_be_lifted_only_by_a_danger_switch() {
     let text = MINIMAL.replace("[kernia]\n", "[kernia]\nbase_path = \"/auth\"\n");
     let cfg = Config::parse(&text, Path::new("m.toml"), &env()).unwrap();
-    assert!(cfg.routing.denied.contains("/auth/two-factor/view-backup-codes"));
+    assert!(
+        cfg.routing
+            .denied
+            .contains("/auth/two-factor/view-backup-codes")
+    );
     let text = format!("{text}\n[routes]\ndanger_allow_unauthenticated_kernia_routes = true\n");
     let cfg = Config::parse(&text, Path::new("m.toml"), &env()).unwrap();
     assert!(cfg.routing.denied.is_empty());

@@ -319,7 +319,11 @@ pub async fn find_session(conn: &mut Conn<'_>, token: &str) -> Result<Option<Ses
 
 /// Whether a Kernia user exists with this normalized identifier in `column`
 /// (`email`, `username` or `phoneNumber`).
-pub async fn user_id_by(conn: &mut Conn<'_>, column: UserKey, value: &str) -> Result<Option<String>, DbError> {
+pub async fn user_id_by(
+    conn: &mut Conn<'_>,
+    column: UserKey,
+    value: &str,
+) -> Result<Option<String>, DbError> {
     let sql = match column {
         UserKey::Email => r#"SELECT id FROM "user" WHERE email = $1"#,
         UserKey::Username => r#"SELECT id FROM "user" WHERE username = $1"#,
@@ -342,7 +346,11 @@ pub enum UserKey {
 
 /// Insert a credential row only when the user has none (never replaces a
 /// password). Returns whether a row was written.
-pub async fn ensure_credential(conn: &mut Conn<'_>, user_id: &str, phc: &str) -> Result<bool, DbError> {
+pub async fn ensure_credential(
+    conn: &mut Conn<'_>,
+    user_id: &str,
+    phc: &str,
+) -> Result<bool, DbError> {
     if credential_hash(conn, user_id).await?.is_some() {
         return Ok(false);
     }
@@ -376,8 +384,12 @@ pub async fn insert_verification(
 }
 
 /// The identifier and expiry of the verification row holding `value`.
-pub async fn find_verification(conn: &mut Conn<'_>, value: &str) -> Result<Option<(String, i64)>, DbError> {
-    const SQL: &str = r#"SELECT identifier, CAST("expiresAt" AS BIGINT) FROM verification WHERE value = $1"#;
+pub async fn find_verification(
+    conn: &mut Conn<'_>,
+    value: &str,
+) -> Result<Option<(String, i64)>, DbError> {
+    const SQL: &str =
+        r#"SELECT identifier, CAST("expiresAt" AS BIGINT) FROM verification WHERE value = $1"#;
     on_conn!(conn, |c| sqlx::query_as::<_, (String, i64)>(SQL)
         .bind(value)
         .fetch_optional(c)

@@ -302,8 +302,13 @@ pub async fn counts_by_state(conn: &mut Conn<'_>) -> Result<Vec<(LedgerState, i6
 }
 
 /// Record (or clear, with `None`) when a password reset was last started.
-pub async fn set_reset_requested(conn: &mut Conn<'_>, user_id: &str, at: Option<i64>) -> Result<(), DbError> {
-    const SQL: &str = "UPDATE cutover_ledger SET reset_requested_at = $1, updated_at = $2 WHERE user_id = $3";
+pub async fn set_reset_requested(
+    conn: &mut Conn<'_>,
+    user_id: &str,
+    at: Option<i64>,
+) -> Result<(), DbError> {
+    const SQL: &str =
+        "UPDATE cutover_ledger SET reset_requested_at = $1, updated_at = $2 WHERE user_id = $3";
     on_conn!(conn, |c| {
         sqlx::query(SQL)
             .bind(at)
@@ -317,7 +322,11 @@ pub async fn set_reset_requested(conn: &mut Conn<'_>, user_id: &str, at: Option<
 }
 
 /// Move a user to another state (not to `migrated`: use [`mark_migrated`]).
-pub async fn set_state(conn: &mut Conn<'_>, user_id: &str, state: LedgerState) -> Result<(), DbError> {
+pub async fn set_state(
+    conn: &mut Conn<'_>,
+    user_id: &str,
+    state: LedgerState,
+) -> Result<(), DbError> {
     const SQL: &str = "UPDATE cutover_ledger SET state = $1, updated_at = $2 WHERE user_id = $3";
     on_conn!(conn, |c| {
         sqlx::query(SQL)
@@ -333,7 +342,12 @@ pub async fn set_state(conn: &mut Conn<'_>, user_id: &str, state: LedgerState) -
 
 /// Claim the right to start a reset: sets `reset_requested_at = now` only when
 /// no reset was started within `window_secs`. True when this caller won.
-pub async fn claim_reset(conn: &mut Conn<'_>, user_id: &str, now: i64, window_secs: i64) -> Result<bool, DbError> {
+pub async fn claim_reset(
+    conn: &mut Conn<'_>,
+    user_id: &str,
+    now: i64,
+    window_secs: i64,
+) -> Result<bool, DbError> {
     const SQL: &str = "UPDATE cutover_ledger SET reset_requested_at = $1, updated_at = $1
         WHERE user_id = $2 AND (reset_requested_at IS NULL OR reset_requested_at <= $3)";
     let n = on_conn!(conn, |c| sqlx::query(SQL)

@@ -56,10 +56,15 @@ pub enum Intercept {
 pub enum After {
     Nothing,
     /// On a 2xx, mark this user migrated, recording `method`.
-    MigrateOnSuccess { user_id: String, method: &'static str },
+    MigrateOnSuccess {
+        user_id: String,
+        method: &'static str,
+    },
     /// On a 2xx carrying a new Kernia session cookie, mark its user migrated
     /// (a social sign-in callback).
-    MigrateSessionUser { method: &'static str },
+    MigrateSessionUser {
+        method: &'static str,
+    },
 }
 
 /// One word for the log line.
@@ -77,7 +82,11 @@ pub struct Interceptor {
 }
 
 impl Interceptor {
-    pub fn new(cfg: &Config, db: Db, state: SharedState) -> Result<Interceptor, notify::NotifyError> {
+    pub fn new(
+        cfg: &Config,
+        db: Db,
+        state: SharedState,
+    ) -> Result<Interceptor, notify::NotifyError> {
         let m = &cfg.migration;
         let caps = Caps {
             bcrypt_cost: u64::from(m.caps.bcrypt_max_cost),
@@ -110,7 +119,12 @@ impl Interceptor {
     }
 
     /// Phase three for one intercepted route. `client` keys the per-address throttle.
-    pub async fn run(&self, route: AuthRoute, raw: Bytes, client: std::net::IpAddr) -> (Intercept, Outcome) {
+    pub async fn run(
+        &self,
+        route: AuthRoute,
+        raw: Bytes,
+        client: std::net::IpAddr,
+    ) -> (Intercept, Outcome) {
         let parsed = body::parse(route, raw);
         match route {
             AuthRoute::SignInEmail | AuthRoute::SignInUsername | AuthRoute::SignInPhone => {
@@ -130,19 +144,30 @@ impl Interceptor {
 
     async fn phone_reset(&self, parsed: body::AuthBody) -> (Intercept, Outcome) {
         let after = match &parsed.identifier {
-            Some(body::Identifier::Phone(phone)) => match self.ledger_entry(&ledger::Identifier::Phone(phone)).await {
-                Ok(Some(e)) if is_pending(e.state) => After::MigrateOnSuccess {
-                    user_id: e.user_id,
-                    method: "reset",
-                },
-                _ => After::Nothing,
-            },
+            Some(body::Identifier::Phone(phone)) => {
+                match self.ledger_entry(&ledger::Identifier::Phone(phone)).await {
+                    Ok(Some(e)) if is_pending(e.state) => After::MigrateOnSuccess {
+                        user_id: e.user_id,
+                        method: "reset",
+                    },
+                    _ => After::Nothing,
+                }
+            }
             _ => After::Nothing,
         };
-        (Intercept::Forward { body: parsed.bytes, after }, "reset_phone")
+        (
+            Intercept::Forward {
+                body: parsed.bytes,
+                after,
+            },
+            "reset_phone",
+        )
     }
 
-    async fn ledger_entry(&self, id: &ledger::Identifier<'_>) -> Result<Option<ledger::LedgerEntry>, crate::db::DbError> {
+    async fn ledger_entry(
+        &self,
+        id: &ledger::Identifier<'_>,
+    ) -> Result<Option<ledger::LedgerEntry>, crate::db::DbError> {
         let mut conn = self.db.acquire().await?;
         ledger::find(&mut conn.conn(), *id).await
     }
@@ -174,7 +199,11 @@ impl Interceptor {
 
     /// Tell every copy that this user's ledger row changed.
     async fn announce(&self, user_id: &str) {
-        if let Err(e) = self.state.invalidate(&crate::proxy::facts::topic(user_id)).await {
+        if let Err(e) = self
+            .state
+            .invalidate(&crate::proxy::facts::topic(user_id))
+            .await
+        {
             tracing::warn!(error = %e, "cannot broadcast a migration; other copies learn it when their cache expires");
         }
     }
@@ -183,7 +212,9 @@ impl Interceptor {
 fn is_pending(state: ledger::LedgerState) -> bool {
     matches!(
         state,
-        ledger::LedgerState::PendingPassword | ledger::LedgerState::PendingReset | ledger::LedgerState::SocialOnly
+        ledger::LedgerState::PendingPassword
+            | ledger::LedgerState::PendingReset
+            | ledger::LedgerState::SocialOnly
     )
 }
 
@@ -193,7 +224,11 @@ pub fn unavailable(retry_after_secs: u64, message: &str) -> Intercept {
 }
 
 fn unavailable_response(retry_after_secs: u64, message: &str) -> Response<ProxyBody> {
-    let mut resp = respond::json(StatusCode::SERVICE_UNAVAILABLE, "TEMPORARILY_UNAVAILABLE", message);
+    let mut resp = respond::json(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "TEMPORARILY_UNAVAILABLE",
+        message,
+    );
     if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {
         resp.headers_mut().insert(header::RETRY_AFTER, v);
     }

@@ -87,7 +87,9 @@ impl Notifier {
             }
             (true, None) => Ok(()),
             (false, Some(e)) => Err(e),
-            (false, None) => Err(NotifyError::Webhook("no delivery channel configured".into())),
+            (false, None) => Err(NotifyError::Webhook(
+                "no delivery channel configured".into(),
+            )),
         }
     }
 }
@@ -124,7 +126,11 @@ async fn send_mail(
     Ok(())
 }
 
-async fn send_webhook(client: &reqwest::Client, cfg: &WebhookConfig, n: &ResetNotice<'_>) -> Result<(), NotifyError> {
+async fn send_webhook(
+    client: &reqwest::Client,
+    cfg: &WebhookConfig,
+    n: &ResetNotice<'_>,
+) -> Result<(), NotifyError> {
     let body = serde_json::json!({
         "type": "password_reset.required",
         "data": { "user_id": n.user_id, "email": n.email, "link": n.link, "expires_at": n.expires_at },
@@ -144,7 +150,10 @@ async fn send_webhook(client: &reqwest::Client, cfg: &WebhookConfig, n: &ResetNo
         .await
         .map_err(|e| NotifyError::Webhook(e.without_url().to_string()))?;
     if !resp.status().is_success() {
-        return Err(NotifyError::Webhook(format!("the app answered {}", resp.status())));
+        return Err(NotifyError::Webhook(format!(
+            "the app answered {}",
+            resp.status()
+        )));
     }
     Ok(())
 }

@@ -65,7 +65,8 @@ impl HashPool {
                     self.waiting.fetch_sub(1, Ordering::AcqRel);
                     return Err(PoolError::Saturated);
                 }
-                let acquired = tokio::time::timeout(self.deadline, self.slots.clone().acquire_owned()).await;
+                let acquired =
+                    tokio::time::timeout(self.deadline, self.slots.clone().acquire_owned()).await;
                 self.waiting.fetch_sub(1, Ordering::AcqRel);
                 match acquired {
                     Ok(Ok(p)) => p,
@@ -102,7 +103,10 @@ mod tests {
         assert_eq!(pool.waiting(), 1);
         let started = std::time::Instant::now();
         assert_eq!(pool.run(|| 3).await, Err(PoolError::Saturated));
-        assert!(started.elapsed() < Duration::from_millis(100), "refused without waiting");
+        assert!(
+            started.elapsed() < Duration::from_millis(100),
+            "refused without waiting"
+        );
         tx.send(()).unwrap();
         assert!(busy.await.unwrap().is_ok());
         assert_eq!(queued.await.unwrap(), Ok(2));

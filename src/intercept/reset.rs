@@ -44,11 +44,24 @@ impl Resets {
         let token = random_token();
         let expires_at = now + self.cfg.token_ttl.as_secs() as i64;
         let mut tx = self.db.begin().await?;
-        if !ledger::claim_reset(&mut tx.conn(), &entry.user_id, now, self.cfg.window.as_secs() as i64).await? {
+        if !ledger::claim_reset(
+            &mut tx.conn(),
+            &entry.user_id,
+            now,
+            self.cfg.window.as_secs() as i64,
+        )
+        .await?
+        {
             return Ok(false);
         }
         kernia::ensure_credential(&mut tx.conn(), &entry.user_id, &unusable_phc()).await?;
-        kernia::insert_verification(&mut tx.conn(), &format!("reset:{}", entry.user_id), &token, expires_at).await?;
+        kernia::insert_verification(
+            &mut tx.conn(),
+            &format!("reset:{}", entry.user_id),
+            &token,
+            expires_at,
+        )
+        .await?;
         tx.commit().await?;
         let link = self.cfg.link.replace("{token}", &token);
         let notice = ResetNotice {
@@ -77,7 +90,10 @@ enum StartError {
 }
 
 /// `403 PASSWORD_RESET_REQUIRED`, starting a reset when allowed.
-pub(super) async fn required(ix: &Interceptor, entry: &ledger::LedgerEntry) -> (Intercept, Outcome) {
+pub(super) async fn required(
+    ix: &Interceptor,
+    entry: &ledger::LedgerEntry,
+) -> (Intercept, Outcome) {
     let outcome = match &ix.reset {
         None => "reset_required",
         Some(resets) => match resets.start(entry).await {
@@ -145,5 +161,9 @@ fn unusable_phc() -> String {
     rand::rng().fill_bytes(&mut salt);
     rand::rng().fill_bytes(&mut hash);
     let b64 = base64::engine::general_purpose::STANDARD_NO_PAD;
-    format!("$argon2id$v=19$m=65536,t=3,p=4${}${}", b64.encode(salt), b64.encode(hash))
+    format!(
+        "$argon2id$v=19$m=65536,t=3,p=4${}${}",
+        b64.encode(salt),
+        b64.encode(hash)
+    )
 }

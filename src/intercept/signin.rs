@@ -31,7 +31,10 @@ pub(super) async fn run(ix: &Interceptor, body: AuthBody, client: IpAddr) -> (In
         Ok(e) => e,
         Err(e) => {
             tracing::error!(error = %e, "ledger unavailable; refusing sign-in");
-            return (unavailable(5, "Sign-in is temporarily unavailable."), "db_unavailable");
+            return (
+                unavailable(5, "Sign-in is temporarily unavailable."),
+                "db_unavailable",
+            );
         }
     };
     let Some(entry) = entry else {
@@ -40,7 +43,9 @@ pub(super) async fn run(ix: &Interceptor, body: AuthBody, client: IpAddr) -> (In
     match entry.state {
         ledger::LedgerState::PendingPassword => {}
         ledger::LedgerState::PendingReset => return super::reset::required(ix, &entry).await,
-        ledger::LedgerState::Migrated | ledger::LedgerState::SocialOnly | ledger::LedgerState::Removed => {
+        ledger::LedgerState::Migrated
+        | ledger::LedgerState::SocialOnly
+        | ledger::LedgerState::Removed => {
             return (forward(&body, After::Nothing), "passthrough");
         }
     }
@@ -48,7 +53,11 @@ pub(super) async fn run(ix: &Interceptor, body: AuthBody, client: IpAddr) -> (In
     // Throttle before any hashing: per account, then per client address.
     let m = &ix.cfg;
     for (key, max, window) in [
-        (format!("signin:acct:{}", entry.user_id), m.account_attempts, m.account_window),
+        (
+            format!("signin:acct:{}", entry.user_id),
+            m.account_attempts,
+            m.account_window,
+        ),
         (format!("signin:ip:{client}"), m.ip_attempts, m.ip_window),
     ] {
         match ix.state.hit(&key, window).await {
@@ -56,7 +65,10 @@ pub(super) async fn run(ix: &Interceptor, body: AuthBody, client: IpAddr) -> (In
             Ok(_) => {}
             Err(e) => {
                 tracing::error!(error = %e, "shared state unavailable; refusing sign-in of a pending user");
-                return (unavailable(5, "Sign-in is temporarily unavailable."), "state_unavailable");
+                return (
+                    unavailable(5, "Sign-in is temporarily unavailable."),
+                    "state_unavailable",
+                );
             }
         }
     }
@@ -65,10 +77,18 @@ pub(super) async fn run(ix: &Interceptor, body: AuthBody, client: IpAddr) -> (In
     let lock_key = format!("migrate:{}", entry.user_id);
     let token = match acquire(ix, &lock_key).await {
         Ok(Some(t)) => t,
-        Ok(None) => return (unavailable(2, "Sign-in is busy; try again in a moment."), "lock_timeout"),
+        Ok(None) => {
+            return (
+                unavailable(2, "Sign-in is busy; try again in a moment."),
+                "lock_timeout",
+            );
+        }
         Err(e) => {
             tracing::error!(error = %e, "shared state unavailable; refusing sign-in of a pending user");
-            return (unavailable(5, "Sign-in is temporarily unavailable."), "state_unavailable");
+            return (
+                unavailable(5, "Sign-in is temporarily unavailable."),
+                "state_unavailable",
+            );
         }
     };
     let result = migrate_locked(ix, &entry.user_id, &body, password).await;
@@ -80,8 +100,12 @@ pub(super) async fn run(ix: &Interceptor, body: AuthBody, client: IpAddr) -> (In
 
 /// Take the lock, waiting (politely) while another sign-in of the same user
 /// holds it. `Ok(None)` when it is not free within the queue deadline.
-async fn acquire(ix: &Interceptor, key: &str) -> Result<Option<LockToken>, crate::state::StateError> {
-    let deadline = Instant::now() + ix.cfg.queue_deadline + ix.cfg.lock_ttl.min(Duration::from_secs(10));
+async fn acquire(
+    ix: &Interceptor,
+    key: &str,
+) -> Result<Option<LockToken>, crate::state::StateError> {
+    let deadline =
+        Instant::now() + ix.cfg.queue_deadline + ix.cfg.lock_ttl.min(Duration::from_secs(10));
     loop {
         if let Some(t) = ix.state.try_lock(key, ix.cfg.lock_ttl).await? {
             return Ok(Some(t));
@@ -95,7 +119,12 @@ async fn acquire(ix: &Interceptor, key: &str) -> Result<Option<LockToken>, crate
 
 /// Under the user's lock: read the row again (someone may just have migrated
 /// them), verify, and write.
-async fn migrate_locked(ix: &Interceptor, user_id: &str, body: &AuthBody, password: String) -> (Intercept, Outcome) {
+async fn migrate_locked(
+    ix: &Interceptor,
+    user_id: &str,
+    body: &AuthBody,
+    password: String,
+) -> (Intercept, Outcome) {
     let forward = |after: After| Intercept::Forward {
         body: body.bytes.clone(),
         after,
@@ -110,7 +139,10 @@ async fn migrate_locked(ix: &Interceptor, user_id: &str, body: &AuthBody, passwo
             Ok(None) => return (forward(After::Nothing), "passthrough"),
             Err(e) => {
                 tracing::error!(error = %e, "ledger unavailable; refusing sign-in");
-                return (unavailable(5, "Sign-in is temporarily unavailable."), "db_unavailable");
+                return (
+                    unavailable(5, "Sign-in is temporarily unavailable."),
+                    "db_unavailable",
+                );
             }
         }
     };
@@ -132,7 +164,10 @@ async fn migrate_locked(ix: &Interceptor, user_id: &str, body: &AuthBody, passwo
     let verdict = match ix.pool.run(job).await {
         Ok(v) => v,
         Err(PoolError::Saturated) => {
-            return (unavailable(2, "Sign-in is busy; try again in a moment."), "saturated");
+            return (
+                unavailable(2, "Sign-in is busy; try again in a moment."),
+                "saturated",
+            );
         }
         Err(PoolError::Panicked) => {
             return (unavailable(2, "Sign-in failed; try again."), "hash_failed");
@@ -142,12 +177,19 @@ async fn migrate_locked(ix: &Interceptor, user_id: &str, body: &AuthBody, passwo
         Verdict::Match(phc) => match write_credential(ix, user_id, &phc).await {
             Ok(()) => {
                 ix.announce(user_id).await;
-                tracing::info!(user_id, hasher = entry.hasher.as_deref().unwrap_or("-"), "password migrated");
+                tracing::info!(
+                    user_id,
+                    hasher = entry.hasher.as_deref().unwrap_or("-"),
+                    "password migrated"
+                );
                 (forward(After::Nothing), "migrated")
             }
             Err(e) => {
                 tracing::error!(error = %e, "cannot write the migrated credential");
-                (unavailable(5, "Sign-in is temporarily unavailable."), "db_unavailable")
+                (
+                    unavailable(5, "Sign-in is temporarily unavailable."),
+                    "db_unavailable",
+                )
             }
         },
         Verdict::Mismatch => {
@@ -174,7 +216,11 @@ enum Verdict {
 }
 
 /// On the blocking pool: the legacy verify, then (on a match) Kernia's hash.
-fn verify_and_rehash(digest: &LegacyDigest, password: &[u8], params: &hash::KerniaArgon2Params) -> Verdict {
+fn verify_and_rehash(
+    digest: &LegacyDigest,
+    password: &[u8],
+    params: &hash::KerniaArgon2Params,
+) -> Verdict {
     if !digest.verify(password) {
         return Verdict::Mismatch;
     }
@@ -188,7 +234,11 @@ fn verify_and_rehash(digest: &LegacyDigest, password: &[u8], params: &hash::Kern
 }
 
 /// The credential and the ledger change, in one transaction.
-async fn write_credential(ix: &Interceptor, user_id: &str, phc: &str) -> Result<(), crate::db::DbError> {
+async fn write_credential(
+    ix: &Interceptor,
+    user_id: &str,
+    phc: &str,
+) -> Result<(), crate::db::DbError> {
     let mut tx = ix.db.begin().await?;
     kernia::upsert_credential(&mut tx.conn(), user_id, phc).await?;
     ledger::mark_migrated(&mut tx.conn(), user_id, "legacy_password").await?;
@@ -197,10 +247,19 @@ async fn write_credential(ix: &Interceptor, user_id: &str, phc: &str) -> Result<
 
 /// The stored digest cannot be verified after all (malformed, over a cap, an
 /// unsupported hasher): the user must reset, like any `pending_reset` user.
-async fn unverifiable(ix: &Interceptor, mut entry: ledger::LedgerEntry, why: DigestError) -> (Intercept, Outcome) {
+async fn unverifiable(
+    ix: &Interceptor,
+    mut entry: ledger::LedgerEntry,
+    why: DigestError,
+) -> (Intercept, Outcome) {
     tracing::warn!(user_id = %entry.user_id, reason = %why, "stored digest cannot be verified; the user must reset");
     if let Ok(mut conn) = ix.db.acquire().await
-        && let Err(e) = ledger::set_state(&mut conn.conn(), &entry.user_id, ledger::LedgerState::PendingReset).await
+        && let Err(e) = ledger::set_state(
+            &mut conn.conn(),
+            &entry.user_id,
+            ledger::LedgerState::PendingReset,
+        )
+        .await
     {
         tracing::warn!(error = %e, "cannot move the user to pending_reset");
     }
@@ -210,7 +269,12 @@ async fn unverifiable(ix: &Interceptor, mut entry: ledger::LedgerEntry, why: Dig
 
 /// Not in the ledger: a native Kernia user, or nobody. Nobody gets a dummy
 /// verify so the answer takes as long as a pending user's wrong password.
-async fn unknown_to_ledger(ix: &Interceptor, body: &AuthBody, id: &Identifier, password: String) -> (Intercept, Outcome) {
+async fn unknown_to_ledger(
+    ix: &Interceptor,
+    body: &AuthBody,
+    id: &Identifier,
+    password: String,
+) -> (Intercept, Outcome) {
     let forward = Intercept::Forward {
         body: body.bytes.clone(),
         after: After::Nothing,
@@ -227,7 +291,10 @@ async fn unknown_to_ledger(ix: &Interceptor, body: &AuthBody, id: &Identifier, p
     match known.await {
         Ok(Some(_)) => (forward, "passthrough"),
         Ok(None) => {
-            let _ = ix.pool.run(move || hash::dummy_verify(password.as_bytes())).await;
+            let _ = ix
+                .pool
+                .run(move || hash::dummy_verify(password.as_bytes()))
+                .await;
             (forward, "dummy_verify")
         }
         // Kernia shares this database: it will fail the same way.
