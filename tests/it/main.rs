@@ -9,6 +9,7 @@ mod harness;
 
 mod binary;
 mod clerk_identify;
+mod clerk_routing;
 mod cli;
 mod foundation;
 mod hash_cli;
