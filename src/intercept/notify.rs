@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use hmac::{Hmac, Mac as _};
-use lettre::message::{Mailbox, header::ContentType};
+use lettre::message::Mailbox;
+use lettre::message::header::ContentType;
 use lettre::{AsyncSmtpTransport, AsyncTransport as _, Message, Tokio1Executor};
 use sha2::Sha256;
 

@@ -26,6 +26,8 @@ pub enum PoolError {
 pub struct HashPool {
     slots: Arc<Semaphore>,
     waiting: Arc<AtomicUsize>,
+    /// Jobs started, ever (metrics and tests).
+    started: Arc<AtomicUsize>,
     queue_limit: usize,
     deadline: Duration,
     size: usize,
@@ -37,6 +39,7 @@ impl HashPool {
         HashPool {
             slots: Arc::new(Semaphore::new(size)),
             waiting: Arc::new(AtomicUsize::new(0)),
+            started: Arc::new(AtomicUsize::new(0)),
             queue_limit,
             deadline,
             size,
@@ -50,6 +53,11 @@ impl HashPool {
     /// Jobs waiting for a slot right now.
     pub fn waiting(&self) -> usize {
         self.waiting.load(Ordering::Relaxed)
+    }
+
+    /// How many jobs have started since the pool was made.
+    pub fn started(&self) -> usize {
+        self.started.load(Ordering::Relaxed)
     }
 
     /// Run `job` on a blocking thread once a slot is free.
@@ -74,6 +82,7 @@ impl HashPool {
                 }
             }
         };
+        self.started.fetch_add(1, Ordering::Relaxed);
         let handle = tokio::task::spawn_blocking(move || {
             let _permit = permit;
             job()

@@ -14,4 +14,5 @@ mod cli;
 mod foundation;
 mod hash_cli;
 mod kernia_sessions;
+mod migration;
 mod proxy;

@@ -17,8 +17,10 @@ pub mod clerk;
 pub mod databases;
 pub mod echo;
 pub mod kernia;
+pub mod pending;
 pub mod redis;
 pub mod server;
+pub mod smtp;
 
 use std::path::PathBuf;
 
