@@ -50,15 +50,16 @@ pub(super) async fn run(ix: &Interceptor, body: AuthBody, client: IpAddr) -> (In
         }
     }
 
-    // Throttle before any hashing: per account, then per client address.
+    // Throttle before any hashing: per client address (every attempt counts,
+    // so spraying many accounts from one address is caught), then per account.
     let m = &ix.cfg;
     for (key, max, window) in [
+        (format!("signin:ip:{client}"), m.ip_attempts, m.ip_window),
         (
             format!("signin:acct:{}", entry.user_id),
             m.account_attempts,
             m.account_window,
         ),
-        (format!("signin:ip:{client}"), m.ip_attempts, m.ip_window),
     ] {
         match ix.state.hit(&key, window).await {
             Ok(n) if n > max => return (throttled(window.as_secs().max(1)), "throttled"),

@@ -15,4 +15,5 @@ mod foundation;
 mod hash_cli;
 mod kernia_sessions;
 mod migration;
+mod migration_safety;
 mod proxy;

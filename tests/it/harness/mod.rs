@@ -18,6 +18,7 @@ pub mod databases;
 pub mod echo;
 pub mod kernia;
 pub mod pending;
+pub mod process;
 pub mod redis;
 pub mod server;
 pub mod smtp;
