@@ -334,3 +334,112 @@ async fn sign_ups_through_cutover_store_one_form_of_the_email() {
     );
     assert_eq!(f.cutover.app.intercept.pool().started(), jobs + 1);
 }
+
+/// A tiny HTTP endpoint that keeps what it is sent (the app's webhook receiver).
+struct Receiver {
+    url: String,
+    got: std::sync::Arc<std::sync::Mutex<Vec<(http::HeaderMap, bytes::Bytes)>>>,
+}
+
+impl Receiver {
+    async fn start() -> Receiver {
+        use http_body_util::BodyExt as _;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hooks/reset", listener.local_addr().unwrap());
+        let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = got.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let sink = sink.clone();
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(
+                        move |req: hyper::Request<hyper::body::Incoming>| {
+                            let sink = sink.clone();
+                            async move {
+                                let (parts, body) = req.into_parts();
+                                let bytes = body
+                                    .collect()
+                                    .await
+                                    .map(|b| b.to_bytes())
+                                    .unwrap_or_default();
+                                sink.lock().unwrap().push((parts.headers, bytes));
+                                Ok::<_, std::convert::Infallible>(hyper::Response::new(
+                                    http_body_util::Full::new(bytes::Bytes::from_static(b"ok")),
+                                ))
+                            }
+                        },
+                    );
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        });
+        Receiver { url, got }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reset_links_can_go_to_the_app_as_a_signed_webhook() {
+    let receiver = Receiver::start().await;
+    let secret = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
+    let extra = format!(
+        "[reset]\nlink = \"https://app.example.test/reset?token={{token}}\"\n[reset.webhook]\nurl = \"{}\"\nsecret = \"{secret}\"\n",
+        receiver.url
+    );
+    let f = fixture(Engine::Sqlite, &extra).await;
+    seed(
+        &f.db,
+        "user_2hook",
+        "hook@example.com",
+        LedgerState::PendingReset,
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(
+        sign_in(&f.cutover, "hook@example.com", "x").await.status(),
+        403
+    );
+    let (headers, body) = receiver
+        .got
+        .lock()
+        .unwrap()
+        .first()
+        .cloned()
+        .expect("the webhook was called");
+    let id = headers["webhook-id"].to_str().unwrap();
+    let ts = headers["webhook-timestamp"].to_str().unwrap();
+    let text = std::str::from_utf8(&body).unwrap();
+    assert_eq!(
+        headers["webhook-signature"].to_str().unwrap(),
+        cutover::intercept::notify::sign_webhook(secret, id, ts, text),
+        "Standard Webhooks signature over id.timestamp.body"
+    );
+    let event: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(event["type"], "password_reset.required");
+    assert_eq!(event["data"]["user_id"], "user_2hook");
+    let link = event["data"]["link"].as_str().unwrap();
+    let token = link.split("token=").nth(1).unwrap();
+    // The token is a real Kernia reset token: the credential row exists, so it resets.
+    let reset = client()
+        .post(f.cutover.url("/api/auth/reset-password"))
+        .json(&serde_json::json!({"token": token, "password": "hooked-password-1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reset.status(), 200);
+    assert_eq!(
+        sign_in(&f.cutover, "hook@example.com", "hooked-password-1")
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        entry(&f.db, "user_2hook").await.state,
+        LedgerState::Migrated
+    );
+}
