@@ -79,8 +79,8 @@ async fn drive(
     ctx.reason = decision.reason.as_str();
 
     let secure = peer.tls || (peer.trusted && forwarded_https(&req));
-    let signing_out =
-        req.method() == Method::POST && path == format!("{}/sign-out", app.kernia_base_path);
+    let signing_out = req.method() == Method::POST
+        && path.strip_prefix(app.kernia_base_path.as_str()) == Some("/sign-out");
     let kernia_token = signing_out
         .then(|| {
             cookies::get(req.headers(), kernia_id::COOKIE)
