@@ -138,3 +138,13 @@ run "cutover Kernia cookie" "http://127.0.0.1:$cut/" -H "Cookie: $kernia_cookie"
 run "cutover Clerk token (cached)" "http://127.0.0.1:$cut/" -H "Authorization: Bearer $one_token"
 run "cutover Clerk tokens (pool $pool)" "http://127.0.0.1:$cut/" -s "$work/pool.lua"
 run "nginx proxy_pass (again)" "http://127.0.0.1:$ngx/"
+
+# Added latency at light load: one connection, so latencies are not queueing.
+echo
+echo "light load: wrk -t1 -c1 -d${duration}s --latency"
+printf "%-34s %12s %10s %10s\n" "target" "requests/s" "p50" "p99"
+conns=1
+run "direct (nginx return 200)" "http://127.0.0.1:$up/"
+run "nginx proxy_pass" "http://127.0.0.1:$ngx/"
+run "cutover anonymous (pinned)" "http://127.0.0.1:$cut/" -H "Cookie: $pin"
+run "cutover Clerk token (cached)" "http://127.0.0.1:$cut/" -H "Authorization: Bearer $one_token"

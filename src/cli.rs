@@ -133,7 +133,7 @@ pub enum HashCommand {
     Verify(HashVerifyArgs),
 }
 
-#[derive(Debug, Args)]
+#[derive(Args)]
 pub struct HashVerifyArgs {
     /// Clerk's password_hasher value, e.g. bcrypt, argon2id, pbkdf2_sha256_django
     #[arg(long)]
@@ -141,6 +141,16 @@ pub struct HashVerifyArgs {
     /// The password_digest value from the export
     #[arg(long)]
     pub digest: String,
+}
+
+/// By hand, so printing the parsed command line never shows the digest.
+impl std::fmt::Debug for HashVerifyArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HashVerifyArgs")
+            .field("hasher", &self.hasher)
+            .field("digest", &"<redacted>")
+            .finish()
+    }
 }
 
 #[derive(Debug, Args)]

@@ -13,18 +13,22 @@
 //!   live pull) into Kernia's tables and the ledger, resumable and idempotent.
 //! - [`state`] — ephemeral state shared by several cutover copies: counters,
 //!   locks, invalidation messages; in-process or Redis.
+//! - [`identify`], [`route`], [`intercept`], [`proxy`] — the request path:
+//!   who is this, where does it go, lazy password migration, forwarding.
+//! - [`hash`] — legacy password digests from Clerk (parse with work-factor
+//!   caps, verify in constant time) and Kernia's own Argon2id hash.
 //! - [`telemetry`] — logging setup.
 //!
-//! The request path (identify → route → intercept → forward → observe) and the
-//! import and hash modules are described in `DESIGN.md` and land in later issues.
 #![forbid(unsafe_code)]
 
 pub mod cli;
 pub mod cmd;
 pub mod config;
 pub mod db;
+pub mod hash;
 pub mod identify;
 pub mod import;
+pub mod intercept;
 pub mod proxy;
 pub mod route;
 pub mod state;

@@ -9,6 +9,7 @@
 //! `config/cutover.example.toml` documents every key; keep it in step with this
 //! module (a test loads it).
 
+mod migration;
 mod reader;
 mod routing;
 mod secret;
@@ -17,6 +18,7 @@ mod sections;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+pub use migration::{CapsConfig, MigrationConfig, ResetConfig, SmtpConfig, WebhookConfig};
 pub use reader::{Env, Problem, ProcessEnv};
 pub use routing::{AssertionConfig, AssertionKey, DEFAULT_DENIED};
 pub use secret::Secret;
@@ -38,6 +40,9 @@ pub struct Config {
     /// `[rollout]` and `[routes]`.
     pub routing: crate::route::RouteSettings,
     pub assertion: Option<AssertionConfig>,
+    pub migration: MigrationConfig,
+    /// Without `[reset]`, users who must reset are told so but no link is sent.
+    pub reset: Option<ResetConfig>,
 }
 
 /// Why a configuration could not be loaded.
@@ -115,6 +120,10 @@ impl Config {
         let assertion = root
             .optional_section(&mut p, "assertion")
             .and_then(|s| AssertionConfig::read(s, &mut p, env));
+        let migration = MigrationConfig::read(root.section(&mut p, "migration"), &mut p);
+        let reset = root
+            .optional_section(&mut p, "reset")
+            .and_then(|s| ResetConfig::read(s, &mut p, env));
         root.finish(&mut p);
 
         if !p.is_empty() {
@@ -136,6 +145,8 @@ impl Config {
                 log,
                 routing,
                 assertion,
+                migration,
+                reset,
             }),
             _ => Err(ConfigError::Invalid {
                 path: origin.to_path_buf(),

@@ -20,6 +20,7 @@ fn env() -> FakeEnv {
             "CUTOVER_ASSERTION_SECRET",
             "an-assertion-secret-of-32-or-more-chars",
         ),
+        ("CUTOVER_SMTP_URL", "smtp://127.0.0.1:2525"),
     ]))
 }
 
@@ -53,6 +54,9 @@ fn example_file_documents_a_valid_configuration() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(cfg.kernia.base_path, "/api/auth");
     assert_eq!(cfg.kernia.secret.expose(), "a-kernia-secret-of-some-length");
+    assert!(cfg.reset.as_ref().is_some_and(|r| r.smtp.is_some()));
+    assert!(cfg.assertion.is_some());
+    assert!(cfg.routing.denied.contains("/api/auth/admin/create-user"));
     let clerk = cfg.clerk.expect("[clerk] is configured");
     assert_eq!(clerk.issuers, vec!["https://clerk.example.com".to_string()]);
     assert_eq!(
@@ -199,6 +203,38 @@ fn publishable_key_names_the_frontend_api_host() {
 fn syntax_errors_name_the_file() {
     let err = Config::parse("[server\n", Path::new("broken.toml"), &env()).unwrap_err();
     assert!(err.to_string().contains("broken.toml"), "{err}");
+}
+
+#[test]
+fn routing_and_reset_sections_report_their_problems() {
+    let text = format!(
+        "{MINIMAL}\n[rollout]\npercentage = 120\nallow_email_domains = [\"a@b\"]\n[routes]\ndeny = [\"no-slash\"]\n[reset]\nlink = \"https://x/reset\"\n"
+    );
+    let found = problems(&text);
+    let keys = keys(&found);
+    for expected in [
+        "rollout.percentage",
+        "rollout.allow_email_domains[0]",
+        "routes.deny[0]",
+        "reset.link",
+        "reset.smtp",
+    ] {
+        assert!(keys.contains(&expected), "missing {expected} in {keys:?}");
+    }
+}
+
+#[test]
+fn default_denied_paths_follow_the_base_path_and_can_be_lifted_only_by_a_danger_switch() {
+    let text = MINIMAL.replace("[kernia]\n", "[kernia]\nbase_path = \"/auth\"\n");
+    let cfg = Config::parse(&text, Path::new("m.toml"), &env()).unwrap();
+    assert!(
+        cfg.routing
+            .denied
+            .contains("/auth/two-factor/view-backup-codes")
+    );
+    let text = format!("{text}\n[routes]\ndanger_allow_unauthenticated_kernia_routes = true\n");
+    let cfg = Config::parse(&text, Path::new("m.toml"), &env()).unwrap();
+    assert!(cfg.routing.denied.is_empty());
 }
 
 #[test]

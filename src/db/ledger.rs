@@ -320,3 +320,43 @@ pub async fn set_reset_requested(
     });
     Ok(())
 }
+
+/// Move a user to another state (not to `migrated`: use [`mark_migrated`]).
+pub async fn set_state(
+    conn: &mut Conn<'_>,
+    user_id: &str,
+    state: LedgerState,
+) -> Result<(), DbError> {
+    const SQL: &str = "UPDATE cutover_ledger SET state = $1, updated_at = $2 WHERE user_id = $3";
+    on_conn!(conn, |c| {
+        sqlx::query(SQL)
+            .bind(state.as_str())
+            .bind(now_secs())
+            .bind(user_id)
+            .execute(c)
+            .await
+            .map_err(DbError::query("changing a ledger state"))?;
+    });
+    Ok(())
+}
+
+/// Claim the right to start a reset: sets `reset_requested_at = now` only when
+/// no reset was started within `window_secs`. True when this caller won.
+pub async fn claim_reset(
+    conn: &mut Conn<'_>,
+    user_id: &str,
+    now: i64,
+    window_secs: i64,
+) -> Result<bool, DbError> {
+    const SQL: &str = "UPDATE cutover_ledger SET reset_requested_at = $1, updated_at = $1
+        WHERE user_id = $2 AND (reset_requested_at IS NULL OR reset_requested_at <= $3)";
+    let n = on_conn!(conn, |c| sqlx::query(SQL)
+        .bind(now)
+        .bind(user_id)
+        .bind(now - window_secs)
+        .execute(c)
+        .await
+        .map_err(DbError::query("claiming a reset"))?
+        .rows_affected());
+    Ok(n > 0)
+}

@@ -1,8 +1,69 @@
 //! Phase one of the request path: who is this?
 //!
-//! A request carries a Kernia session, a Clerk session, both (then it is a
-//! Kernia request), or neither. Each provider has its own module; the driver
-//! asks Kernia first and Clerk only when there is no Kernia session.
+//! Pure decision code over the request's headers and cookies, plus cached key
+//! material and session look-ups. Each identity provider has a module of its
+//! own that answers for its tokens only; the driver combines their answers:
+//! Kernia is asked first, Clerk only when there is no Kernia session (a
+//! request carrying both is a Kernia request, `DESIGN.md`).
+//!
+//! - [`kernia`] — Kernia's signed session cookie, checked against its
+//!   `session` table behind a short cache;
+//! - [`clerk`] — Clerk session tokens (JWTs signed with the instance's RSA key),
+//!   verified offline against a PEM key or a cached JWKS;
+//! - [`cookies`] — reading `Cookie` headers.
 
+pub mod clerk;
 pub mod cookies;
 pub mod kernia;
+
+use std::sync::Arc;
+
+use clerk::ClerkIdentity;
+use kernia::KerniaIdentity;
+
+/// Who a request comes from, once identify has run.
+#[derive(Debug, Clone)]
+pub enum Identity {
+    Kernia(Arc<KerniaIdentity>),
+    /// A correctly signed Kernia cookie whose session could not be looked up
+    /// (database trouble). It goes to Kernia, which checks it itself; cutover
+    /// claims nobody for it.
+    KerniaUnverified,
+    Clerk(Arc<ClerkIdentity>),
+    Anonymous,
+}
+
+impl Identity {
+    /// `kernia`, `clerk` or `anonymous` (the `x-cutover-provider` header).
+    pub fn provider(&self) -> &'static str {
+        match self {
+            Identity::Kernia(_) => "kernia",
+            Identity::Clerk(_) => "clerk",
+            Identity::KerniaUnverified | Identity::Anonymous => "anonymous",
+        }
+    }
+
+    pub fn user_id(&self) -> Option<&str> {
+        match self {
+            Identity::Kernia(k) => Some(&k.user_id),
+            Identity::Clerk(c) => Some(&c.user_id),
+            Identity::KerniaUnverified | Identity::Anonymous => None,
+        }
+    }
+
+    /// The routing view of this identity.
+    pub fn who(&self) -> crate::route::Who<'_> {
+        use crate::route::Who;
+        match self {
+            Identity::Kernia(k) => Who::Kernia {
+                user_id: &k.user_id,
+            },
+            Identity::KerniaUnverified => Who::KerniaUnverified,
+            Identity::Clerk(c) => Who::Clerk {
+                user_id: &c.user_id,
+                org_id: c.org.as_ref().map(|o| o.id.as_str()),
+            },
+            Identity::Anonymous => Who::Anonymous,
+        }
+    }
+}

@@ -1,38 +1,14 @@
-//! Which of Clerk's `password_hasher` values cutover can verify at sign-in.
-//!
-//! Clerk exports 22 hasher names (reference `clerk.md` §4.1). All but
-//! `awscognito` are digests of the password that cutover's `hash` module checks
-//! during lazy migration; `awscognito` is a pointer to a Cognito pool, not a
-//! digest. A user whose hasher is not on this list must reset their password.
+//! Which of Clerk's `password_hasher` values cutover can verify at sign-in, as
+//! the import decides a user's ledger state: a digest cutover's [`crate::hash`]
+//! module can check waits for the next sign-in (`pending_password`); anything
+//! else (`awscognito`, which names a Cognito pool rather than holding a digest,
+//! or a name Clerk does not document) needs a password reset.
 
-/// The hashers whose digests can be verified, in Clerk's spelling.
-pub const VERIFIABLE: [&str; 21] = [
-    "argon2i",
-    "argon2id",
-    "bcrypt",
-    "bcrypt_peppered",
-    "bcrypt_sha256_django",
-    "hmac_sha256_utf16_b64",
-    "ldap_ssha",
-    "md5",
-    "md5_phpass",
-    "md5_salted",
-    "phpass",
-    "pbkdf2_sha1",
-    "pbkdf2_sha256",
-    "pbkdf2_sha256_django",
-    "pbkdf2_sha512",
-    "pbkdf2_sha512_hex",
-    "scrypt_firebase",
-    "scrypt_werkzeug",
-    "sha256",
-    "sha256_salted",
-    "sha512_symfony",
-];
+use crate::hash::Hasher;
 
 /// Whether cutover can check a password against this hasher's digests.
 pub fn is_verifiable(hasher: &str) -> bool {
-    VERIFIABLE.contains(&hasher)
+    hasher.parse::<Hasher>().is_ok_and(Hasher::is_supported)
 }
 
 /// The hasher name as the ledger keeps it: trimmed and lower-cased.
@@ -48,6 +24,7 @@ mod tests {
     fn cognito_and_unknown_hashers_are_not_verifiable() {
         assert!(is_verifiable("bcrypt"));
         assert!(is_verifiable(&normalize(" PBKDF2_SHA256_Django ")));
+        assert!(is_verifiable("scrypt_firebase"));
         assert!(!is_verifiable("awscognito"));
         assert!(!is_verifiable("sha1"));
     }

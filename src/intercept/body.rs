@@ -40,7 +40,10 @@ impl AuthRoute {
     }
 
     pub fn is_sign_in(self) -> bool {
-        matches!(self, AuthRoute::SignInEmail | AuthRoute::SignInUsername | AuthRoute::SignInPhone)
+        matches!(
+            self,
+            AuthRoute::SignInEmail | AuthRoute::SignInUsername | AuthRoute::SignInPhone
+        )
     }
 }
 
@@ -66,7 +69,9 @@ pub struct AuthBody {
 
 impl std::fmt::Debug for AuthBody {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AuthBody").field("identifier", &self.identifier).finish_non_exhaustive()
+        f.debug_struct("AuthBody")
+            .field("identifier", &self.identifier)
+            .finish_non_exhaustive()
     }
 }
 
@@ -114,8 +119,12 @@ pub fn parse(route: AuthRoute, raw: Bytes) -> AuthBody {
         Some(normal)
     };
     let identifier = match route {
-        AuthRoute::SignInEmail | AuthRoute::SignUpEmail => normalize("email", normalize_email).map(Identifier::Email),
-        AuthRoute::SignInUsername => normalize("username", normalize_username).map(Identifier::Username),
+        AuthRoute::SignInEmail | AuthRoute::SignUpEmail => {
+            normalize("email", normalize_email).map(Identifier::Email)
+        }
+        AuthRoute::SignInUsername => {
+            normalize("username", normalize_username).map(Identifier::Username)
+        }
         AuthRoute::SignUpUsername => {
             normalize("email", normalize_email);
             normalize("username", normalize_username).map(Identifier::Username)
@@ -126,9 +135,10 @@ pub fn parse(route: AuthRoute, raw: Bytes) -> AuthBody {
         AuthRoute::ResetPassword => None,
     };
     let password = match route {
-        AuthRoute::SignInEmail | AuthRoute::SignInUsername | AuthRoute::SignInPhone => {
-            map.get("password").and_then(Value::as_str).map(str::to_string)
-        }
+        AuthRoute::SignInEmail | AuthRoute::SignInUsername | AuthRoute::SignInPhone => map
+            .get("password")
+            .and_then(Value::as_str)
+            .map(str::to_string),
         _ => None,
     };
     let reset_token = match route {
@@ -160,10 +170,19 @@ mod tests {
     fn sign_in_emails_are_trimmed_and_lower_cased_in_the_forwarded_body() {
         let b = parse(
             AuthRoute::SignInEmail,
-            Bytes::from_static(br#"{"email":"  Ada@Example.COM ","password":"Pw 1 ","rememberMe":false}"#),
+            Bytes::from_static(
+                br#"{"email":"  Ada@Example.COM ","password":"Pw 1 ","rememberMe":false}"#,
+            ),
         );
-        assert_eq!(b.identifier, Some(Identifier::Email("ada@example.com".into())));
-        assert_eq!(b.password.as_deref(), Some("Pw 1 "), "passwords are never touched");
+        assert_eq!(
+            b.identifier,
+            Some(Identifier::Email("ada@example.com".into()))
+        );
+        assert_eq!(
+            b.password.as_deref(),
+            Some("Pw 1 "),
+            "passwords are never touched"
+        );
         let v = json(&b);
         assert_eq!(v["email"], "ada@example.com");
         assert_eq!(v["rememberMe"], false);
@@ -178,7 +197,10 @@ mod tests {
 
     #[test]
     fn usernames_and_sign_up_emails() {
-        let b = parse(AuthRoute::SignUpUsername, Bytes::from_static(br#"{"username":"Ada_L","email":"A@B.C","password":"p"}"#));
+        let b = parse(
+            AuthRoute::SignUpUsername,
+            Bytes::from_static(br#"{"username":"Ada_L","email":"A@B.C","password":"p"}"#),
+        );
         assert_eq!(b.identifier, Some(Identifier::Username("ada_l".into())));
         assert_eq!(json(&b)["email"], "a@b.c");
         assert_eq!(b.password, None, "sign-ups are not verified");
@@ -188,7 +210,10 @@ mod tests {
     fn phone_numbers_become_e164() {
         assert_eq!(normalize_phone(" +1 (415) 555-0100 "), "+14155550100");
         assert_eq!(normalize_phone("0044 20 7946 0958"), "+442079460958");
-        let b = parse(AuthRoute::SignInPhone, Bytes::from_static(br#"{"phone_number":"+1 415 555 0100","password":"p"}"#));
+        let b = parse(
+            AuthRoute::SignInPhone,
+            Bytes::from_static(br#"{"phone_number":"+1 415 555 0100","password":"p"}"#),
+        );
         assert_eq!(b.identifier, Some(Identifier::Phone("+14155550100".into())));
     }
 
@@ -202,7 +227,10 @@ mod tests {
 
     #[test]
     fn reset_tokens_are_read() {
-        let b = parse(AuthRoute::ResetPassword, Bytes::from_static(br#"{"token":"abc","password":"new-password"}"#));
+        let b = parse(
+            AuthRoute::ResetPassword,
+            Bytes::from_static(br#"{"token":"abc","password":"new-password"}"#),
+        );
         assert_eq!(b.reset_token.as_deref(), Some("abc"));
     }
 }

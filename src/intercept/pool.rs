@@ -26,6 +26,8 @@ pub enum PoolError {
 pub struct HashPool {
     slots: Arc<Semaphore>,
     waiting: Arc<AtomicUsize>,
+    /// Jobs started, ever (metrics and tests).
+    started: Arc<AtomicUsize>,
     queue_limit: usize,
     deadline: Duration,
     size: usize,
@@ -37,6 +39,7 @@ impl HashPool {
         HashPool {
             slots: Arc::new(Semaphore::new(size)),
             waiting: Arc::new(AtomicUsize::new(0)),
+            started: Arc::new(AtomicUsize::new(0)),
             queue_limit,
             deadline,
             size,
@@ -52,6 +55,11 @@ impl HashPool {
         self.waiting.load(Ordering::Relaxed)
     }
 
+    /// How many jobs have started since the pool was made.
+    pub fn started(&self) -> usize {
+        self.started.load(Ordering::Relaxed)
+    }
+
     /// Run `job` on a blocking thread once a slot is free.
     pub async fn run<T, F>(&self, job: F) -> Result<T, PoolError>
     where
@@ -65,7 +73,8 @@ impl HashPool {
                     self.waiting.fetch_sub(1, Ordering::AcqRel);
                     return Err(PoolError::Saturated);
                 }
-                let acquired = tokio::time::timeout(self.deadline, self.slots.clone().acquire_owned()).await;
+                let acquired =
+                    tokio::time::timeout(self.deadline, self.slots.clone().acquire_owned()).await;
                 self.waiting.fetch_sub(1, Ordering::AcqRel);
                 match acquired {
                     Ok(Ok(p)) => p,
@@ -73,6 +82,7 @@ impl HashPool {
                 }
             }
         };
+        self.started.fetch_add(1, Ordering::Relaxed);
         let handle = tokio::task::spawn_blocking(move || {
             let _permit = permit;
             job()
@@ -102,7 +112,10 @@ mod tests {
         assert_eq!(pool.waiting(), 1);
         let started = std::time::Instant::now();
         assert_eq!(pool.run(|| 3).await, Err(PoolError::Saturated));
-        assert!(started.elapsed() < Duration::from_millis(100), "refused without waiting");
+        assert!(
+            started.elapsed() < Duration::from_millis(100),
+            "refused without waiting"
+        );
         tx.send(()).unwrap();
         assert!(busy.await.unwrap().is_ok());
         assert_eq!(queued.await.unwrap(), Ok(2));

@@ -132,3 +132,78 @@ impl Signer {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{AssertionConfig, AssertionKey, Secret};
+
+    #[derive(serde::Deserialize)]
+    struct Read {
+        sub: String,
+        provider: String,
+        org_role: Option<String>,
+        exp: u64,
+        iat: u64,
+    }
+
+    fn facts<'a>(perms: &'a [String]) -> Facts<'a> {
+        Facts {
+            provider: "clerk",
+            user_id: "user_2abc",
+            session_id: "sess_1",
+            org_id: Some("org_1"),
+            org_role: Some("org:admin"),
+            org_permissions: perms,
+            actor: None,
+        }
+    }
+
+    #[test]
+    fn ed25519_assertions_verify_with_the_public_key() {
+        let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
+        let cfg = AssertionConfig {
+            key: AssertionKey::Ed25519 {
+                pem: Secret::new(pair.serialize_pem()),
+                path: "k.pem".into(),
+            },
+            ttl: Duration::from_secs(60),
+            issuer: "cutover".into(),
+            audience: Some("app".into()),
+        };
+        let signer = Signer::new(&cfg).unwrap();
+        let perms = vec!["org:reports:read".to_string()];
+        let jwt = signer.sign(&facts(&perms), 1_800_000_000).unwrap();
+        let key = jsonwebtoken::DecodingKey::from_ed_der(pair.public_key_raw());
+        let mut v = jsonwebtoken::Validation::new(Algorithm::EdDSA);
+        v.set_audience(&["app"]);
+        v.validate_exp = false;
+        let read = jsonwebtoken::decode::<Read>(jwt.as_bytes(), &key, &v)
+            .unwrap()
+            .claims;
+        assert_eq!(
+            (read.sub.as_str(), read.provider.as_str()),
+            ("user_2abc", "clerk")
+        );
+        assert_eq!(read.org_role.as_deref(), Some("org:admin"));
+        assert_eq!(read.exp - read.iat, 60);
+    }
+
+    #[test]
+    fn a_signed_assertion_is_reused_for_the_same_session_only() {
+        let cfg = AssertionConfig {
+            key: AssertionKey::Hs256(Secret::new("x".repeat(32))),
+            ttl: Duration::from_secs(60),
+            issuer: "cutover".into(),
+            audience: None,
+        };
+        let signer = Signer::new(&cfg).unwrap();
+        let perms = Vec::new();
+        let a = signer.sign(&facts(&perms), 1_800_000_000).unwrap();
+        let b = signer.sign(&facts(&perms), 1_800_000_001).unwrap();
+        assert_eq!(a, b, "cached");
+        let mut other = facts(&perms);
+        other.session_id = "sess_2";
+        assert_ne!(signer.sign(&other, 1_800_000_001).unwrap(), a);
+    }
+}

@@ -8,46 +8,38 @@ use std::sync::Arc;
 use http::{HeaderValue, Method, Request, Response, header};
 use hyper::body::Incoming;
 
-use super::forward::{self, Upstream};
+use super::forward::Upstream;
 use super::observe::Ctx;
 use super::server::ConnInfo;
-use super::{App, ProxyBody, assertion, headers, respond};
+use super::{App, ProxyBody, auth_routes, headers, relay, respond};
 use crate::db::now_secs;
-use crate::identify::cookies;
-use crate::identify::kernia::{self as kernia_id, KerniaIdentity, KerniaOutcome};
+use crate::identify::clerk::ClerkOutcome;
+use crate::identify::kernia::{self as kernia_id, KerniaOutcome};
+use crate::identify::{Identity, cookies};
 use crate::route::rollout::{self, Pin};
-use crate::route::{self, Route, UserFacts, Who, paths};
+use crate::route::{self, Route, UserFacts, paths};
 
-/// Who a request comes from, after identify.
-enum Identity {
-    Kernia(Arc<KerniaIdentity>),
-    /// A well-signed Kernia cookie whose session could not be checked.
-    KerniaUnverified,
-    Anonymous,
-}
-
-impl Identity {
-    fn provider(&self) -> &'static str {
-        match self {
-            Identity::Kernia(_) => "kernia",
-            Identity::KerniaUnverified | Identity::Anonymous => "anonymous",
-        }
-    }
-
-    fn user_id(&self) -> Option<&str> {
-        match self {
-            Identity::Kernia(k) => Some(&k.user_id),
-            Identity::KerniaUnverified | Identity::Anonymous => None,
-        }
-    }
+/// The client end of a request.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer {
+    /// The connection's address.
+    pub ip: IpAddr,
+    /// Whether that address is a trusted proxy (its forwarding headers count).
+    pub trusted: bool,
+    pub tls: bool,
 }
 
 pub async fn handle(app: Arc<App>, info: ConnInfo, req: Request<Incoming>) -> Response<ProxyBody> {
-    let peer = info.peer.ip().to_canonical();
-    let trusted = app.is_trusted(peer);
-    let client = headers::client_addr(req.headers(), peer, trusted);
+    let ip = info.peer.ip().to_canonical();
+    let peer = Peer {
+        ip,
+        trusted: app.is_trusted(ip),
+        tls: info.tls,
+    };
+    let client = headers::client_addr(req.headers(), ip, peer.trusted);
     let mut ctx = Ctx::new(req.method().clone(), req.uri().path(), client, info.tls);
-    let resp = drive(&app, &mut ctx, info, peer, trusted, req).await;
+    let resp = drive(&app, &mut ctx, peer, req).await;
+    // 5. observe
     ctx.log(resp.status());
     resp
 }
@@ -55,37 +47,41 @@ pub async fn handle(app: Arc<App>, info: ConnInfo, req: Request<Incoming>) -> Re
 async fn drive(
     app: &App,
     ctx: &mut Ctx,
-    info: ConnInfo,
-    peer: IpAddr,
-    trusted: bool,
+    peer: Peer,
     req: Request<Incoming>,
 ) -> Response<ProxyBody> {
-    let now = now_secs();
-
     // 1. identify
-    let identity = identify(app, &req, now).await;
+    let identity = identify(app, ctx, &req).await;
     ctx.provider = identity.provider();
     ctx.user_id = identity.user_id().map(str::to_string);
 
     // 2. route
     let path = paths::normalize(req.uri().path()).into_owned();
     let pin = cookies::get(req.headers(), rollout::COOKIE).and_then(Pin::parse);
-    let who = match &identity {
-        Identity::Kernia(k) => Who::Kernia {
-            user_id: &k.user_id,
-        },
-        Identity::KerniaUnverified => Who::KerniaUnverified,
-        Identity::Anonymous => Who::Anonymous,
+    let facts = match &identity {
+        Identity::Clerk(c) => Some(app.facts.get(&c.user_id).await),
+        _ => None,
     };
-    let facts = UserFacts::default();
-    let decision = route::decide(&app.routing, &path, who, facts, pin.as_ref());
+    let user_facts = facts
+        .as_deref()
+        .map_or(UserFacts::default(), |f| UserFacts {
+            migrated: f.migrated,
+            email: f.email.as_deref(),
+        });
+    let decision = route::decide(
+        &app.routing,
+        &path,
+        identity.who(),
+        user_facts,
+        pin.as_ref(),
+    );
     ctx.route = decision.route.as_str();
     ctx.reason = decision.reason.as_str();
 
-    let secure = info.tls || (trusted && forwarded_https(&req));
-    let sign_out =
-        req.method() == Method::POST && path == format!("{}/sign-out", app.kernia_base_path);
-    let kernia_token = sign_out
+    let secure = peer.tls || (peer.trusted && forwarded_https(&req));
+    let signing_out = req.method() == Method::POST
+        && path.strip_prefix(app.kernia_base_path.as_str()) == Some("/sign-out");
+    let kernia_token = signing_out
         .then(|| {
             cookies::get(req.headers(), kernia_id::COOKIE)
                 .and_then(|v| app.kernia.verified_token(v))
@@ -105,34 +101,13 @@ async fn drive(
                 respond::reauthenticate()
             }
         }
-        // 3. intercept happens on the kernia side only (Kernia's auth routes).
-        // 4. forward
-        Route::Legacy => {
-            forward(
-                app,
-                ctx,
-                req,
-                Upstream::Legacy,
-                &identity,
-                peer,
-                trusted,
-                info.tls,
-            )
-            .await
-        }
-        Route::Kernia => {
-            forward(
-                app,
-                ctx,
-                req,
-                Upstream::Kernia,
-                &identity,
-                peer,
-                trusted,
-                info.tls,
-            )
-            .await
-        }
+        Route::Legacy => relay::forward(app, ctx, req, Upstream::Legacy, &identity, peer).await,
+        Route::Kernia => match auth_routes::intercepted(app, &req, &path) {
+            // 3. intercept: Kernia's sign-in, sign-up, reset and callback routes.
+            Some(what) => auth_routes::intercept(app, ctx, req, what, &identity, peer).await,
+            // 4. forward
+            None => relay::forward(app, ctx, req, Upstream::Kernia, &identity, peer).await,
+        },
     };
 
     if let Some(pin) = decision.set_pin {
@@ -147,109 +122,27 @@ async fn drive(
             tracing::warn!(error = %e, "cannot broadcast a sign-out; other copies forget it when their cache expires");
         }
     }
-    // 5. observe: the caller logs `ctx` with the final status.
     resp
 }
 
-async fn identify(app: &App, req: &Request<Incoming>, now: i64) -> Identity {
+/// Kernia first: a request carrying both sessions is a Kernia request.
+async fn identify(app: &App, ctx: &mut Ctx, req: &Request<Incoming>) -> Identity {
+    let now = now_secs();
     match app.kernia.identify(req.headers(), now).await {
         KerniaOutcome::SignedIn(k) => return Identity::Kernia(k),
         KerniaOutcome::Unverified => return Identity::KerniaUnverified,
         KerniaOutcome::NoCookie | KerniaOutcome::BadSignature | KerniaOutcome::NoSession => {}
     }
-    Identity::Anonymous
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn forward(
-    app: &App,
-    ctx: &mut Ctx,
-    mut req: Request<Incoming>,
-    to: Upstream,
-    identity: &Identity,
-    peer: IpAddr,
-    trusted: bool,
-    tls: bool,
-) -> Response<ProxyBody> {
-    ctx.upstream = Some(to.as_str());
-    if let Some(len) = content_length(&req)
-        && len > app.limits.max_body_bytes
-    {
-        return respond::ForwardError::BodyTooLarge {
-            limit: app.limits.max_body_bytes,
-        }
-        .response();
-    }
-    let upgrade = req.version() == http::Version::HTTP_11 && headers::is_upgrade(req.headers());
-    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
-    let host = req
-        .headers()
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
-        .or_else(|| req.uri().authority().map(|a| a.to_string()));
-
-    let (mut parts, body) = req.into_parts();
-    let h = &mut parts.headers;
-    headers::strip_hop_by_hop(h, upgrade);
-    headers::strip_cutover_headers(h);
-    headers::set_forwarding(h, peer, trusted, tls, host.as_deref());
-    if let Some(authority) = app.upstreams.authority(to)
-        && let Ok(v) = HeaderValue::from_str(authority)
-    {
-        h.insert(header::HOST, v);
-    }
-    set_identity_headers(app, h, identity);
-
-    let upstream_req =
-        Request::from_parts(parts, forward::limit_body(body, app.limits.max_body_bytes));
-    match app.upstreams.send(to, upstream_req).await {
-        Ok(mut resp) => {
-            let switching = forward::is_switching(&resp);
-            if switching && let Some(client_upgrade) = client_upgrade {
-                forward::splice_upgrade(client_upgrade, hyper::upgrade::on(&mut resp));
-            }
-            let (mut parts, body) = resp.into_parts();
-            headers::strip_hop_by_hop(&mut parts.headers, switching);
-            Response::from_parts(parts, forward::upstream_body(body))
-        }
-        Err(e) => {
-            ctx.error = Some(e.to_string());
-            e.response()
-        }
-    }
-}
-
-/// `x-cutover-provider`, `-user-id`, `-session-id`, `-org-id`, `-org-role`, and
-/// the signed `x-cutover-assertion`.
-fn set_identity_headers(app: &App, h: &mut http::HeaderMap, identity: &Identity) {
-    let set = |h: &mut http::HeaderMap, name: &'static str, value: &str| {
-        if let Ok(v) = HeaderValue::from_str(value) {
-            h.insert(name, v);
-        }
+    let Some(clerk) = &app.clerk else {
+        return Identity::Anonymous;
     };
-    set(h, "x-cutover-provider", identity.provider());
-    let facts = match identity {
-        Identity::Kernia(k) => assertion::Facts {
-            provider: "kernia",
-            user_id: &k.user_id,
-            session_id: &k.session_id,
-            ..assertion::Facts::default()
-        },
-        Identity::KerniaUnverified | Identity::Anonymous => return,
-    };
-    set(h, "x-cutover-user-id", facts.user_id);
-    set(h, "x-cutover-session-id", facts.session_id);
-    if let Some(org) = facts.org_id {
-        set(h, "x-cutover-org-id", org);
-    }
-    if let Some(role) = facts.org_role {
-        set(h, "x-cutover-org-role", role);
-    }
-    if let Some(signer) = &app.assertion
-        && let Some(jwt) = signer.sign(&facts, now_secs().max(0) as u64)
-    {
-        set(h, "x-cutover-assertion", &jwt);
+    match clerk.identify(req.headers(), now.max(0) as u64).await {
+        ClerkOutcome::SignedIn(c) => Identity::Clerk(c),
+        ClerkOutcome::SignedOut(reason) => {
+            ctx.clerk_refusal = Some(reason.as_str());
+            Identity::Anonymous
+        }
+        ClerkOutcome::NoToken => Identity::Anonymous,
     }
 }
 
@@ -263,13 +156,6 @@ fn set_pin_cookie(resp: &mut Response<ProxyBody>, pin: &Pin, secure: bool) {
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         resp.headers_mut().append(header::SET_COOKIE, v);
     }
-}
-
-fn content_length(req: &Request<Incoming>) -> Option<u64> {
-    req.headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse().ok())
 }
 
 /// A page load rather than an API call (Clerk's own handshake rule).

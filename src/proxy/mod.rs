@@ -16,6 +16,8 @@
 //! - `server.rs` — listeners, TLS, HTTP/1.1 + HTTP/2, limits, graceful drain
 //! - `tls.rs` — rustls configuration from PEM files
 //! - `driver.rs` — the phases, in order
+//! - `auth_routes.rs` — which Kernia routes are intercepted; their bodies; after Kernia answers
+//! - `relay.rs` — the upstream request: hygiene, forwarding and identity headers
 //! - `headers.rs` — hop-by-hop, forwarding and `x-cutover-*` header hygiene
 //! - `forward.rs` — the upstream client, streaming, upgrades
 //! - `assertion.rs` — the signed identity header for the app
@@ -24,11 +26,13 @@
 //! - `observe.rs` — the per-request context and its log line
 
 pub mod assertion;
+mod auth_routes;
 mod driver;
 pub mod facts;
 pub mod forward;
 pub mod headers;
 pub mod observe;
+mod relay;
 pub mod respond;
 pub mod server;
 pub mod tls;
@@ -59,8 +63,10 @@ pub struct App {
     pub trusted_proxies: Vec<IpNet>,
     pub upstreams: forward::Upstreams,
     pub kernia: KerniaSessions,
+    pub clerk: Option<crate::identify::clerk::ClerkVerifier>,
     pub facts: facts::FactsCache,
     pub assertion: Option<assertion::Signer>,
+    pub intercept: crate::intercept::Interceptor,
     pub db: Db,
     pub state: SharedState,
 }
@@ -72,6 +78,10 @@ pub enum SetupError {
     Upstreams(#[source] std::io::Error),
     #[error("cannot set up the assertion signer: {0}")]
     Assertion(#[source] jsonwebtoken::errors::Error),
+    #[error("cannot set up Clerk token verification: {0}")]
+    Clerk(#[source] crate::identify::clerk::ClerkSetupError),
+    #[error("cannot set up reset delivery: {0}")]
+    Notifier(#[source] crate::intercept::notify::NotifyError),
 }
 
 impl App {
@@ -90,6 +100,14 @@ impl App {
                 db.clone(),
                 cfg.kernia.session_cache,
             ),
+            clerk: match &cfg.clerk {
+                Some(c) => Some(
+                    crate::identify::clerk::ClerkVerifier::new(c)
+                        .await
+                        .map_err(SetupError::Clerk)?,
+                ),
+                None => None,
+            },
             facts: facts::FactsCache::new(db.clone(), Duration::from_secs(30)),
             assertion: cfg
                 .assertion
@@ -97,6 +115,8 @@ impl App {
                 .map(assertion::Signer::new)
                 .transpose()
                 .map_err(SetupError::Assertion)?,
+            intercept: crate::intercept::Interceptor::new(cfg, db.clone(), state.clone())
+                .map_err(SetupError::Notifier)?,
             db,
             state,
         });

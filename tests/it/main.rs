@@ -8,12 +8,17 @@
 mod harness;
 
 mod binary;
+mod clerk_identify;
+mod clerk_routing;
 mod cli;
 mod foundation;
+mod hash_cli;
 mod import_api;
 mod import_files;
 mod import_kernia;
 mod import_resume;
 mod import_support;
 mod kernia_sessions;
+mod migration;
+mod migration_safety;
 mod proxy;

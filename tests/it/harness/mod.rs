@@ -1,5 +1,7 @@
 //! Shared helpers for the integration tests: real services, fresh state per test.
 //!
+//! - [`clerk`]: the Clerk emulator at its wire formats (signing keys, token
+//!   minter, JWKS server);
 //! - [`kernia`]: the real Kernia 0.1.0 server (`deploy/kernia-app`), started on a
 //!   free loopback port against a fresh database and stopped with the test;
 //! - [`databases`]: a fresh SQLite file or a fresh PostgreSQL database per test,
@@ -12,12 +14,16 @@
 //! Nothing here skips: when a service a test needs is missing, the test fails
 //! and says what to start (`scripts/test.sh` starts or installs them).
 
+pub mod clerk;
 pub mod clerk_api;
 pub mod databases;
 pub mod echo;
 pub mod kernia;
+pub mod pending;
+pub mod process;
 pub mod redis;
 pub mod server;
+pub mod smtp;
 
 use std::path::PathBuf;
 

@@ -1,0 +1,139 @@
+//! Phase four, request side: turn the client's request into the upstream's —
+//! header hygiene, forwarding headers, the identity handed to the app — send
+//! it, and clean the answer's headers on the way back.
+
+use http::{HeaderValue, Request, Response, header};
+use hyper::body::Incoming;
+
+use super::driver::Peer;
+use super::forward::{self, Upstream};
+use super::observe::Ctx;
+use super::{App, ProxyBody, assertion, headers, respond};
+use crate::db::now_secs;
+use crate::identify::Identity;
+
+/// Forward a request whose body streams through.
+pub(super) async fn forward(
+    app: &App,
+    ctx: &mut Ctx,
+    mut req: Request<Incoming>,
+    to: Upstream,
+    identity: &Identity,
+    peer: Peer,
+) -> Response<ProxyBody> {
+    if let Some(len) = content_length(&req)
+        && len > app.limits.max_body_bytes
+    {
+        ctx.upstream = Some(to.as_str());
+        return respond::ForwardError::BodyTooLarge {
+            limit: app.limits.max_body_bytes,
+        }
+        .response();
+    }
+    let upgrade = req.version() == http::Version::HTTP_11 && headers::is_upgrade(req.headers());
+    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+    let (parts, body) = req.into_parts();
+    let body = forward::limit_body(body, app.limits.max_body_bytes);
+    send(app, ctx, parts, body, client_upgrade, to, identity, peer).await
+}
+
+/// Headers for the upstream, send, headers for the client.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn send(
+    app: &App,
+    ctx: &mut Ctx,
+    mut parts: http::request::Parts,
+    body: ProxyBody,
+    client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+    to: Upstream,
+    identity: &Identity,
+    peer: Peer,
+) -> Response<ProxyBody> {
+    ctx.upstream = Some(to.as_str());
+    let upgrade = client_upgrade.is_some();
+    let host = parts
+        .headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| parts.uri.authority().map(|a| a.to_string()));
+    let h = &mut parts.headers;
+    headers::strip_hop_by_hop(h, upgrade);
+    headers::strip_cutover_headers(h);
+    headers::set_forwarding(h, peer.ip, peer.trusted, peer.tls, host.as_deref());
+    if let Some(authority) = app.upstreams.authority(to)
+        && let Ok(v) = HeaderValue::from_str(authority)
+    {
+        h.insert(header::HOST, v);
+    }
+    set_identity_headers(app, h, identity);
+
+    match app
+        .upstreams
+        .send(to, Request::from_parts(parts, body))
+        .await
+    {
+        Ok(mut resp) => {
+            let switching = forward::is_switching(&resp);
+            if switching && let Some(client_upgrade) = client_upgrade {
+                forward::splice_upgrade(client_upgrade, hyper::upgrade::on(&mut resp));
+            }
+            let (mut parts, body) = resp.into_parts();
+            headers::strip_hop_by_hop(&mut parts.headers, switching);
+            Response::from_parts(parts, forward::upstream_body(body))
+        }
+        Err(e) => {
+            ctx.error = Some(e.to_string());
+            e.response()
+        }
+    }
+}
+
+/// `x-cutover-provider`, `-user-id`, `-session-id`, `-org-id`, `-org-role`, and
+/// the signed `x-cutover-assertion` (see [`assertion`] for its claims).
+fn set_identity_headers(app: &App, h: &mut http::HeaderMap, identity: &Identity) {
+    let set = |h: &mut http::HeaderMap, name: &'static str, value: &str| {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            h.insert(name, v);
+        }
+    };
+    set(h, "x-cutover-provider", identity.provider());
+    let facts = match identity {
+        Identity::Kernia(k) => assertion::Facts {
+            provider: "kernia",
+            user_id: &k.user_id,
+            session_id: &k.session_id,
+            ..assertion::Facts::default()
+        },
+        Identity::Clerk(c) => assertion::Facts {
+            provider: "clerk",
+            user_id: &c.user_id,
+            session_id: &c.session_id,
+            org_id: c.org.as_ref().map(|o| o.id.as_str()),
+            org_role: c.org.as_ref().and_then(|o| o.role.as_deref()),
+            org_permissions: c.org.as_ref().map_or(&[], |o| o.permissions.as_slice()),
+            actor: c.actor.as_deref(),
+        },
+        Identity::KerniaUnverified | Identity::Anonymous => return,
+    };
+    set(h, "x-cutover-user-id", facts.user_id);
+    set(h, "x-cutover-session-id", facts.session_id);
+    if let Some(org) = facts.org_id {
+        set(h, "x-cutover-org-id", org);
+    }
+    if let Some(role) = facts.org_role {
+        set(h, "x-cutover-org-role", role);
+    }
+    if let Some(signer) = &app.assertion
+        && let Some(jwt) = signer.sign(&facts, now_secs().max(0) as u64)
+    {
+        set(h, "x-cutover-assertion", &jwt);
+    }
+}
+
+fn content_length(req: &Request<Incoming>) -> Option<u64> {
+    req.headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok())
+}
