@@ -14,7 +14,7 @@ use std::path::Path;
 use sha2::{Digest as _, Sha256};
 use tokio::sync::mpsc;
 
-use crate::db::{Conn, Db, DbError, Tx, now_secs, on_conn};
+use crate::db::{Conn, Db, DbError, Tx, now_secs};
 
 use super::issue::{Entity, Issue, IssueKind};
 use super::plan::Planned;
@@ -24,7 +24,7 @@ use super::report::{self, Counters, ReportWriter, RunInfo, Tally};
 use super::spool::WorkDir;
 use super::stage::{self, Inputs};
 use super::store::runs::{self, Phase, Run};
-use super::store::{self, ImportSchema};
+use super::store::{self, ImportSchema, tuning};
 use super::{ImportError, ImportOptions, Outcome};
 
 /// A fingerprint of the inputs (path, size, modification time) and of the
@@ -75,41 +75,12 @@ impl Writer {
         match self {
             Writer::PerBatch(db) => {
                 let mut tx = db.begin().await?;
-                tune(&mut tx.conn()).await?;
+                tuning::tune(&mut tx.conn()).await?;
                 Ok(Step::Own(tx))
             }
             Writer::DryRun(tx) => Ok(Step::Shared(tx)),
         }
     }
-}
-
-/// Settings for the import's transactions on PostgreSQL, which only look rows
-/// up by key and insert.
-///
-/// - `plan_cache_mode = force_custom_plan`: sqlx prepares each statement once
-///   per connection, and PostgreSQL would switch it to a generic plan made
-///   while Kernia's tables were still empty (a sequential scan) and keep it
-///   while they grow to millions of rows.
-/// - `enable_seqscan = off`: during a bulk load the tables have no statistics
-///   yet and the pages just written are hot, so the cost model prefers
-///   sequential scans for a batch's thousands of key lookups; measured on
-///   200,000 users, 52 ms against 2 ms by the unique indexes, and growing with
-///   the table. Every lookup here has an index (a scan without one is still
-///   possible, only priced higher).
-/// - `synchronous_commit = off`: a batch and the run's position commit in the
-///   same transaction, so losing the last commits in a database crash only
-///   means the resumed run writes those batches again.
-async fn tune(conn: &mut Conn<'_>) -> Result<(), DbError> {
-    if let Conn::Postgres(c) = conn {
-        sqlx::raw_sql(
-            "SET LOCAL plan_cache_mode = force_custom_plan; SET LOCAL enable_seqscan = off; \
-             SET LOCAL synchronous_commit = off",
-        )
-        .execute(&mut **c)
-        .await
-        .map_err(DbError::query("tuning the import's transaction"))?;
-    }
-    Ok(())
 }
 
 impl Step<'_> {
@@ -134,11 +105,11 @@ pub async fn run(db: &Db, opts: &ImportOptions) -> Result<Outcome, ImportError> 
     let lock = if opts.dry_run {
         None
     } else {
-        Some(RunLock::take(db).await?)
+        Some(tuning::RunLock::take(db).await?)
     };
     let mut writer = if opts.dry_run {
         let mut tx = db.begin().await?;
-        tune(&mut tx.conn()).await?;
+        tuning::tune(&mut tx.conn()).await?;
         Db::migrate_in(&mut tx.conn()).await?;
         Writer::DryRun(tx)
     } else {
@@ -147,7 +118,7 @@ pub async fn run(db: &Db, opts: &ImportOptions) -> Result<Outcome, ImportError> 
     let mut run = {
         let mut step = writer.begin().await?;
         let mut conn = step.conn();
-        create_account_index(&mut conn).await?;
+        tuning::create_account_index(&mut conn).await?;
         let run = runs::open(&mut conn, &fingerprint, opts.restart || opts.dry_run).await?;
         step.commit().await?;
         run
@@ -397,21 +368,6 @@ fn no_plugin(
         format!("{n} record(s) skipped: Kernia's database has no organization, member or invitation table")));
 }
 
-/// Kernia has no index on `account ("providerId", "accountId")`, the pair its
-/// own OAuth callback looks up; the import checks that pair for every social
-/// account, so it adds one (named `cutover_…`, harmless to Kernia, and it
-/// speeds up Kernia's callback too).
-async fn create_account_index(conn: &mut Conn<'_>) -> Result<(), DbError> {
-    const SQL: &str = r#"CREATE INDEX IF NOT EXISTS cutover_account_provider_account ON account ("providerId", "accountId")"#;
-    on_conn!(conn, |c| {
-        sqlx::query(SQL)
-            .execute(c)
-            .await
-            .map_err(DbError::query("indexing account (providerId, accountId)"))?;
-    });
-    Ok(())
-}
-
 /// Stream the run's issues into the report file (written to a temporary name,
 /// then renamed, so a report is whole or absent).
 async fn write_report(
@@ -440,44 +396,4 @@ async fn write_report(
     w.finish().map_err(report_err)?;
     std::fs::rename(&tmp, path).map_err(report_err)?;
     Ok(())
-}
-
-/// One import at a time per PostgreSQL database (a session advisory lock);
-/// SQLite's write lock serialises batches anyway.
-struct RunLock(Option<crate::db::PoolConn>);
-
-const IMPORT_LOCK_KEY: i64 = 0x6375_7469_6d70_6f72;
-
-impl RunLock {
-    async fn take(db: &Db) -> Result<RunLock, ImportError> {
-        if db.engine() != crate::db::Engine::Postgres {
-            return Ok(RunLock(None));
-        }
-        let mut pc = db.acquire().await?;
-        let got: bool = match &mut pc.conn() {
-            Conn::Postgres(c) => sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
-                .bind(IMPORT_LOCK_KEY)
-                .fetch_one(&mut **c)
-                .await
-                .map_err(DbError::query("taking the import lock"))?,
-            Conn::Sqlite(_) => true,
-        };
-        if !got {
-            return Err(ImportError::Input(
-                "another cutover import is running against this database".into(),
-            ));
-        }
-        Ok(RunLock(Some(pc)))
-    }
-
-    async fn release(mut self) {
-        if let Some(mut pc) = self.0.take()
-            && let Conn::Postgres(c) = &mut pc.conn()
-        {
-            let _ = sqlx::query("SELECT pg_advisory_unlock($1)")
-                .bind(IMPORT_LOCK_KEY)
-                .execute(&mut **c)
-                .await;
-        }
-    }
 }

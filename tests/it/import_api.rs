@@ -128,12 +128,14 @@ async fn a_pull_pages_through_429s_and_saves_every_object_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pull_stays_under_the_request_budget() {
     let (_d, _csv, mut data) = dataset(200);
-    // Clerk's rule, scaled down: at most 8 requests in any 1 s.
+    // Clerk's rule, scaled down: at most 8 requests in any 1 s; the pull keeps
+    // the same 10 % margin as its default (900 of Clerk's 1000 per 10 s), which
+    // absorbs the jitter between when a request leaves and when it arrives.
     data.budget = Some((8, Duration::from_secs(1)));
     let api = ClerkApi::start(data).await;
     let out = tempfile::tempdir().unwrap();
     let mut o = options(&api, out.path(), 10);
-    o.max_requests = 8;
+    o.max_requests = 7;
     o.window = Duration::from_secs(1);
     let started = std::time::Instant::now();
     let pulled = pull(&o).await.unwrap();
@@ -144,7 +146,7 @@ async fn a_pull_stays_under_the_request_budget() {
         "the pull went over Clerk's budget"
     );
     assert_eq!(pulled.throttled, 0);
-    assert!(started.elapsed() >= Duration::from_secs((pulled.requests / 8 - 1).max(1)));
+    assert!(started.elapsed() >= Duration::from_secs((pulled.requests / 7 - 1).max(1)));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

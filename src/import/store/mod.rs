@@ -14,9 +14,12 @@
 //! The caller owns the transaction: one per batch normally, one for the whole
 //! run under `--dry-run` (rolled back at the end).
 
+pub mod accounts;
+pub mod factors;
 pub mod orgs;
 pub mod runs;
 pub mod sql;
+pub mod tuning;
 pub mod users;
 
 use crate::db::{Db, DbError, KerniaSchema};

@@ -11,7 +11,7 @@ use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
 
-use crate::db::{Conn, DbError, now_secs};
+use crate::db::{Conn, DbError};
 use crate::import::issue::{Entity, Issue, IssueKind};
 use crate::import::plan::UserPlan;
 use crate::import::report::Counters;
@@ -44,45 +44,6 @@ struct UserRow<'a> {
     updated_at: i64,
 }
 
-#[derive(Serialize)]
-struct AccountRow<'a> {
-    id: &'a str,
-    #[serde(rename = "userId")]
-    user_id: &'a str,
-    #[serde(rename = "accountId")]
-    account_id: &'a str,
-    #[serde(rename = "providerId")]
-    provider_id: &'a str,
-    scope: Option<&'a str>,
-    #[serde(rename = "createdAt")]
-    created_at: i64,
-    #[serde(rename = "updatedAt")]
-    updated_at: i64,
-}
-
-#[derive(Serialize)]
-struct TwoFactorRow<'a> {
-    id: String,
-    #[serde(rename = "userId")]
-    user_id: &'a str,
-    secret: &'a str,
-}
-
-#[derive(Serialize)]
-struct LedgerRow<'a> {
-    user_id: &'a str,
-    email: Option<&'a str>,
-    username: Option<&'a str>,
-    phone: Option<&'a str>,
-    secondary_emails: String,
-    hasher: Option<&'a str>,
-    digest: Option<&'a str>,
-    state: &'a str,
-    had_backup_codes: bool,
-    had_passkeys: bool,
-    now: i64,
-}
-
 /// The `"user"` columns written, with their PostgreSQL types; plugin columns
 /// only when the table has them.
 fn user_columns(schema: &ImportSchema) -> Vec<(&'static str, &'static str)> {
@@ -111,7 +72,7 @@ fn user_columns(schema: &ImportSchema) -> Vec<(&'static str, &'static str)> {
     cols
 }
 
-fn quoted(cols: &[(&str, &str)]) -> String {
+pub(super) fn quoted(cols: &[(&str, &str)]) -> String {
     cols.iter()
         .map(|(c, _)| format!("\"{c}\""))
         .collect::<Vec<_>>()
@@ -293,9 +254,9 @@ pub async fn write(
     }
     c.users.imported += written.len() as u64;
 
-    write_accounts(conn, &written, c, issues).await?;
-    write_two_factor(conn, schema, &written, c, issues).await?;
-    write_ledger(conn, &written).await?;
+    super::accounts::write(conn, &written, c, issues).await?;
+    super::factors::write_two_factor(conn, schema, &written, c, issues).await?;
+    super::factors::write_ledger(conn, &written).await?;
     for p in written {
         let state = p
             .ledger
@@ -314,198 +275,5 @@ pub async fn write(
             issues.push(note);
         }
     }
-    Ok(())
-}
-
-async fn write_accounts(
-    conn: &mut Conn<'_>,
-    users: &[UserPlan],
-    c: &mut Counters,
-    issues: &mut Vec<Issue>,
-) -> Result<(), DbError> {
-    let all: Vec<(&str, &crate::import::records::ExternalAccount, i64)> = users
-        .iter()
-        .flat_map(|p| {
-            p.accounts
-                .iter()
-                .map(move |a| (p.user.id.as_str(), a, p.user.created_at))
-        })
-        .collect();
-    if all.is_empty() {
-        return Ok(());
-    }
-    c.accounts.input += all.len() as u64;
-    let engine = conn.engine();
-    // Another Kernia user may hold the same provider account (a social sign-up
-    // during the dual run): that pair is a conflict.
-    let pairs: Vec<AccountRow> = all
-        .iter()
-        .map(|(user_id, a, created)| AccountRow {
-            id: &a.id,
-            user_id,
-            account_id: &a.account_id,
-            provider_id: &a.provider_id,
-            scope: a.scope.as_deref(),
-            created_at: a.created_at.unwrap_or(*created),
-            updated_at: a.updated_at.or(a.created_at).unwrap_or(*created),
-        })
-        .collect();
-    let (_, from) = sql::json_rows(engine, &[("providerId", "text"), ("accountId", "text")]);
-    let (pl, al) = match engine {
-        crate::db::Engine::Postgres => (
-            "x.\"providerId\"".to_string(),
-            "x.\"accountId\"".to_string(),
-        ),
-        crate::db::Engine::Sqlite => (
-            "json_extract(x.value, '$.providerId')".to_string(),
-            "json_extract(x.value, '$.accountId')".to_string(),
-        ),
-    };
-    let check_sql = format!(
-        r#"SELECT a."providerId", a."accountId", a."userId" FROM {from}
-           JOIN account a ON a."providerId" = {pl} AND a."accountId" = {al}"#
-    );
-    let json = serde_json::to_string(&pairs).map_err(|e| DbError::Schema(e.to_string()))?;
-    let held: Vec<(String, String, String)> =
-        crate::db::on_conn!(conn, |x| sqlx::query_as(&check_sql)
-            .bind(&json)
-            .fetch_all(x)
-            .await
-            .map_err(DbError::query("looking for linked social accounts"))?);
-    let held: HashMap<(String, String), String> =
-        held.into_iter().map(|(p, a, u)| ((p, a), u)).collect();
-    let mut rows = Vec::with_capacity(pairs.len());
-    for row in pairs {
-        match held.get(&(row.provider_id.to_string(), row.account_id.to_string())) {
-            Some(owner) if owner != row.user_id => {
-                c.accounts.conflicts += 1;
-                issues.push(Issue::new(
-                    IssueKind::Conflict,
-                    Entity::Account,
-                    Some(row.user_id),
-                    format!(
-                        "{} account {} is already linked to Kernia user {owner}: not linked again",
-                        row.provider_id, row.account_id
-                    ),
-                ));
-            }
-            Some(_) => c.accounts.already_present += 1,
-            None => rows.push(row),
-        }
-    }
-    let cols = [
-        ("id", "text"),
-        ("userId", "text"),
-        ("accountId", "text"),
-        ("providerId", "text"),
-        ("scope", "text"),
-        ("createdAt", "integer"),
-        ("updatedAt", "integer"),
-    ];
-    let (select, from) = sql::json_rows(engine, &cols);
-    let insert_sql = format!(
-        "INSERT INTO account ({}) SELECT {select} FROM {from} {WHERE_TRUE} ON CONFLICT (id) DO NOTHING RETURNING id",
-        quoted(&cols)
-    );
-    let written =
-        sql::insert_returning(conn, &insert_sql, &rows, "inserting social accounts").await?;
-    c.accounts.imported += written.len() as u64;
-    c.accounts.already_present += (rows.len() - written.len()) as u64;
-    let written: HashSet<String> = written.into_iter().collect();
-    for row in rows.iter().filter(|r| written.contains(r.id)) {
-        *c.providers.entry(row.provider_id.to_string()).or_default() += 1;
-    }
-    Ok(())
-}
-
-async fn write_two_factor(
-    conn: &mut Conn<'_>,
-    schema: &ImportSchema,
-    users: &[UserPlan],
-    c: &mut Counters,
-    issues: &mut Vec<Issue>,
-) -> Result<(), DbError> {
-    let with_totp: Vec<&UserPlan> = users.iter().filter(|p| p.totp_secret.is_some()).collect();
-    if with_totp.is_empty() {
-        return Ok(());
-    }
-    if !schema.two_factor {
-        for p in with_totp {
-            c.warnings += 1;
-            issues.push(Issue::new(IssueKind::Warning, Entity::User, Some(&p.user.id),
-                "Kernia has no twoFactor table (two_factor plugin off): the TOTP secret was not imported"));
-        }
-        return Ok(());
-    }
-    let rows: Vec<TwoFactorRow> = with_totp
-        .iter()
-        .filter_map(|p| {
-            Some(TwoFactorRow {
-                id: crate::db::kernia::new_id(),
-                user_id: &p.user.id,
-                secret: p.totp_secret.as_ref()?.expose(),
-            })
-        })
-        .collect();
-    // `backupCodes` is NOT NULL: an empty JSON array, which Kernia reads as "no
-    // backup codes" (Clerk's cannot be exported). `verified` is true: the user
-    // had confirmed the factor at Clerk. The 0.1.0 table has no timestamps.
-    let (select, from) = sql::json_rows(
-        conn.engine(),
-        &[("id", "text"), ("userId", "text"), ("secret", "text")],
-    );
-    let sql = format!(
-        r#"INSERT INTO "twoFactor" (id, "userId", secret, "backupCodes", verified) SELECT {select}, '[]', true FROM {from}"#
-    );
-    c.two_factor += sql::insert(conn, &sql, &rows, "inserting two-factor rows").await?;
-    Ok(())
-}
-
-async fn write_ledger(conn: &mut Conn<'_>, users: &[UserPlan]) -> Result<(), DbError> {
-    let now = now_secs();
-    let rows: Vec<LedgerRow> = users
-        .iter()
-        .map(|p| {
-            let l = &p.ledger;
-            LedgerRow {
-                user_id: &l.user_id,
-                email: l.email.as_deref(),
-                username: l.username.as_deref(),
-                phone: l.phone.as_deref(),
-                secondary_emails: serde_json::to_string(&l.secondary_emails)
-                    .unwrap_or_else(|_| "[]".into()),
-                hasher: l.hasher.as_deref(),
-                digest: l.digest.as_deref(),
-                state: l.state.map(|s| s.as_str()).unwrap_or("pending_reset"),
-                had_backup_codes: l.had_backup_codes,
-                had_passkeys: l.had_passkeys,
-                now,
-            }
-        })
-        .collect();
-    let cols = [
-        ("user_id", "text"),
-        ("email", "text"),
-        ("username", "text"),
-        ("phone", "text"),
-        ("secondary_emails", "text"),
-        ("hasher", "text"),
-        ("digest", "text"),
-        ("state", "text"),
-        ("had_backup_codes", "boolean"),
-        ("had_passkeys", "boolean"),
-        ("now", "bigint"),
-    ];
-    let (select, from) = sql::json_rows(conn.engine(), &cols);
-    let sql = format!(
-        "INSERT INTO cutover_ledger (user_id, email, username, phone, secondary_emails, hasher, digest, state,
-            had_backup_codes, had_passkeys, imported_at, updated_at)
-         SELECT {select}, {now} FROM {from} {WHERE_TRUE} ON CONFLICT (user_id) DO NOTHING",
-        now = match conn.engine() {
-            crate::db::Engine::Postgres => "x.\"now\"".to_string(),
-            crate::db::Engine::Sqlite => "json_extract(x.value, '$.now')".to_string(),
-        }
-    );
-    sql::insert(conn, &sql, &rows, "writing ledger rows").await?;
     Ok(())
 }
