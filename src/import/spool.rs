@@ -91,12 +91,15 @@ pub struct WorkDir {
 }
 
 impl WorkDir {
-    /// Create `<base>/cutover-import-<pid>`, readable by the owner only, after
-    /// removing the directories of earlier runs whose process is gone.
+    /// Create `<base>/cutover-import-<pid>-<n>`, readable by the owner only,
+    /// after removing the directories of earlier runs whose process is gone.
+    /// `<n>` tells apart several runs in one process (tests run them side by side).
     pub fn create(base: &Path) -> io::Result<WorkDir> {
+        static RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         fs::create_dir_all(base)?;
         remove_stale(base);
-        let path = base.join(format!("cutover-import-{}", std::process::id()));
+        let n = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = base.join(format!("cutover-import-{}-{n}", std::process::id()));
         if path.exists() {
             fs::remove_dir_all(&path)?;
         }
@@ -125,7 +128,7 @@ impl Drop for WorkDir {
     }
 }
 
-/// Remove `cutover-import-<pid>` directories left by processes that no longer
+/// Remove `cutover-import-<pid>[-<n>]` directories left by processes that no longer
 /// run (a killed import). Only where `/proc` tells which processes run.
 fn remove_stale(base: &Path) {
     if !Path::new("/proc/self").exists() {
@@ -139,6 +142,7 @@ fn remove_stale(base: &Path) {
         let Some(pid) = name
             .to_str()
             .and_then(|n| n.strip_prefix("cutover-import-"))
+            .and_then(|p| p.split('-').next())
             .and_then(|p| p.parse::<u32>().ok())
         else {
             continue;
