@@ -9,8 +9,10 @@ use super::secret::Secret;
 /// How sign-ins of pending users are verified and throttled.
 #[derive(Debug, Clone)]
 pub struct MigrationConfig {
-    /// Blocking threads for password work; 0 in the file means the core count.
+    /// Threads for password work; 0 in the file means the core count.
     pub hash_pool_size: usize,
+    /// Their niceness: 0 = normal priority, 19 = lowest.
+    pub hash_thread_nice: u8,
     /// Sign-ins that may wait for a hashing slot; beyond it, 503 at once.
     pub queue_limit: usize,
     /// How long a sign-in may wait for a slot before 503.
@@ -48,6 +50,7 @@ impl MigrationConfig {
         let pool = s.int(p, "hash_pool_size", 0, 0, 1024) as usize;
         let cfg = MigrationConfig {
             hash_pool_size: if pool == 0 { cores } else { pool },
+            hash_thread_nice: s.int(p, "hash_thread_nice", 10, 0, 19) as u8,
             queue_limit: s.int(p, "queue_limit", 64, 0, 100_000) as usize,
             queue_deadline: Duration::from_millis(s.int(p, "queue_deadline_ms", 2_000, 1, 60_000)),
             lock_ttl: Duration::from_secs(s.int(p, "lock_ttl_secs", 30, 1, 600)),

@@ -96,7 +96,12 @@ impl Interceptor {
             ..Caps::default()
         };
         Ok(Interceptor {
-            pool: pool::HashPool::new(m.hash_pool_size, m.queue_limit, m.queue_deadline),
+            pool: pool::HashPool::new(
+                m.hash_pool_size,
+                m.queue_limit,
+                m.queue_deadline,
+                m.hash_thread_nice,
+            ),
             caps,
             argon: KerniaArgon2Params {
                 m_cost: m.argon2_memory_kib,
