@@ -44,8 +44,10 @@ NGINX
 nginx -c "$work/nginx/nginx.conf" -p "$work/nginx" -g 'daemon off;' & pids+=($!)
 
 secret="bench-secret-0123456789abcdef-xyz"
+# CUTOVER_BENCH_KERNIA_NICE=N runs the Kernia app at niceness N, as if it had a
+# machine of its own (in production it usually does); default: same priority.
 KERNIA_DATABASE_URL="$base/$db" KERNIA_SECRET="$secret" KERNIA_PORT=0 KERNIA_RATE_LIMIT=off \
-  "$python" deploy/kernia-app/app.py > "$work/kernia.out" 2> "$work/kernia.log" & pids+=($!)
+  nice -n "${CUTOVER_BENCH_KERNIA_NICE:-0}" "$python" deploy/kernia-app/app.py > "$work/kernia.out" 2> "$work/kernia.log" & pids+=($!)
 for _ in $(seq 1 200); do grep -q listening "$work/kernia.out" 2>/dev/null && break; sleep 0.1; done
 kaddr=$(sed -n 's/.*listening on //p' "$work/kernia.out")
 [ -n "$kaddr" ] || { cat "$work/kernia.log" >&2; exit 1; }
