@@ -146,80 +146,42 @@ pub async fn seed_native_rows(t: &TestDb) {
 
 /// The sample Kernia app with a stand-in Google provider
 /// (`tests/fixtures/import/kernia_app_with_fake_google.py`), on its own
-/// database, killed when dropped. Started like `harness::kernia::KerniaServer`.
+/// database, killed when dropped. `base_url` includes Kernia's base path.
 pub struct KerniaWithGoogle {
     pub base_url: String,
-    pub db: TestDatabase,
-    _child: tokio::process::Child,
-    stderr: std::sync::Arc<std::sync::Mutex<String>>,
+    server: crate::harness::kernia::KerniaServer,
+}
+
+impl std::ops::Deref for KerniaWithGoogle {
+    type Target = crate::harness::kernia::KerniaServer;
+
+    fn deref(&self) -> &Self::Target {
+        &self.server
+    }
 }
 
 impl KerniaWithGoogle {
     pub async fn start(engine: Engine) -> KerniaWithGoogle {
-        use tokio::io::{AsyncBufReadExt as _, BufReader};
-        let db = TestDatabase::create(engine).await;
-        let python = crate::harness::kernia::python();
-        let mut child = tokio::process::Command::new(&python)
-            .arg(fixture("kernia_app_with_fake_google.py"))
-            .env(
-                "CUTOVER_KERNIA_APP",
-                crate::harness::repo_root().join("deploy/kernia-app/app.py"),
-            )
-            .env("KERNIA_DATABASE_URL", &db.url)
-            .env("KERNIA_SECRET", crate::harness::kernia::SECRET)
-            .env("KERNIA_HOST", "127.0.0.1")
-            .env("KERNIA_PORT", "0")
-            .env("KERNIA_RATE_LIMIT", "off")
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting the Kernia app with {}: {e}", python.display()));
-        let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-        if let Some(err) = child.stderr.take() {
-            let sink = stderr.clone();
-            tokio::spawn(async move {
-                let mut lines = BufReader::new(err).lines();
-                while let Ok(Some(line)) = lines.next_line().await {
-                    let mut s = sink.lock().unwrap_or_else(|p| p.into_inner());
-                    if s.len() < 64 * 1024 {
-                        s.push_str(&line);
-                        s.push('\n');
-                    }
-                }
-            });
-        }
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let wait = async {
-            while let Ok(Some(line)) = lines.next_line().await {
-                if let Some(addr) = line.strip_prefix("kernia-app listening on ") {
-                    return Some(addr.trim().to_string());
-                }
-            }
-            None
+        let options = crate::harness::kernia::Options {
+            app: Some(fixture("kernia_app_with_fake_google.py")),
+            env: vec![(
+                "CUTOVER_KERNIA_APP".into(),
+                crate::harness::repo_root()
+                    .join("deploy/kernia-app/app.py")
+                    .display()
+                    .to_string(),
+            )],
+            ..Default::default()
         };
-        let addr = match tokio::time::timeout(std::time::Duration::from_secs(90), wait).await {
-            Ok(Some(addr)) => addr,
-            _ => {
-                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-                panic!("the Kernia app did not start: {}", stderr.lock().unwrap());
-            }
-        };
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let server = crate::harness::kernia::KerniaServer::start_with(
+            TestDatabase::create(engine).await,
+            options,
+        )
+        .await;
         KerniaWithGoogle {
-            base_url: format!("http://{addr}/api/auth"),
-            db,
-            _child: child,
-            stderr,
+            base_url: server.url("/api/auth"),
+            server,
         }
-    }
-
-    pub fn stderr(&self) -> String {
-        self.stderr
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
     }
 }
 

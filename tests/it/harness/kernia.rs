@@ -53,6 +53,11 @@ pub struct Options {
     /// Keep Kernia's own rate limiter on (off by default in tests: without a
     /// real client address every request shares one bucket).
     pub rate_limit: bool,
+    /// Another app script (a wrapper around `deploy/kernia-app/app.py`, e.g. one
+    /// that adds an OAuth provider); it gets the same environment.
+    pub app: Option<PathBuf>,
+    /// Extra environment for the app.
+    pub env: Vec<(String, String)>,
 }
 
 /// A running Kernia server on its own database.
@@ -70,8 +75,13 @@ impl KerniaServer {
     }
 
     pub async fn start_with(db: TestDatabase, options: Options) -> KerniaServer {
+        let app = options
+            .app
+            .clone()
+            .unwrap_or_else(|| repo_root().join("deploy/kernia-app/app.py"));
         let mut child = Command::new(python())
-            .arg(repo_root().join("deploy/kernia-app/app.py"))
+            .arg(app)
+            .envs(options.env.iter().map(|(k, v)| (k, v)))
             .env("KERNIA_DATABASE_URL", &db.url)
             .env("KERNIA_SECRET", SECRET)
             .env("KERNIA_HOST", "127.0.0.1")
