@@ -208,15 +208,6 @@ pub async fn insert_user(
     Ok(())
 }
 
-pub async fn find_user(conn: &mut Conn<'_>, id: &str) -> Result<Option<User>, DbError> {
-    let sql = format!(r#"SELECT {USER_COLUMNS} FROM "user" WHERE id = $1"#);
-    on_conn!(conn, |c| sqlx::query_as::<_, User>(&sql)
-        .bind(id)
-        .fetch_optional(c)
-        .await
-        .map_err(DbError::query("reading a Kernia user")))
-}
-
 /// The user whose stored email is exactly `email` (Kernia compares bytes).
 pub async fn find_user_by_email(conn: &mut Conn<'_>, email: &str) -> Result<Option<User>, DbError> {
     let sql = format!(r#"SELECT {USER_COLUMNS} FROM "user" WHERE email = $1"#);

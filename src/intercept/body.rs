@@ -38,13 +38,6 @@ impl AuthRoute {
             _ => return None,
         })
     }
-
-    pub fn is_sign_in(self) -> bool {
-        matches!(
-            self,
-            AuthRoute::SignInEmail | AuthRoute::SignInUsername | AuthRoute::SignInPhone
-        )
-    }
 }
 
 /// The identifier a body names, normalized.

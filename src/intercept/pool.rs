@@ -36,7 +36,6 @@ pub struct HashPool {
     jobs: mpsc::Sender<Job>,
     queue_limit: usize,
     deadline: Duration,
-    size: usize,
 }
 
 impl HashPool {
@@ -62,12 +61,7 @@ impl HashPool {
             jobs,
             queue_limit,
             deadline,
-            size,
         }
-    }
-
-    pub fn size(&self) -> usize {
-        self.size
     }
 
     /// Jobs waiting for a slot right now.

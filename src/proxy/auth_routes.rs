@@ -7,7 +7,7 @@ use http_body_util::BodyExt as _;
 use hyper::body::Incoming;
 
 use super::driver::Peer;
-use super::forward::{self, Upstream};
+use super::forward::Upstream;
 use super::observe::Ctx;
 use super::{App, ProxyBody, relay, respond};
 use crate::identify::Identity;
@@ -78,7 +78,7 @@ pub(super) async fn intercept(
             parts
                 .headers
                 .insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
-            let body = forward::bytes_body(body);
+            let body = respond::full(body);
             let resp = relay::send(
                 app,
                 ctx,

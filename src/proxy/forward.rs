@@ -10,7 +10,6 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
 use http::uri::{PathAndQuery, Uri};
 use http::{Request, Response, StatusCode, Version};
 use http_body_util::BodyExt as _;
@@ -133,11 +132,6 @@ pub fn limit_body(body: Incoming, limit: u64) -> ProxyBody {
 /// An upstream response body, boxed.
 pub fn upstream_body(body: Incoming) -> ProxyBody {
     body.map_err(|e| -> BoxError { Box::new(e) }).boxed_unsync()
-}
-
-/// A body cutover read whole (an intercepted auth route), forwarded as bytes.
-pub fn bytes_body(bytes: Bytes) -> ProxyBody {
-    super::respond::full(bytes)
 }
 
 /// After a 101 from the upstream: wait for both sides to upgrade, then copy

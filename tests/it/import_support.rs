@@ -186,19 +186,9 @@ impl KerniaWithGoogle {
 }
 
 /// Write a user's password into Kernia as cutover's lazy migration does: an
-/// Argon2id PHC string with Kernia's parameters (m=65536, t=3, p=4) in the
-/// `credential` account row.
+/// Argon2id PHC string with Kernia's parameters in the `credential` account row.
 pub async fn set_kernia_password(db: &Db, user_id: &str, password: &str) {
-    use argon2::password_hash::{PasswordHasher as _, SaltString};
-    use rand::RngCore as _;
-    let mut salt = [0u8; 16];
-    rand::rng().fill_bytes(&mut salt);
-    let salt = SaltString::encode_b64(&salt).unwrap();
-    let params = argon2::Params::new(65536, 3, 4, Some(32)).unwrap();
-    let phc = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
-        .hash_password(password.as_bytes(), &salt)
-        .unwrap()
-        .to_string();
+    let phc = cutover::hash::kernia_argon2id(password.as_bytes(), &Default::default()).unwrap();
     let mut tx = db.begin().await.unwrap();
     cutover::db::kernia::upsert_credential(&mut tx.conn(), user_id, &phc)
         .await
@@ -206,47 +196,7 @@ pub async fn set_kernia_password(db: &Db, user_id: &str, password: &str) {
     tx.commit().await.unwrap();
 }
 
-/// The current TOTP code (RFC 6238: SHA-1, 6 digits, 30 s) for a base32
-/// secret, waiting out the last seconds of a step so the server (which allows
-/// no drift) sees the same step.
-pub async fn totp_now(secret_b32: &str) -> String {
-    use hmac::Mac as _;
-    let now = || {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs()
-    };
-    if now() % 30 >= 27 {
-        tokio::time::sleep(std::time::Duration::from_secs(4)).await;
-    }
-    let mut key = Vec::new();
-    let (mut buffer, mut bits) = (0u32, 0);
-    for c in secret_b32.trim_end_matches('=').bytes() {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'2'..=b'7' => c - b'2' + 26,
-            _ => panic!("not base32"),
-        };
-        buffer = (buffer << 5) | u32::from(v);
-        bits += 5;
-        if bits >= 8 {
-            bits -= 8;
-            key.push((buffer >> bits) as u8);
-        }
-    }
-    let mut mac = hmac::Hmac::<sha1::Sha1>::new_from_slice(&key).unwrap();
-    mac.update(&(now() / 30).to_be_bytes());
-    let h = mac.finalize().into_bytes();
-    let offset = (h[19] & 0x0f) as usize;
-    let code = u32::from_be_bytes([
-        h[offset] & 0x7f,
-        h[offset + 1],
-        h[offset + 2],
-        h[offset + 3],
-    ]) % 1_000_000;
-    format!("{code:06}")
-}
+pub use crate::harness::pending::totp_now;
 
 /// Every `name=value` a response sets, joined for a `Cookie` header.
 pub fn cookies(resp: &reqwest::Response) -> String {

@@ -9,7 +9,7 @@ use crate::both_engines;
 use crate::harness::Engine;
 use crate::harness::echo::Echo;
 use crate::harness::kernia::{KerniaServer, client, session_cookie, session_user};
-use crate::harness::pending::{self, credential, credential_rows, entry, seed, totp, vector};
+use crate::harness::pending::{self, credential, credential_rows, entry, seed, vector};
 use crate::harness::server::{Cutover, toml};
 use crate::harness::smtp::SmtpSink;
 
@@ -145,7 +145,7 @@ async fn totp_users_get_kernias_challenge_after_migration(engine: Engine) {
         LedgerState::Migrated
     );
 
-    let code = totp(secret, cutover::db::now_secs() as u64);
+    let code = pending::totp_now(secret).await;
     let verified = client()
         .post(f.cutover.url("/api/auth/two-factor/verify-totp"))
         .header("cookie", challenge_cookies.join("; "))

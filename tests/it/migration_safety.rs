@@ -249,7 +249,21 @@ async fn with_redis_down_pending_sign_ins_fail_closed_and_the_rest_flows() {
 async fn with_the_database_down_pending_sign_ins_fail_closed_and_pages_flow() {
     let kernia = KerniaServer::start(Engine::Postgres).await;
     let legacy = Echo::start("legacy").await;
-    let c = Cutover::start(&toml(&legacy.url(), &kernia.base_url, &kernia.db.url, "")).await;
+    let clerk = crate::harness::clerk::ClerkInstance::new();
+    let clerk_section = format!(
+        "[clerk]\npublishable_key = \"{}\"\njwt_key_file = \"{}\"\n",
+        clerk.publishable_key(),
+        crate::harness::repo_root()
+            .join("tests/fixtures/clerk/key_a.pub.pem")
+            .display()
+    );
+    let c = Cutover::start(&toml(
+        &legacy.url(),
+        &kernia.base_url,
+        &kernia.db.url,
+        &clerk_section,
+    ))
+    .await;
     let db = kernia.db.connect().await;
     let (digest, password) = vector("bcrypt", "cost 4");
     seed(
@@ -289,6 +303,19 @@ async fn with_the_database_down_pending_sign_ins_fail_closed_and_pages_flow() {
     assert!(pending.headers().contains_key("retry-after"));
     let page = echo::read(client().get(c.url("/home")).send().await.unwrap()).await;
     assert_eq!(page["served_by"], "legacy");
+    // A Clerk session still reaches legacy, with its identity (the ledger read fails: not migrated).
+    let token = clerk.token("user_2onclerk").build();
+    let e = echo::read(
+        client()
+            .get(c.url("/home"))
+            .header("authorization", format!("Bearer {token}"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(e["served_by"], "legacy");
+    assert_eq!(echo::header(&e, "x-cutover-user-id"), Some("user_2onclerk"));
     set_connections(true).await;
     // Kernia's own pool may answer 500 once or twice on its dead connections.
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
