@@ -17,6 +17,7 @@
 //!   who is this, where does it go, lazy password migration, forwarding.
 //! - [`hash`] — legacy password digests from Clerk (parse with work-factor
 //!   caps, verify in constant time) and Kernia's own Argon2id hash.
+//! - [`svix`] — Svix's webhook signatures (Clerk's webhooks in, cutover's out).
 //! - [`telemetry`] — logging setup.
 //!
 #![forbid(unsafe_code)]
@@ -32,4 +33,5 @@ pub mod intercept;
 pub mod proxy;
 pub mod route;
 pub mod state;
+pub mod svix;
 pub mod telemetry;
