@@ -36,7 +36,7 @@ pub async fn handle(app: Arc<App>, info: ConnInfo, req: Request<Incoming>) -> Re
         trusted: app.is_trusted(ip),
         tls: info.tls,
     };
-    let client = headers::client_addr(req.headers(), ip, peer.trusted);
+    let client = headers::client_addr(req.headers(), ip, &app.trusted_proxies);
     let mut ctx = Ctx::new(req.method().clone(), req.uri().path(), client, info.tls);
     let resp = drive(&app, &mut ctx, peer, req).await;
     // 5. observe
@@ -83,7 +83,7 @@ async fn drive(
         && path.strip_prefix(app.kernia_base_path.as_str()) == Some("/sign-out");
     let kernia_token = signing_out
         .then(|| {
-            cookies::get(req.headers(), kernia_id::COOKIE)
+            kernia_id::session_cookie(req.headers())
                 .and_then(|v| app.kernia.verified_token(v))
         })
         .flatten()

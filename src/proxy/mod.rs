@@ -88,6 +88,7 @@ impl App {
     /// Build the shared parts from a validated configuration and open
     /// connections to the database and the shared state.
     pub async fn new(cfg: &Config, db: Db, state: SharedState) -> Result<Arc<App>, SetupError> {
+        let lookups = Arc::new(crate::db::bounded::Bounded::new(cfg.kernia.db.lookups));
         let app = Arc::new(App {
             routing: cfg.routing.clone(),
             kernia_base_path: cfg.kernia.base_path.clone(),
@@ -98,6 +99,7 @@ impl App {
             kernia: KerniaSessions::new(
                 cfg.kernia.secret.expose(),
                 db.clone(),
+                lookups.clone(),
                 cfg.kernia.session_cache,
             ),
             clerk: match &cfg.clerk {
@@ -108,7 +110,7 @@ impl App {
                 ),
                 None => None,
             },
-            facts: facts::FactsCache::new(db.clone(), Duration::from_secs(30)),
+            facts: facts::FactsCache::new(db.clone(), lookups, Duration::from_secs(30)),
             assertion: cfg
                 .assertion
                 .as_ref()
