@@ -6,8 +6,6 @@
 //! through [`write_report`]: a reader that goes away (`cutover status | head -1`)
 //! ends the command quietly instead of panicking as `println!` does.
 
-use std::io::Write as _;
-
 use crate::cli::StatusArgs;
 use crate::db::ledger::{self, LedgerState};
 

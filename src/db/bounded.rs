@@ -148,23 +148,40 @@ mod tests {
     use super::*;
     use std::sync::atomic::AtomicUsize;
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn a_hung_lookup_times_out_and_the_failure_is_remembered() {
-        let b = Bounded::new(LookupLimits {
-            timeout: Duration::from_millis(250),
-            retry_after: Duration::from_secs(1),
-        });
         let asked = AtomicUsize::new(0);
         let hung = || async {
             asked.fetch_add(1, Ordering::SeqCst);
             std::future::pending::<Result<(), DbError>>().await
         };
+        let b = Bounded::new(LookupLimits {
+            timeout: Duration::from_millis(50),
+            retry_after: Duration::from_secs(600),
+        });
         assert!(matches!(b.run(hung()).await, Err(LookupError::Timeout(_))));
+        assert!(b.backing_off());
         assert!(matches!(b.run(hung()).await, Err(LookupError::Backoff)));
-        assert_eq!(asked.load(Ordering::SeqCst), 1, "asked again while backing off");
-        tokio::time::advance(Duration::from_millis(1100)).await;
-        assert!(b.run(async { Ok::<_, DbError>(7) }).await.is_ok());
-        assert!(!b.backing_off());
+        assert!(matches!(
+            b.run(async { Ok::<_, DbError>(7) }).await,
+            Err(LookupError::Backoff)
+        ));
+        assert_eq!(
+            asked.load(Ordering::SeqCst),
+            1,
+            "asked again while backing off"
+        );
+        // With no memory of failures, every look-up asks.
+        let forgetful = Bounded::new(LookupLimits {
+            timeout: Duration::from_millis(50),
+            retry_after: Duration::ZERO,
+        });
+        assert!(forgetful.run(hung()).await.is_err());
+        assert_eq!(
+            forgetful.run(async { Ok::<_, DbError>(7) }).await.unwrap(),
+            7
+        );
+        assert_eq!(asked.load(Ordering::SeqCst), 2);
     }
 
     #[tokio::test]

@@ -46,7 +46,7 @@ pub fn get_last_raw<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
             let (n, v) = pair.trim().split_once('=')?;
             (n.trim() == name).then(|| v.trim())
         })
-        .last()
+        .next_back()
 }
 
 #[cfg(test)]
@@ -67,7 +67,10 @@ mod tests {
     #[test]
     fn kernias_reading_takes_the_last_value_with_its_quotes() {
         let mut h = HeaderMap::new();
-        h.append(http::header::COOKIE, "s=first; x; s = \"second\" ".parse().unwrap());
+        h.append(
+            http::header::COOKIE,
+            "s=first; x; s = \"second\" ".parse().unwrap(),
+        );
         assert_eq!(get_last_raw(&h, "s"), Some("\"second\""));
         h.append(http::header::COOKIE, "s=third".parse().unwrap());
         assert_eq!(get_last_raw(&h, "s"), Some("third"));

@@ -234,11 +234,18 @@ mod tests {
                 .claims
                 .org_permissions
         };
-        let granted = vec!["org:billing:manage".to_string(), "org:reports:read".to_string()];
+        let granted = vec![
+            "org:billing:manage".to_string(),
+            "org:reports:read".to_string(),
+        ];
         let a = signer.sign(&facts(&granted), 1_800_000_000).unwrap();
         assert_eq!(read(&a), granted);
         let revoked = vec!["org:reports:read".to_string()];
         let b = signer.sign(&facts(&revoked), 1_800_000_001).unwrap();
-        assert_eq!(read(&b), revoked, "the revoked permission is still asserted");
+        assert_eq!(
+            read(&b),
+            revoked,
+            "the revoked permission is still asserted"
+        );
     }
 }

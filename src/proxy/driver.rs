@@ -83,8 +83,7 @@ async fn drive(
         && path.strip_prefix(app.kernia_base_path.as_str()) == Some("/sign-out");
     let kernia_token = signing_out
         .then(|| {
-            kernia_id::session_cookie(req.headers())
-                .and_then(|v| app.kernia.verified_token(v))
+            kernia_id::session_cookie(req.headers()).and_then(|v| app.kernia.verified_token(v))
         })
         .flatten()
         .map(str::to_string);

@@ -155,7 +155,9 @@ pub fn limit_body(body: Incoming, limit: u64) -> ProxyBody {
 }
 
 /// The client-body failure behind an upstream error, if that is what it was.
-fn client_body_fault(err: &(dyn std::error::Error + 'static)) -> Option<&ClientBodyError> {
+fn client_body_fault<'e>(
+    err: &'e (dyn std::error::Error + 'static),
+) -> Option<&'e ClientBodyError> {
     let mut cause = Some(err);
     while let Some(e) = cause {
         if let Some(fault) = e.downcast_ref::<ClientBodyError>() {

@@ -201,7 +201,10 @@ fn resolve<'h>(
             break;
         }
     }
-    let hops = entries.get(start + 1..).map(<[&str]>::to_vec).unwrap_or_default();
+    let hops = entries
+        .get(start + 1..)
+        .map(<[&str]>::to_vec)
+        .unwrap_or_default();
     (client, hops)
 }
 
@@ -313,17 +316,28 @@ mod tests {
         let peer = peer.parse().unwrap();
         let trusted = nets(trusted);
         let client = set_forwarding(&mut h, peer, &trusted, false, None);
-        assert_eq!(client, client_addr(&{
-            let mut again = HeaderMap::new();
-            for v in xff {
-                again.append("x-forwarded-for", v.parse().unwrap());
-            }
-            again
-        }, peer, &trusted));
+        assert_eq!(
+            client,
+            client_addr(
+                &{
+                    let mut again = HeaderMap::new();
+                    for v in xff {
+                        again.append("x-forwarded-for", v.parse().unwrap());
+                    }
+                    again
+                },
+                peer,
+                &trusted
+            )
+        );
         assert_eq!(h.get("x-real-ip").unwrap(), client.to_string().as_str());
         (
             client.to_string(),
-            h.get("x-forwarded-for").unwrap().to_str().unwrap().to_string(),
+            h.get("x-forwarded-for")
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .to_string(),
         )
     }
 
@@ -337,7 +351,11 @@ mod tests {
         );
         // Several trusted hops; the client's own entries are cut off.
         assert_eq!(
-            forwarded(&["6.6.6.6, 198.51.100.7, 10.0.0.3", "10.0.0.2"], "10.0.0.1", &lb),
+            forwarded(
+                &["6.6.6.6, 198.51.100.7, 10.0.0.3", "10.0.0.2"],
+                "10.0.0.1",
+                &lb
+            ),
             (
                 "198.51.100.7".into(),
                 "198.51.100.7, 10.0.0.3, 10.0.0.2, 10.0.0.1".into()
@@ -419,7 +437,13 @@ mod tests {
             assert!(!h.contains_key(name), "{name} from an untrusted peer");
         }
         let mut h = map(&sent);
-        set_forwarding(&mut h, "10.0.0.1".parse().unwrap(), &nets(&["10.0.0.0/8"]), false, None);
+        set_forwarding(
+            &mut h,
+            "10.0.0.1".parse().unwrap(),
+            &nets(&["10.0.0.0/8"]),
+            false,
+            None,
+        );
         for (name, _) in sent {
             assert!(h.contains_key(name), "{name} from a trusted proxy");
         }

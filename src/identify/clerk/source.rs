@@ -359,7 +359,9 @@ mod tests {
 
     /// A token of this instance (`PK` names `clerk.clerk.dev`) issued at `iat`.
     fn ours(iat: u64) -> String {
-        jwt(serde_json::json!({"iss": "https://clerk.clerk.dev", "iat": iat, "exp": iat + 60, "sub": "user_1"}))
+        jwt(
+            serde_json::json!({"iss": "https://clerk.clerk.dev", "iat": iat, "exp": iat + 60, "sub": "user_1"}),
+        )
     }
 
     fn cookie_token(s: &TokenSource<'_>) -> Option<String> {
@@ -431,7 +433,13 @@ mod tests {
         );
         let s = source(&[(&COOKIE, &h)]);
         assert_eq!(cookie_token(&s).as_deref(), Some(suffixed.as_str()));
-        assert!(matches!(s, TokenSource::Cookie { client_uat: Some(9), .. }));
+        assert!(matches!(
+            s,
+            TokenSource::Cookie {
+                client_uat: Some(9),
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -442,7 +450,11 @@ mod tests {
                 "__session_QvfNY2dr={garbage}; __client_uat_QvfNY2dr=7; __session={plain}; __client_uat=7"
             );
             let s = source(&[(&COOKIE, &h)]);
-            assert_eq!(cookie_token(&s).as_deref(), Some(plain.as_str()), "{garbage}");
+            assert_eq!(
+                cookie_token(&s).as_deref(),
+                Some(plain.as_str()),
+                "{garbage}"
+            );
         }
     }
 
@@ -453,38 +465,52 @@ mod tests {
         // Another instance's unsuffixed token: trust the suffixed one.
         let other = jwt(serde_json::json!({"iss": "https://clerk.other.dev", "iat": NOW}));
         assert_eq!(
-            pick(format!("__session={other}; __client_uat=1; __session_QvfNY2dr={old}; __client_uat_QvfNY2dr=1")),
+            pick(format!(
+                "__session={other}; __client_uat=1; __session_QvfNY2dr={old}; __client_uat_QvfNY2dr=1"
+            )),
             Some(old.clone())
         );
         // An unsuffixed token without iss: unsuffixed (then signed out).
         let no_iss = jwt(serde_json::json!({"iat": NOW}));
         assert_eq!(
-            pick(format!("__session={no_iss}; __client_uat=1; __session_QvfNY2dr={new}; __client_uat_QvfNY2dr=1")),
+            pick(format!(
+                "__session={no_iss}; __client_uat=1; __session_QvfNY2dr={new}; __client_uat_QvfNY2dr=1"
+            )),
             Some(no_iss.clone())
         );
         // Both signed in, unsuffixed newer: unsuffixed; older: suffixed.
         assert_eq!(
-            pick(format!("__session={new}; __client_uat=1; __session_QvfNY2dr={old}; __client_uat_QvfNY2dr=1")),
+            pick(format!(
+                "__session={new}; __client_uat=1; __session_QvfNY2dr={old}; __client_uat_QvfNY2dr=1"
+            )),
             Some(new.clone())
         );
         assert_eq!(
-            pick(format!("__session={old}; __client_uat=1; __session_QvfNY2dr={new}; __client_uat_QvfNY2dr=1")),
+            pick(format!(
+                "__session={old}; __client_uat=1; __session_QvfNY2dr={new}; __client_uat_QvfNY2dr=1"
+            )),
             Some(new.clone())
         );
         // Suffixed signed out, unsuffixed signed in: unsuffixed.
         assert_eq!(
-            pick(format!("__session={old}; __client_uat=1; __session_QvfNY2dr={new}; __client_uat_QvfNY2dr=0")),
+            pick(format!(
+                "__session={old}; __client_uat=1; __session_QvfNY2dr={new}; __client_uat_QvfNY2dr=0"
+            )),
             Some(old.clone())
         );
         // Development: suffixed signed in but expired, unsuffixed signed out: unsuffixed.
         let expired = ours(NOW - 600);
         assert_eq!(
-            pick(format!("__session={new}; __client_uat=0; __session_QvfNY2dr={expired}; __client_uat_QvfNY2dr=1")),
+            pick(format!(
+                "__session={new}; __client_uat=0; __session_QvfNY2dr={expired}; __client_uat_QvfNY2dr=1"
+            )),
             Some(new.clone())
         );
         // … but not when the suffixed token is still fresh.
         assert_eq!(
-            pick(format!("__session={old}; __client_uat=0; __session_QvfNY2dr={new}; __client_uat_QvfNY2dr=1")),
+            pick(format!(
+                "__session={old}; __client_uat=0; __session_QvfNY2dr={new}; __client_uat_QvfNY2dr=1"
+            )),
             Some(new.clone())
         );
     }
@@ -495,7 +521,13 @@ mod tests {
         let h = format!("__session_QvfNY2dr={suffixed}; __session={plain}; __client_uat=5");
         let s = source(&[(&COOKIE, &h)]);
         assert_eq!(cookie_token(&s).as_deref(), Some(plain.as_str()));
-        assert!(matches!(s, TokenSource::Cookie { client_uat: Some(5), .. }));
+        assert!(matches!(
+            s,
+            TokenSource::Cookie {
+                client_uat: Some(5),
+                ..
+            }
+        ));
         // Unsuffixed has no token: signed out, as Clerk has it (a uat but no session).
         let h = format!("__session_QvfNY2dr={suffixed}; __client_uat=5");
         assert_eq!(source(&[(&COOKIE, &h)]), TokenSource::None);
