@@ -239,7 +239,7 @@ impl Interceptor {
                 return (forward(None, After::SocialCallback), "social_callback");
             }
             AuthRoute::SignOut => {
-                let token = crate::identify::cookies::get(headers, kernia_id::COOKIE)
+                let token = kernia_id::session_cookie(headers)
                     .and_then(|v| sessions.verified_token(v))
                     .map(Secret::new);
                 let after = token.map_or(After::Nothing, |token| After::SignOut { token });

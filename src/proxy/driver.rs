@@ -38,7 +38,7 @@ pub async fn handle(app: Arc<App>, info: ConnInfo, req: Request<Incoming>) -> Re
         tls: info.tls,
     };
     let req = req.map(web::boxed);
-    let client = headers::client_addr(req.headers(), ip, peer.trusted);
+    let client = headers::client_addr(req.headers(), ip, &app.trusted_proxies);
     let ctx = Ctx::new(req.method().clone(), req.uri().path(), peer, client);
     let mut observation = Observation::start(ctx, app.observers.clone());
     let resp = drive(&app, observation.ctx(), req).await;

@@ -4,7 +4,9 @@
 //! rustls) serves both upstreams. Bodies stream both ways without buffering; a
 //! request body is cut off at `[limits].max_body_bytes`. A connection that
 //! cannot be made answers 502, a response head that does not come within the
-//! response timeout answers 504. `Upgrade` requests (WebSocket) are forwarded
+//! response timeout answers 504. When the send fails because the *client's*
+//! body failed (a malformed chunk size, a body over the limit), the fault is
+//! the client's: 400 or 413, not 502. `Upgrade` requests (WebSocket) are forwarded
 //! with their handshake and, once the upstream answers 101, the two upgraded
 //! connections are spliced together.
 
@@ -149,7 +151,15 @@ impl Upstreams {
             Ok(Err(source)) if source.is_connect() => {
                 Err(ForwardError::Connect { upstream, source })
             }
-            Ok(Err(source)) => Err(ForwardError::Upstream { upstream, source }),
+            Ok(Err(source)) => Err(match client_body_fault(&source) {
+                Some(ClientBodyError::TooLarge { limit }) => {
+                    ForwardError::BodyTooLarge { limit: *limit }
+                }
+                Some(ClientBodyError::Read(e)) => {
+                    ForwardError::BadRequest(format!("cannot read the request body: {e}"))
+                }
+                None => ForwardError::Upstream { upstream, source },
+            }),
             Ok(Ok(resp)) => Ok(resp.map(web::boxed)),
         }
     }
@@ -169,11 +179,40 @@ impl Forward for Upstreams {
     }
 }
 
+/// The client's request body failed while it was being sent upstream.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientBodyError {
+    #[error("the request body is larger than {limit} bytes")]
+    TooLarge { limit: u64 },
+    #[error("{0}")]
+    Read(BoxError),
+}
+
 /// The client's request body as the upstream gets it: streamed, with a size cap.
 pub fn limit_body(body: ProxyBody, limit: u64) -> ProxyBody {
     http_body_util::Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX))
-        .map_err(|e| -> BoxError { e })
+        .map_err(move |e| -> BoxError {
+            if e.is::<http_body_util::LengthLimitError>() {
+                Box::new(ClientBodyError::TooLarge { limit })
+            } else {
+                Box::new(ClientBodyError::Read(e))
+            }
+        })
         .boxed_unsync()
+}
+
+/// The client-body failure behind an upstream error, if that is what it was.
+fn client_body_fault<'e>(
+    err: &'e (dyn std::error::Error + 'static),
+) -> Option<&'e ClientBodyError> {
+    let mut cause = Some(err);
+    while let Some(e) = cause {
+        if let Some(fault) = e.downcast_ref::<ClientBodyError>() {
+            return Some(fault);
+        }
+        cause = e.source();
+    }
+    None
 }
 
 /// After a 101 from the upstream: wait for both sides to upgrade, then copy

@@ -103,6 +103,7 @@ impl App {
         state: SharedState,
         upstreams: Arc<dyn forward::Forward>,
     ) -> Result<Arc<App>, SetupError> {
+        let lookups = Arc::new(crate::db::bounded::Bounded::new(cfg.kernia.db.lookups));
         let app = Arc::new(App {
             routing: cfg.routing.clone(),
             kernia_base_path: cfg.kernia.base_path.clone(),
@@ -113,6 +114,7 @@ impl App {
             kernia: KerniaSessions::new(
                 cfg.kernia.secret.expose(),
                 db.clone(),
+                lookups.clone(),
                 cfg.kernia.session_cache,
             ),
             clerk: match &cfg.clerk {
@@ -123,7 +125,7 @@ impl App {
                 ),
                 None => None,
             },
-            facts: facts::FactsCache::new(db.clone(), Duration::from_secs(30)),
+            facts: facts::FactsCache::new(db.clone(), lookups, Duration::from_secs(30)),
             assertion: cfg
                 .assertion
                 .as_ref()

@@ -62,7 +62,8 @@ async fn send(
     let h = &mut parts.headers;
     headers::strip_hop_by_hop(h, upgrade);
     headers::strip_cutover_headers(h);
-    headers::set_forwarding(h, peer.ip, peer.trusted, peer.tls, host.as_deref());
+    headers::join_cookies(h);
+    headers::set_forwarding(h, peer.ip, &app.trusted_proxies, peer.tls, host.as_deref());
     if let Some(authority) = app.upstreams.authority(to)
         && let Ok(v) = HeaderValue::from_str(authority)
     {
