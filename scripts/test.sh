@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, against real parts: the Kernia 0.1.0 server, PostgreSQL,
-# SQLite and Redis. Prepares what is missing first (services, the Kernia Python
-# environment, the Better Auth client's Node packages), then runs every test. Extra arguments go to `cargo test`.
+# SQLite and Redis, and the real Better Auth JS client. Prepares what is missing
+# first (services, the Kernia Python environment, the client's Node packages),
+# then runs every test. Extra arguments go to `cargo test`.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
