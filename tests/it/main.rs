@@ -7,6 +7,7 @@
 #[allow(dead_code)]
 mod harness;
 
+mod better_auth_client;
 mod binary;
 mod clerk_identify;
 mod clerk_routing;
