@@ -15,6 +15,7 @@ mod cli;
 mod foundation;
 mod hash_cli;
 mod import_api;
+mod import_defects;
 mod import_files;
 mod import_kernia;
 mod import_resume;
