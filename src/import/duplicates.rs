@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ImportError;
 use super::plan::{self, Planned, UserPlan};
-use super::spool::{Entry, Sorter, SortedRuns, WorkDir};
+use super::spool::{Entry, SortedRuns, Sorter, WorkDir};
 use super::stage::{Groups, UserUnit};
 
 /// Why a user is not imported: another user of the export keeps a value.
@@ -176,7 +176,10 @@ mod tests {
     fn a_verified_address_wins_then_the_older_account_then_the_smaller_id() {
         // Whatever order the claims arrive in.
         for flip in [false, true] {
-            let mut c = vec![claim("user_a_dup", false, 100), claim("user_z_real", true, 900)];
+            let mut c = vec![
+                claim("user_a_dup", false, 100),
+                claim("user_z_real", true, 900),
+            ];
             if flip {
                 c.reverse();
             }
@@ -185,7 +188,10 @@ mod tests {
             assert_eq!(losses["user_a_dup"].field, "email");
             assert_eq!(losses["user_a_dup"].value, "a@b.com");
 
-            let mut c = vec![claim("user_a_new", true, 900), claim("user_z_old", true, 100)];
+            let mut c = vec![
+                claim("user_a_new", true, 900),
+                claim("user_z_old", true, 100),
+            ];
             if flip {
                 c.reverse();
             }
@@ -202,7 +208,11 @@ mod tests {
     #[test]
     fn a_value_with_one_claim_loses_nobody() {
         let mut losses = Losses::new();
-        settle("0\0a@b.com", &mut vec![claim("user_a", false, 1)], &mut losses);
+        settle(
+            "0\0a@b.com",
+            &mut vec![claim("user_a", false, 1)],
+            &mut losses,
+        );
         assert!(losses.is_empty());
     }
 }

@@ -15,11 +15,11 @@ use serde_json::value::RawValue;
 use super::ImportError;
 use super::bapi;
 use super::csv_export::{CsvExport, CsvRow};
+use super::duplicates::Losses;
 use super::issue::{Entity, Issue, IssueKind, Location};
 use super::json_input;
 use super::plan::UserGroup;
 use super::records::{ApiUser, CsvUser, InviteRecord, MemberRecord, OrgRecord};
-use super::duplicates::Losses;
 use super::spool::{Entry, Sorted, SortedRuns, Sorter, Spool, SpoolReader, WorkDir};
 
 /// The files an import reads.
@@ -211,9 +211,7 @@ pub fn stage(
         }
     }
     let user_records = sorter.count - file_entries;
-    let users = sorter
-        .finish_reusable(st.dir)
-        .map_err(ImportError::Spool)?;
+    let users = sorter.finish_reusable(st.dir).map_err(ImportError::Spool)?;
     let organizations = spool_json::<bapi::Organization>(
         &mut st,
         &inputs.organizations,

@@ -163,6 +163,7 @@ async fn set_phone(db: &Db, user_id: &str, phone: &str) {
     .bind(user_id)
     .execute(c)
     .await
+    .map(|_| ())
     .unwrap());
 }
 
@@ -182,7 +183,10 @@ async fn kernia_reset_token(db: &Db, user_id: &str) -> Option<String> {
 
 /// The token of the reset link in a mail (quoted-printable soft breaks undone).
 fn token_in_mail(mail: &str) -> String {
-    let text = mail.replace("=\r\n", "").replace("=\n", "").replace("=3D", "=");
+    let text = mail
+        .replace("=\r\n", "")
+        .replace("=\n", "")
+        .replace("=3D", "=");
     text.split("token=")
         .nth(1)
         .map(|rest| {
@@ -223,7 +227,11 @@ async fn sign_up_session_wrong_password_and_sign_out(engine: Engine) {
     let out = b.call("signOut", Value::Null).await;
     assert_eq!(out.ok()["success"], true);
     assert_eq!(session_user(&b).await, None);
-    assert!(!b.cookie_names().iter().any(|c| c == "better-auth.session_token"));
+    assert!(
+        !b.cookie_names()
+            .iter()
+            .any(|c| c == "better-auth.session_token")
+    );
 
     let wrong = b
         .call(
@@ -287,7 +295,12 @@ async fn email_sign_in_migrates_a_clerk_bcrypt_user(engine: Engine) {
             json!({ "email": "grace@example.com", "password": password }),
         )
         .await;
-    assert_eq!(ok.ok()["user"]["id"], "user_2clerkmail", "{}", site.kernia.stderr());
+    assert_eq!(
+        ok.ok()["user"]["id"],
+        "user_2clerkmail",
+        "{}",
+        site.kernia.stderr()
+    );
     assert_eq!(session_user(&b).await.as_deref(), Some("user_2clerkmail"));
     let e = entry(&site.db, "user_2clerkmail").await;
     assert_eq!(e.state, LedgerState::Migrated);
@@ -300,7 +313,9 @@ async fn username_sign_in_native_and_migrating(engine: Engine) {
     // Native: Kernia's /sign-up/email ignores `username`, so the user sets it
     // with updateUser (the username plugin's before-hook checks it).
     let (b, id) = sign_up(&site, "lin@example.com", "lin-password-1", "Lin").await;
-    let upd = b.call("updateUser", json!({ "username": "Lin_Native" })).await;
+    let upd = b
+        .call("updateUser", json!({ "username": "Lin_Native" }))
+        .await;
     upd.ok();
     b.call("signOut", Value::Null).await.ok();
     let ok = b
@@ -342,7 +357,12 @@ async fn username_sign_in_native_and_migrating(engine: Engine) {
             json!({ "username": "GraceH", "password": password }),
         )
         .await;
-    assert_eq!(ok.ok()["user"]["id"], "user_2clerkname", "{}", site.kernia.stderr());
+    assert_eq!(
+        ok.ok()["user"]["id"],
+        "user_2clerkname",
+        "{}",
+        site.kernia.stderr()
+    );
     assert_eq!(session_user(&c).await.as_deref(), Some("user_2clerkname"));
     assert_eq!(
         entry(&site.db, "user_2clerkname").await.state,
@@ -435,12 +455,20 @@ async fn organization_create_list_set_active_invite_accept(engine: Engine) {
 
     // setActive answers {success, activeOrganizationId} (Better Auth: the organization).
     let active = owner
-        .call("organization.setActive", json!({ "organizationId": org_id }))
+        .call(
+            "organization.setActive",
+            json!({ "organizationId": org_id }),
+        )
         .await;
     assert_eq!(active.ok()["activeOrganizationId"], org_id.as_str());
     // The session then names it at the top level, as `activeOrganization`.
     let s = owner.call("getSession", Value::Null).await;
-    assert_eq!(s.ok()["activeOrganization"]["id"], org_id.as_str(), "{:?}", s);
+    assert_eq!(
+        s.ok()["activeOrganization"]["id"],
+        org_id.as_str(),
+        "{:?}",
+        s
+    );
 
     // Invite (Kernia needs organizationId; Better Auth would default to the
     // active one), and the answer wraps the invitation.
@@ -530,12 +558,20 @@ async fn two_factor_enable_verify_and_sign_in_challenge(engine: Engine) {
         .await;
     assert_eq!(challenge.ok()["twoFactorRedirect"], true, "{challenge:?}");
     assert!(
-        challenge.set_cookies.iter().any(|c| c == "better-auth.two_factor"),
+        challenge
+            .set_cookies
+            .iter()
+            .any(|c| c == "better-auth.two_factor"),
         "{challenge:?}"
     );
     assert_eq!(session_user(&b).await, None);
-    let wrong = b.call("twoFactor.verifyTotp", json!({ "code": "000000" })).await;
-    assert!(wrong.error.is_object(), "a wrong code is refused: {wrong:?}");
+    let wrong = b
+        .call("twoFactor.verifyTotp", json!({ "code": "000000" }))
+        .await;
+    assert!(
+        wrong.error.is_object(),
+        "a wrong code is refused: {wrong:?}"
+    );
     let done = b
         .call(
             "twoFactor.verifyTotp",

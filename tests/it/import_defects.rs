@@ -146,7 +146,12 @@ async fn import_pair(engine: Engine, users: Value, keeper: &str, loser: &str, go
     let owner = t
         .rows(r#"SELECT id FROM "user" WHERE email = 'jo@example.com'"#)
         .await;
-    assert_eq!(owner, vec![vec![Some(keeper.to_string())]], "{}", out.summary);
+    assert_eq!(
+        owner,
+        vec![vec![Some(keeper.to_string())]],
+        "{}",
+        out.summary
+    );
     if google {
         let linked = t
             .rows(r#"SELECT "userId" FROM account WHERE "providerId" = 'google'"#)
@@ -154,13 +159,11 @@ async fn import_pair(engine: Engine, users: Value, keeper: &str, loser: &str, go
         assert_eq!(linked, vec![vec![Some(keeper.to_string())]]);
     }
     // The report names both: the loser, and the user who keeps the address.
-    let i = issue_of(&issues(&report), loser);
+    let all = issues(&report);
+    let i = issue_of(&all, loser);
     assert_eq!(i["kind"], "conflict");
     let m = i["message"].as_str().unwrap();
-    assert!(
-        m.contains(keeper) && m.contains("jo@example.com"),
-        "{m}"
-    );
+    assert!(m.contains(keeper) && m.contains("jo@example.com"), "{m}");
     t.drop_db().await;
 }
 
@@ -171,7 +174,13 @@ async fn a_duplicate_email_goes_to_the_verified_address_in_either_sort_order(eng
     for (real, dup) in [("user_2real", "user_1dup"), ("user_1real", "user_2dup")] {
         let users = json!([
             api_user(dup, "jo@example.com", false, 1_600_000_000_000, None),
-            api_user(real, "Jo@Example.com", true, 1_700_000_000_000, Some("1234567890")),
+            api_user(
+                real,
+                "Jo@Example.com",
+                true,
+                1_700_000_000_000,
+                Some("1234567890")
+            ),
         ]);
         import_pair(engine, users, real, dup, true).await;
     }
@@ -191,15 +200,15 @@ async fn a_duplicate_email_both_verified_goes_to_the_older_account_in_either_sor
 }
 both_engines!(a_duplicate_email_both_verified_goes_to_the_older_account_in_either_sort_order);
 
-async fn invitations_are_judged_by_status_before_dates_and_a_far_expiry_is_clamped(
-    engine: Engine,
-) {
+async fn invitations_are_judged_by_status_before_dates_and_a_far_expiry_is_clamped(engine: Engine) {
     let t = TestDb::fresh(engine, true).await;
     let dir = tempfile::tempdir().unwrap();
     let csv = write(
         dir.path(),
         "users.csv",
-        &format!("{HEADER}user_inviter,In,Viter,,inviter@example.com,,inviter@example.com,,,,,{BCRYPT},bcrypt\n"),
+        &format!(
+            "{HEADER}user_inviter,In,Viter,,inviter@example.com,,inviter@example.com,,,,,{BCRYPT},bcrypt\n"
+        ),
     );
     let orgs = write(
         dir.path(),
@@ -291,7 +300,10 @@ async fn a_rerun_counts_the_social_accounts_it_saw(engine: Engine) {
     };
     let first = run().await;
     assert_eq!(
-        (first.counters.accounts.input, first.counters.accounts.imported),
+        (
+            first.counters.accounts.input,
+            first.counters.accounts.imported
+        ),
         (1, 1)
     );
     let again = run().await;
@@ -419,7 +431,12 @@ async fn serve_and_import_check_kernias_schema_before_creating_tables(engine: En
         "cutover.toml",
         &crate::harness::server::toml("http://127.0.0.1:9", "http://127.0.0.1:9", &inner.url, ""),
     );
-    let serve = cutover().arg("serve").arg("-c").arg(&config).output().unwrap();
+    let serve = cutover()
+        .arg("serve")
+        .arg("-c")
+        .arg(&config)
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&serve.stderr);
     assert!(!serve.status.success());
     assert!(stderr.contains("\"user\" table does not exist"), "{stderr}");
@@ -478,11 +495,12 @@ async fn the_progress_line_and_the_summary_count_users_alike() {
         .unwrap_or_else(|| panic!("no user records line: {stdout}"));
     let words: Vec<&str> = summary.split_whitespace().collect();
     assert_eq!(words[2], total, "{summary} vs {line}");
-    let users_row = stdout
-        .lines()
-        .find(|l| l.starts_with("users "))
-        .unwrap();
+    let users_row = stdout.lines().find(|l| l.starts_with("users ")).unwrap();
     let users_input = users_row.split_whitespace().nth(1).unwrap();
-    assert_eq!(words[words.len() - 2], users_input, "{summary}\n{users_row}");
+    assert_eq!(
+        words[words.len() - 2],
+        users_input,
+        "{summary}\n{users_row}"
+    );
     t.drop_db().await;
 }

@@ -120,18 +120,6 @@ fn a_missing_id_column_is_refused() {
 }
 
 #[test]
-fn short_rows_read_as_empty_cells() {
-    let text = format!("{HEADER}user_1,Jane\n");
-    let (_f, mut e) = export(&text);
-    let rows = rows(&mut e);
-    let CsvRow::User(u) = &rows[0] else {
-        panic!("{rows:?}")
-    };
-    assert_eq!(u.first_name.as_deref(), Some("Jane"));
-    assert_eq!(u.primary_email, None);
-}
-
-#[test]
 fn a_row_with_the_wrong_number_of_fields_is_invalid_with_its_line_and_counts() {
     // Line 2 lost its last 8 fields (digest and hasher among them); line 3 has
     // two extra; line 4 is whole.
@@ -143,7 +131,10 @@ fn a_row_with_the_wrong_number_of_fields_is_invalid_with_its_line_and_counts() {
     let (_f, mut e) = export(&text);
     let rows = rows(&mut e);
     assert_eq!(rows.len(), 3);
-    for (row, id, line, fields) in [(&rows[0], "user_short", 2, 5), (&rows[1], "user_long", 3, 15)] {
+    for (row, id, line, fields) in [
+        (&rows[0], "user_short", 2, 5),
+        (&rows[1], "user_long", 3, 15),
+    ] {
         let CsvRow::Bad { id: got, issues } = row else {
             panic!("a {fields}-field row was accepted: {row:?}")
         };

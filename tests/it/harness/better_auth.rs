@@ -94,10 +94,7 @@ impl Browser {
         if !arg.is_null() {
             cmd.arg(arg.to_string());
         }
-        let out = cmd
-            .stdin(Stdio::null())
-            .kill_on_drop(true)
-            .output();
+        let out = cmd.stdin(Stdio::null()).kill_on_drop(true).output();
         let out = tokio::time::timeout(Duration::from_secs(60), out)
             .await
             .unwrap_or_else(|_| panic!("{method}: the client did not answer within 60 s"))
