@@ -372,8 +372,13 @@ async fn a_mistyped_sqlite_path_creates_no_database_file() {
     let typo = dir.path().join("kernai.db");
     let config = write(
         dir.path(),
-        "import.toml",
-        &format!("[kernia]\ndatabase_url = \"sqlite://{}\"\n", typo.display()),
+        "cutover.toml",
+        &crate::harness::server::toml(
+            "http://127.0.0.1:9",
+            "http://127.0.0.1:9",
+            &format!("sqlite://{}", typo.display()),
+            "",
+        ),
     );
     let out = cutover()
         .args(["import", "-c"])
@@ -384,7 +389,10 @@ async fn a_mistyped_sqlite_path_creates_no_database_file() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    assert!(stderr.contains("does not exist"), "{stderr}");
+    assert!(
+        stderr.contains("the SQLite database") && stderr.contains("does not exist"),
+        "{stderr}"
+    );
     assert!(!typo.exists(), "an empty database file was created");
 }
 
@@ -459,8 +467,8 @@ async fn the_progress_line_and_the_summary_count_users_alike() {
     let dir = tempfile::tempdir().unwrap();
     let config = write(
         dir.path(),
-        "import.toml",
-        &format!("[kernia]\ndatabase_url = \"{}\"\n", t.url()),
+        "cutover.toml",
+        &crate::harness::server::toml("http://127.0.0.1:9", "http://127.0.0.1:9", t.url(), ""),
     );
     let inputs = small_inputs();
     let mut cmd = cutover();
