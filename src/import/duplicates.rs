@@ -85,7 +85,9 @@ pub fn decide(
     csv_name: &str,
     now: i64,
 ) -> Result<Losses, ImportError> {
-    let mut sorter = Sorter::new(budget);
+    // A claim is a few dozen bytes: a quarter of the sort budget is plenty, and
+    // bounds what this pass adds to the memory the users' sort already holds.
+    let mut sorter = Sorter::new(budget / 4);
     let mut groups = Groups::new(users.read().map_err(ImportError::Spool)?);
     let mut position = 0u64;
     while let Some(unit) = groups.next_unit()? {
