@@ -186,7 +186,7 @@ pub async fn run(db: &Db, opts: &ImportOptions) -> Result<Outcome, ImportError> 
                 };
                 progress = Some((batch.phase, Progress::new(opts.progress, label, total)));
             }
-            let records = batch.records;
+            let records = batch.records + batch.skipped;
             write_batch(&mut writer, &schema, opts, &mut run, batch, now).await?;
             if let Some((_, p)) = progress.as_mut() {
                 p.advance(records);

@@ -24,6 +24,9 @@ pub struct Batch {
     pub units: u64,
     /// Input records this batch covers, for progress.
     pub records: u64,
+    /// Input records a resumed run skipped before this batch (done by the
+    /// interrupted run), so progress starts where the work stands.
+    pub skipped: u64,
     pub items: Items,
 }
 
@@ -143,6 +146,7 @@ fn users(
     let mut seen = 0u64;
     let mut items = Vec::with_capacity(plan.batch_size);
     let mut records = 0u64;
+    let mut skipped = 0u64;
     while let Some(unit) = groups.next_unit()? {
         // Input records (CSV rows, API objects; a bad one counts too), as the
         // progress total counts them; a problem with a whole file is none.
@@ -153,6 +157,7 @@ fn users(
         };
         seen += 1;
         if seen <= skip {
+            skipped += size;
             continue;
         }
         records += size;
@@ -181,6 +186,7 @@ fn users(
                     phase: Phase::Users,
                     units,
                     records,
+                    skipped: std::mem::take(&mut skipped),
                     items: Items::Users(std::mem::take(&mut items)),
                 },
             )?;
@@ -194,6 +200,7 @@ fn users(
             phase: Phase::Users,
             units,
             records,
+            skipped,
             items: Items::Users(items),
         },
     )
@@ -209,8 +216,10 @@ fn spooled<T>(
     wrap: impl Fn(Vec<Record<T>>) -> Items,
 ) -> Result<(), ImportError> {
     let mut items = Vec::with_capacity(plan.batch_size);
+    let mut skipped = 0u64;
     for (i, entry) in reader.enumerate() {
         if (i as u64) < skip {
+            skipped += 1;
             continue;
         }
         let entry = entry.map_err(ImportError::Spool)?;
@@ -233,6 +242,7 @@ fn spooled<T>(
                     phase,
                     units: n,
                     records: n,
+                    skipped: std::mem::take(&mut skipped),
                     items: wrap(std::mem::take(&mut items)),
                 },
             )?;
@@ -245,6 +255,7 @@ fn spooled<T>(
             phase,
             units: n,
             records: n,
+            skipped,
             items: wrap(items),
         },
     )
