@@ -6,8 +6,9 @@
 //! number with another user of the export and loses it by the rule of
 //! [`crate::import::duplicates`] is a conflict naming the user who keeps it; a
 //! user whose email, username or phone number Kernia holds under another id is
-//! a conflict, reported, and neither row is touched; a user the ledger knows but Kernia no longer has was imported before
-//! and deleted since, and is not brought back.
+//! a conflict, reported, and neither row is touched; a user the ledger knows but
+//! Kernia no longer has was imported before and deleted since, and is not
+//! brought back.
 
 use std::collections::{HashMap, HashSet};
 
