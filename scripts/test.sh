@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, against real parts: the Kernia 0.1.0 server, PostgreSQL,
-# SQLite and Redis. Prepares what is missing first (services, the Kernia Python
-# environment), then runs every test. Extra arguments go to `cargo test`.
+# SQLite and Redis, and the real Better Auth JS client. Prepares what is missing
+# first (services, the Kernia Python environment, the client's Node packages),
+# then runs every test. Extra arguments go to `cargo test`.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -11,6 +12,10 @@ command -v cargo >/dev/null 2>&1 || { echo "test: cargo not found; install Rust 
 scripts/services.sh
 python=$(scripts/kernia-env.sh | tail -n 1)
 export CUTOVER_KERNIA_PYTHON="$python"
+# The Better Auth JS client (Node.js + the pinned better-auth package) for the
+# client tests; fails here, loudly, when Node.js or npm is missing.
+node=$(scripts/client-env.sh | tail -n 1)
+export CUTOVER_NODE="$node"
 
 # Two cores: keep the number of test threads (each may run a Kernia server) small.
 export RUST_TEST_THREADS=${RUST_TEST_THREADS:-4}

@@ -44,6 +44,7 @@ from kernia.plugins.organization.plugin import organization
 from kernia.plugins.phone_number.plugin import phone_number
 from kernia.plugins.two_factor import two_factor
 from kernia.plugins.username import username
+from kernia.types.adapter import FieldDef
 from kernia.types.init_options import (
     EmailPasswordOptions,
     KerniaOptions,
@@ -75,6 +76,21 @@ def _database_url() -> str:
     return url
 
 
+# Kernia 0.1.0 bug: its SQLAlchemy adapter writes createdAt/updatedAt on every
+# insert and update, but the two_factor plugin's `twoFactor` table has neither
+# column, so `/two-factor/enable` (and using a backup code) fails with 500
+# "Unconsumed column names: updatedAt, createdAt". Declaring the two columns here
+# makes them part of the table (nullable, so rows written without them, such as
+# cutover's imported TOTP secrets, stay valid). A database created before this
+# fix needs them added by hand; docs/RUNBOOK.md has the SQL.
+TWO_FACTOR_TIMESTAMPS = {
+    "twoFactor": (
+        FieldDef("createdAt", "date", required=False),
+        FieldDef("updatedAt", "date", required=False),
+    )
+}
+
+
 def _plugins() -> list:
     return [
         email_and_password(),
@@ -91,7 +107,9 @@ async def _build(host: str, port: int) -> FastAPI:
     if not secret:
         sys.exit("kernia-app: KERNIA_SECRET is not set")
     plugins = _plugins()
-    models = tuple(resolve_tables(plugins).values())
+    models = tuple(
+        resolve_tables(plugins, additional_fields=TWO_FACTOR_TIMESTAMPS).values()
+    )
     metadata = build_metadata(models)
     engine = create_async_engine(_database_url())
     async with engine.begin() as conn:

@@ -1,16 +1,24 @@
 //! `cutover import` — load a Clerk export into Kernia's database (see
 //! [`crate::import`]). Exit 0 when the run finished, whatever it had to report
-//! (the summary and `--report` say what); 1 when it stopped; 2 for usage.
+//! (invalid rows, conflicts, skips: the summary and `--report` say what; with
+//! `--strict` the first invalid record stops the run instead); 1 when it
+//! stopped; 2 for usage or configuration errors.
+//!
+//! It reads only what it needs from the configuration (the database, `[import]`
+//! and `[log]`; see [`ImportSettings`]), and refuses a database in which Kernia
+//! has not created its tables before writing anything to it.
 
 use anyhow::Context as _;
 
 use crate::cli::{ImportArgs, ProgressArg};
+use crate::config::ImportSettings;
 use crate::import::{self, ImportOptions, Inputs, ProgressMode, RoleMap, clerk_api};
 
 use super::{Exit, UsageError};
 
 pub async fn run(args: ImportArgs) -> anyhow::Result<Exit> {
-    let cfg = super::load_config(&args.config.path)?;
+    let cfg = ImportSettings::load(&args.config.path)?;
+    crate::telemetry::init(&cfg.log);
     let mut inputs = Inputs {
         csv: args.csv,
         users: args.users,
@@ -23,6 +31,20 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<Exit> {
             return Err(UsageError(format!("{} is not a readable file", f.display())).into());
         }
     }
+    // The database first: a wrong URL or a database Kernia has not set up is
+    // found before any pull from Clerk or any write.
+    let db = if args.dry_run {
+        // A dry run creates cutover's tables inside the transaction it rolls back.
+        let db = crate::db::Db::connect_existing(cfg.database_url.expose(), 4)
+            .await
+            .context("kernia.database_url")?;
+        crate::db::KerniaSchema::read(&db)
+            .await
+            .context("kernia.database_url")?;
+        db
+    } else {
+        super::open_kernia_database(cfg.database_url.expose(), 4).await?
+    };
     if args.from_clerk_api {
         let var = &cfg.import.clerk_secret_key_env;
         let key = std::env::var(var)
@@ -80,12 +102,6 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<Exit> {
         ProgressArg::None => ProgressMode::None,
     };
 
-    let db = crate::db::Db::connect(cfg.kernia.database_url.expose(), 4)
-        .await
-        .context("kernia.database_url")?;
-    if !opts.dry_run {
-        db.migrate().await.context("creating cutover's tables")?;
-    }
     let outcome = import::run(&db, &opts).await;
     db.close().await;
     let outcome = outcome?;

@@ -83,10 +83,20 @@ fn load_config(path: &std::path::Path) -> anyhow::Result<Config> {
     Ok(cfg)
 }
 
-/// Connect to Kernia's database and bring cutover's tables up to date.
+/// Connect to Kernia's database, check Kernia's schema is there, then bring
+/// cutover's tables up to date. In that order: a database Kernia has not set up
+/// (a wrong URL, a mistyped SQLite path) is refused before cutover creates
+/// anything in it.
 async fn open_database(cfg: &Config) -> anyhow::Result<crate::db::Db> {
+    open_kernia_database(cfg.kernia.database_url.expose(), cfg.kernia.db.pool_size).await
+}
+
+async fn open_kernia_database(url: &str, connections: u32) -> anyhow::Result<crate::db::Db> {
     use anyhow::Context as _;
-    let db = crate::db::Db::connect(cfg.kernia.database_url.expose(), cfg.kernia.db.pool_size)
+    let db = crate::db::Db::connect_existing(url, connections)
+        .await
+        .context("kernia.database_url")?;
+    crate::db::KerniaSchema::read(&db)
         .await
         .context("kernia.database_url")?;
     db.migrate().await.context("creating cutover's tables")?;

@@ -18,7 +18,6 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<Exit> {
         return Ok(Exit::Success);
     }
     let db = super::open_database(&cfg).await?;
-    crate::db::KerniaSchema::read(&db).await?;
     let state = crate::state::SharedState::connect(&cfg.state)
         .await
         .context("connecting to the shared state (state.redis_url)")?;

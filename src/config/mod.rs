@@ -9,6 +9,7 @@
 //! `config/cutover.example.toml` documents every key; keep it in step with this
 //! module (a test loads it).
 
+mod import_only;
 mod migration;
 mod reader;
 mod routing;
@@ -18,6 +19,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub use crate::secret::Secret;
+pub use import_only::ImportSettings;
 pub use migration::{CapsConfig, MigrationConfig, ResetConfig, SmtpConfig, WebhookConfig};
 pub use reader::{Env, Problem, ProcessEnv};
 pub use routing::{AssertionConfig, AssertionKey, DEFAULT_DENIED};

@@ -170,6 +170,24 @@ impl Db {
         }
     }
 
+    /// Connect to a database that must already exist, as Kernia's does once
+    /// the Kernia app has run: a SQLite URL naming a missing file is refused
+    /// rather than creating an empty database (a mistyped path would otherwise
+    /// leave a stray file behind before any "no Kernia tables" error).
+    pub async fn connect_existing(url: &str, max_connections: u32) -> Result<Db, DbError> {
+        if url.starts_with("sqlite:") {
+            let opts = SqliteConnectOptions::from_str(url).map_err(DbError::Connect)?;
+            let file = opts.get_filename();
+            if !url.contains(":memory:") && !file.exists() {
+                return Err(DbError::Schema(format!(
+                    "the SQLite database {} does not exist: check kernia.database_url (cutover never creates Kernia's database; the Kernia app does)",
+                    file.display()
+                )));
+            }
+        }
+        Db::connect(url, max_connections).await
+    }
+
     pub fn engine(&self) -> Engine {
         match self {
             Db::Postgres(_) => Engine::Postgres,

@@ -360,6 +360,10 @@ pub struct OrganizationInvitation {
 }
 
 impl OrganizationInvitation {
+    /// Status first: only a pending invitation moves, so an accepted or
+    /// revoked one is never "invalid" for its other fields (it is skipped as
+    /// not pending when written). A pending invitation whose expiry Kernia's
+    /// 32-bit column cannot hold is kept with the expiry clamped, and says so.
     pub fn check(self, file: &str, path: &str) -> Checked<InviteRecord> {
         let mut c = Check {
             file,
@@ -369,6 +373,25 @@ impl OrganizationInvitation {
             issues: Vec::new(),
         };
         let id = c.required(".id", self.id.as_deref());
+        let status = normalize::non_empty(self.status.as_deref())
+            .unwrap_or("pending")
+            .to_string();
+        if status != "pending" {
+            let text = |v: Option<&str>| normalize::non_empty(v).unwrap_or("").to_string();
+            let invite = InviteRecord {
+                id,
+                organization_id: text(self.organization_id.as_deref()),
+                email: text(self.email_address.as_deref()),
+                role: text(self.role.as_deref()),
+                status,
+                inviter_id: None,
+                expires_at: None,
+                expiry_clamped_from: None,
+                created_at: None,
+                updated_at: None,
+            };
+            return c.done(invite);
+        }
         let email = match normalize::non_empty(self.email_address.as_deref()) {
             Some(raw) => normalize::email(raw).unwrap_or_else(|m| {
                 c.bad(".email_address", m);
@@ -379,21 +402,33 @@ impl OrganizationInvitation {
                 String::new()
             }
         };
+        let (expires_at, expiry_clamped_from) = match self.expires_at {
+            None => (None, None),
+            Some(ms) => match normalize::ms_to_secs(ms) {
+                Ok(secs) => (Some(secs), None),
+                Err(_) => (Some(clamp_secs(ms)), Some(ms)),
+            },
+        };
         let invite = InviteRecord {
             id,
             organization_id: c.required(".organization_id", self.organization_id.as_deref()),
             email,
             role: c.required(".role", self.role.as_deref()),
-            status: normalize::non_empty(self.status.as_deref())
-                .unwrap_or("pending")
-                .to_string(),
+            status,
             inviter_id: normalize::non_empty(self.inviter_id.as_deref()).map(str::to_string),
-            expires_at: c.time(".expires_at", self.expires_at),
+            expires_at,
+            expiry_clamped_from,
             created_at: c.time(".created_at", self.created_at),
             updated_at: c.time(".updated_at", self.updated_at),
         };
         c.done(invite)
     }
+}
+
+/// Milliseconds as epoch seconds within what Kernia's 32-bit `INTEGER` dates
+/// hold: 0 to 2038-01-19T03:14:07Z.
+pub fn clamp_secs(ms: i64) -> i64 {
+    ms.div_euclid(1000).clamp(0, i64::from(i32::MAX))
 }
 
 #[cfg(test)]

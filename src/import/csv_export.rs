@@ -5,7 +5,10 @@
 //! present). Quoting is RFC 4180 (the `csv` crate). Multi-valued cells are split
 //! on `|`, `,` or `;`. Every value is checked and normalized here, so each bad
 //! cell is reported with its line and column; a row with any bad cell is
-//! reported whole and left out.
+//! reported whole and left out. So is a row whose number of fields differs from
+//! the header's: its values cannot be trusted to sit under the right columns (a
+//! row cut short would otherwise import as a user with no digest, forced to
+//! reset without anyone being told).
 
 use std::fs::File;
 use std::io::BufReader;
@@ -56,6 +59,8 @@ pub struct CsvExport {
     index: [Option<usize>; 14],
     /// Known columns absent from the header.
     pub missing_columns: Vec<&'static str>,
+    /// Fields in the header: every row must have exactly as many.
+    columns: usize,
     record: csv::ByteRecord,
 }
 
@@ -107,6 +112,7 @@ impl CsvExport {
             reader,
             index,
             missing_columns,
+            columns: header.len(),
             record: csv::ByteRecord::new(),
         })
     }
@@ -142,6 +148,22 @@ impl CsvExport {
                 cells.bad(0, "the id is not a Clerk user id".into())
             }
             Some(_) => cells.id = id.clone(),
+        }
+        if self.record.len() != self.columns {
+            let issue = Issue::invalid(
+                Entity::User,
+                cells.id.as_deref(),
+                Location::csv(&self.name, line),
+                format!(
+                    "the row has {} fields but the header has {}: left out, since its values may sit under the wrong columns",
+                    self.record.len(),
+                    self.columns
+                ),
+            );
+            return CsvRow::Bad {
+                id: cells.id,
+                issues: vec![issue],
+            };
         }
         let user = CsvUser {
             id: id.clone().unwrap_or_default(),

@@ -16,6 +16,7 @@ use tokio::sync::mpsc;
 
 use crate::db::{Conn, Db, DbError, Tx, now_secs};
 
+use super::duplicates;
 use super::issue::{Entity, Issue, IssueKind};
 use super::plan::Planned;
 use super::produce::{self, Batch, Items, Record};
@@ -130,13 +131,22 @@ pub async fn run(db: &Db, opts: &ImportOptions) -> Result<Outcome, ImportError> 
     // expiry), so a resumed run decides exactly as an uninterrupted one.
     let now = run.started_at;
 
-    // Stage: read and check everything (a strict run stops here on bad input).
+    // Stage: read and check everything (a strict run stops here on bad input),
+    // then settle identifiers several users share, over the whole export.
     let work = opts.work_dir.clone();
     let inputs = opts.inputs.clone();
     let (budget, strict) = (opts.sort_budget, opts.strict);
+    let csv_name = opts
+        .inputs
+        .csv
+        .first()
+        .map(|p| stage::display(p))
+        .unwrap_or_else(|| "csv".into());
+    let csv = csv_name.clone();
     let (dir, staging) = tokio::task::spawn_blocking(move || -> Result<_, ImportError> {
         let mut dir = WorkDir::create(&work).map_err(ImportError::Spool)?;
-        let staging = stage::stage(&inputs, &mut dir, budget, strict)?;
+        let mut staging = stage::stage(&inputs, &mut dir, budget, strict)?;
+        staging.duplicates = duplicates::decide(&staging.users, &mut dir, budget, &csv, now)?;
         Ok((dir, staging))
     })
     .await
@@ -149,12 +159,7 @@ pub async fn run(db: &Db, opts: &ImportOptions) -> Result<Outcome, ImportError> 
         position: run.position,
         batch_size: opts.batch_size.max(1),
         strict: opts.strict,
-        csv_name: opts
-            .inputs
-            .csv
-            .first()
-            .map(|p| stage::display(p))
-            .unwrap_or_else(|| "csv".into()),
+        csv_name,
         now,
     };
     let producer = std::thread::spawn(move || produce::produce(staging, plan, tx));
@@ -173,12 +178,15 @@ pub async fn run(db: &Db, opts: &ImportOptions) -> Result<Outcome, ImportError> 
                     Phase::Memberships => totals[2],
                     _ => totals[3],
                 };
-                progress = Some((
-                    batch.phase,
-                    Progress::new(opts.progress, batch.phase.as_str(), total),
-                ));
+                // Users are counted in records, as read (a user may have a CSV
+                // row and an API object); the summary shows both numbers.
+                let label = match batch.phase {
+                    Phase::Users => "user records",
+                    other => other.as_str(),
+                };
+                progress = Some((batch.phase, Progress::new(opts.progress, label, total)));
             }
-            let records = batch.records;
+            let records = batch.records + batch.skipped;
             write_batch(&mut writer, &schema, opts, &mut run, batch, now).await?;
             if let Some((_, p)) = progress.as_mut() {
                 p.advance(records);
@@ -242,6 +250,9 @@ async fn write_batch(
     let mut conn = step.conn();
     let mut issues = Vec::new();
     let c = &mut run.counters;
+    if batch.phase == Phase::Users {
+        c.user_records += batch.records;
+    }
     match batch.items {
         Items::Users(planned) => {
             let mut plans = Vec::with_capacity(planned.len());

@@ -16,6 +16,8 @@
 //!    reported with file, line and column (or JSON path); users go through an
 //!    external sort by id ([`spool`]) so the join never needs the whole export
 //!    in memory.
+//!    Identifiers several users share are settled over the whole export
+//!    ([`duplicates`]: verified first, then the older account).
 //! 2. [`produce`] maps each user id's records ([`plan`]) and hands batches to
 //!    the [`driver`], which writes each batch ([`store`]) in one transaction
 //!    together with the run's position, counts and issues.
@@ -33,6 +35,7 @@ pub mod bapi;
 pub mod clerk_api;
 pub mod csv_export;
 pub mod driver;
+pub mod duplicates;
 pub mod hashers;
 pub mod issue;
 pub mod json_input;

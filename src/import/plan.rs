@@ -34,6 +34,9 @@ pub struct UserPlan {
     pub ledger: NewLedgerEntry,
     /// Warnings and re-enrolment notes, recorded if the user is imported.
     pub notes: Vec<Issue>,
+    /// Set when another user of the export keeps one of this user's unique
+    /// values ([`super::duplicates`]): then this one is a conflict.
+    pub loses_to: Option<super::duplicates::Loss>,
 }
 
 /// A user's fate, decided before any database is asked.
@@ -268,6 +271,7 @@ pub fn plan(group: UserGroup, csv_name: &str, now: i64) -> Planned {
         totp_secret,
         ledger,
         notes,
+        loses_to: None,
     }))
 }
 

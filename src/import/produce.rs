@@ -8,6 +8,7 @@
 use tokio::sync::mpsc;
 
 use super::ImportError;
+use super::duplicates::Losses;
 use super::issue::Issue;
 use super::plan::{self, Planned};
 use super::records::{InviteRecord, MemberRecord, OrgRecord};
@@ -23,6 +24,9 @@ pub struct Batch {
     pub units: u64,
     /// Input records this batch covers, for progress.
     pub records: u64,
+    /// Input records a resumed run skipped before this batch (done by the
+    /// interrupted run), so progress starts where the work stands.
+    pub skipped: u64,
     pub items: Items,
 }
 
@@ -77,7 +81,15 @@ fn run(staging: Staging, plan: &Plan, tx: &Sender) -> Result<(), ImportError> {
         }
     };
     if plan.phase <= Phase::Users {
-        users(Groups::new(staging.users), start(Phase::Users), plan, tx)?;
+        let sorted = staging.users.read().map_err(ImportError::Spool)?;
+        let mut losses = staging.duplicates;
+        users(
+            Groups::new(sorted),
+            start(Phase::Users),
+            plan,
+            &mut losses,
+            tx,
+        )?;
     }
     if plan.phase <= Phase::Organizations {
         spooled(
@@ -124,25 +136,39 @@ fn run(staging: Staging, plan: &Plan, tx: &Sender) -> Result<(), ImportError> {
     Ok(())
 }
 
-fn users(mut groups: Groups, skip: u64, plan: &Plan, tx: &Sender) -> Result<(), ImportError> {
+fn users(
+    mut groups: Groups,
+    skip: u64,
+    plan: &Plan,
+    losses: &mut Losses,
+    tx: &Sender,
+) -> Result<(), ImportError> {
     let mut seen = 0u64;
     let mut items = Vec::with_capacity(plan.batch_size);
     let mut records = 0u64;
+    let mut skipped = 0u64;
     while let Some(unit) = groups.next_unit()? {
+        // Input records (CSV rows, API objects; a bad one counts too), as the
+        // progress total counts them; a problem with a whole file is none.
         let size = match &unit {
             UserUnit::Group(g) => (g.csv.len() + g.api.len()).max(1) as u64,
-            _ => 1,
+            UserUnit::Orphan(_) => 1,
+            UserUnit::File(_) => 0,
         };
         seen += 1;
         if seen <= skip {
+            skipped += size;
             continue;
         }
         records += size;
-        let planned = match unit {
+        let mut planned = match unit {
             UserUnit::Group(g) => plan::plan(g, &plan.csv_name, plan.now),
             UserUnit::Orphan(issues) => Planned::Invalid(issues),
             UserUnit::File(issue) => Planned::Invalid(vec![issue]),
         };
+        if let Planned::User(u) = &mut planned {
+            u.loses_to = losses.remove(&u.user.id);
+        }
         if plan.strict
             && let Planned::Invalid(issues) = &planned
             && let Some(first) = issues
@@ -160,6 +186,7 @@ fn users(mut groups: Groups, skip: u64, plan: &Plan, tx: &Sender) -> Result<(), 
                     phase: Phase::Users,
                     units,
                     records,
+                    skipped: std::mem::take(&mut skipped),
                     items: Items::Users(std::mem::take(&mut items)),
                 },
             )?;
@@ -173,6 +200,7 @@ fn users(mut groups: Groups, skip: u64, plan: &Plan, tx: &Sender) -> Result<(), 
             phase: Phase::Users,
             units,
             records,
+            skipped,
             items: Items::Users(items),
         },
     )
@@ -188,8 +216,10 @@ fn spooled<T>(
     wrap: impl Fn(Vec<Record<T>>) -> Items,
 ) -> Result<(), ImportError> {
     let mut items = Vec::with_capacity(plan.batch_size);
+    let mut skipped = 0u64;
     for (i, entry) in reader.enumerate() {
         if (i as u64) < skip {
+            skipped += 1;
             continue;
         }
         let entry = entry.map_err(ImportError::Spool)?;
@@ -212,6 +242,7 @@ fn spooled<T>(
                     phase,
                     units: n,
                     records: n,
+                    skipped: std::mem::take(&mut skipped),
                     items: wrap(std::mem::take(&mut items)),
                 },
             )?;
@@ -224,6 +255,7 @@ fn spooled<T>(
             phase,
             units: n,
             records: n,
+            skipped,
             items: wrap(items),
         },
     )

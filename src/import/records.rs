@@ -119,6 +119,10 @@ pub struct InviteRecord {
     pub status: String,
     pub inviter_id: Option<String>,
     pub expires_at: Option<i64>,
+    /// The expiry as exported (milliseconds) when Kernia could not store it
+    /// and `expires_at` holds the clamped value instead.
+    #[serde(default)]
+    pub expiry_clamped_from: Option<i64>,
     pub created_at: Option<i64>,
     pub updated_at: Option<i64>,
 }

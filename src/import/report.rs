@@ -41,6 +41,9 @@ impl Tally {
 #[serde(default)]
 pub struct Counters {
     pub users: Tally,
+    /// User records read (CSV rows and API objects, bad ones included): one
+    /// user may have a CSV row and an API object. The progress line counts these.
+    pub user_records: u64,
     /// Ledger state → users imported by this run.
     pub ledger: BTreeMap<String, u64>,
     /// Password hasher (`none` without a digest) → users imported by this run.
@@ -137,6 +140,13 @@ pub fn summary(run: &RunInfo, c: &Counters, first_issues: &[Issue], issue_count:
             s,
             "{name:<16} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
             t.input, t.imported, t.already_present, t.conflicts, t.skipped, t.invalid
+        );
+    }
+    if c.user_records > 0 {
+        let _ = writeln!(
+            s,
+            "user records:    {} read (CSV rows and API objects) for {} users",
+            c.user_records, c.users.input
         );
     }
     let list = |m: &BTreeMap<String, u64>| {

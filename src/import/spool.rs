@@ -198,13 +198,43 @@ impl Sorter {
     }
 
     /// Every entry pushed, in order.
-    pub fn finish(mut self, dir: &mut WorkDir) -> io::Result<Sorted> {
+    pub fn finish(self, dir: &mut WorkDir) -> io::Result<Sorted> {
+        self.finish_reusable(dir)?.read()
+    }
+
+    /// Every entry pushed, sorted, to be read in order as many times as
+    /// needed (the import reads its users twice: once to settle duplicate
+    /// identifiers, once to write).
+    pub fn finish_reusable(mut self, dir: &mut WorkDir) -> io::Result<SortedRuns> {
         if self.runs.is_empty() {
             self.buffer.sort_unstable_by(Entry::order);
-            return Ok(Sorted(SortedFrom::Memory(self.buffer.into_iter())));
+            return Ok(SortedRuns {
+                memory: Some(std::sync::Arc::new(std::mem::take(&mut self.buffer))),
+                runs: Vec::new(),
+            });
         }
         if !self.buffer.is_empty() {
             self.spill(dir)?;
+        }
+        Ok(SortedRuns {
+            memory: None,
+            runs: std::mem::take(&mut self.runs),
+        })
+    }
+}
+
+/// Sorted entries that can be read more than once: held in memory when they
+/// fitted the budget, else sorted runs on disk merged on each read.
+pub struct SortedRuns {
+    memory: Option<std::sync::Arc<Vec<Entry>>>,
+    runs: Vec<PathBuf>,
+}
+
+impl SortedRuns {
+    /// A new pass over every entry, in order.
+    pub fn read(&self) -> io::Result<Sorted> {
+        if let Some(entries) = &self.memory {
+            return Ok(Sorted(SortedFrom::Memory(entries.clone(), 0)));
         }
         let mut readers = Vec::with_capacity(self.runs.len());
         let mut heap = BinaryHeap::new();
@@ -242,7 +272,8 @@ impl Ord for Head {
 pub struct Sorted(SortedFrom);
 
 enum SortedFrom {
-    Memory(std::vec::IntoIter<Entry>),
+    /// The entries and the next index.
+    Memory(std::sync::Arc<Vec<Entry>>, usize),
     Merge {
         readers: Vec<BufReader<File>>,
         heap: BinaryHeap<Reverse<Head>>,
@@ -254,7 +285,11 @@ impl Iterator for Sorted {
 
     fn next(&mut self) -> Option<io::Result<Entry>> {
         match &mut self.0 {
-            SortedFrom::Memory(it) => it.next().map(Ok),
+            SortedFrom::Memory(entries, next) => {
+                let e = entries.get(*next)?.clone();
+                *next += 1;
+                Some(Ok(e))
+            }
             SortedFrom::Merge { readers, heap } => {
                 let Reverse(Head(entry, i)) = heap.pop()?;
                 match Entry::read_from(&mut readers[i]) {
@@ -348,6 +383,27 @@ mod tests {
                     .all(|w| w[0].order(&w[1]) != Ordering::Greater)
             );
             assert_eq!(out[0].key, "user_00000");
+        }
+    }
+
+    #[test]
+    fn sorted_runs_read_alike_twice() {
+        let base = tempfile::tempdir().unwrap();
+        for budget in [usize::MAX, 1 << 16] {
+            let mut dir = WorkDir::create(base.path()).unwrap();
+            let mut s = Sorter::new(budget);
+            for i in 0..3000u64 {
+                s.push(&mut dir, entry(&format!("k{:05}", (i * 7) % 3000), 0, i))
+                    .unwrap();
+            }
+            let runs = s.finish_reusable(&mut dir).unwrap();
+            let keys = |r: &SortedRuns| -> Vec<String> {
+                r.read().unwrap().map(|e| e.unwrap().key).collect()
+            };
+            let first = keys(&runs);
+            assert_eq!(first.len(), 3000);
+            assert!(first.windows(2).all(|w| w[0] <= w[1]));
+            assert_eq!(keys(&runs), first);
         }
     }
 

@@ -15,11 +15,12 @@ use serde_json::value::RawValue;
 use super::ImportError;
 use super::bapi;
 use super::csv_export::{CsvExport, CsvRow};
+use super::duplicates::Losses;
 use super::issue::{Entity, Issue, IssueKind, Location};
 use super::json_input;
 use super::plan::UserGroup;
 use super::records::{ApiUser, CsvUser, InviteRecord, MemberRecord, OrgRecord};
-use super::spool::{Entry, Sorted, Sorter, Spool, SpoolReader, WorkDir};
+use super::spool::{Entry, Sorted, SortedRuns, Sorter, Spool, SpoolReader, WorkDir};
 
 /// The files an import reads.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -63,11 +64,17 @@ const SOURCE_BAD: u8 = 3;
 
 /// Everything read, ready to be written.
 pub struct Staging {
-    pub users: Sorted,
+    /// User records sorted by id, read twice: by [`super::duplicates`], then
+    /// to write.
+    pub users: SortedRuns,
+    /// Users that lose a shared identifier to another user of the export
+    /// (filled in after staging).
+    pub duplicates: Losses,
     pub organizations: SpoolReader,
     pub memberships: SpoolReader,
     pub invitations: SpoolReader,
-    /// Units in each stream (user ids, records), for progress.
+    /// Records in each stream (user records: CSV rows and API objects), for
+    /// progress.
     pub totals: [u64; 4],
 }
 
@@ -123,6 +130,8 @@ pub fn stage(
     let mut sorter = Sorter::new(sort_budget);
     let mut st = Stager { dir, strict };
     let mut ordinal = 0u64;
+    // Entries about whole files, which are not user records.
+    let mut file_entries = 0u64;
     for (f, path) in inputs.csv.iter().enumerate() {
         let name = display(path);
         let mut export = CsvExport::open(path, &name)?;
@@ -141,6 +150,7 @@ pub fn stage(
                 )
                 .map_err(ImportError::Spool)?;
             ordinal += 1;
+            file_entries += 1;
         }
         while let Some(row) = export.next_row() {
             ordinal += 1;
@@ -158,6 +168,7 @@ pub fn stage(
                     sorter
                         .push(st.dir, entry("", SOURCE_FILE, f, ordinal, &record)?)
                         .map_err(ImportError::Spool)?;
+                    file_entries += 1;
                     break;
                 }
                 Err(e) => return Err(e),
@@ -194,12 +205,13 @@ pub fn stage(
             sorter
                 .push(st.dir, entry("", SOURCE_FILE, f, ordinal, &record)?)
                 .map_err(ImportError::Spool)?;
+            file_entries += 1;
         } else {
             result?;
         }
     }
-    let user_units = sorter.count;
-    let users = sorter.finish(st.dir).map_err(ImportError::Spool)?;
+    let user_records = sorter.count - file_entries;
+    let users = sorter.finish_reusable(st.dir).map_err(ImportError::Spool)?;
     let organizations = spool_json::<bapi::Organization>(
         &mut st,
         &inputs.organizations,
@@ -223,8 +235,9 @@ pub fn stage(
     )?;
     Ok(Staging {
         users,
+        duplicates: Losses::new(),
         totals: [
-            user_units,
+            user_records,
             organizations.count,
             memberships.count,
             invitations.count,

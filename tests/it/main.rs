@@ -7,6 +7,7 @@
 #[allow(dead_code)]
 mod harness;
 
+mod better_auth_client;
 mod binary;
 mod clerk_identify;
 mod clerk_routing;
@@ -15,6 +16,7 @@ mod edge;
 mod foundation;
 mod hash_cli;
 mod import_api;
+mod import_defects;
 mod import_files;
 mod import_kernia;
 mod import_resume;

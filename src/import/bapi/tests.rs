@@ -141,3 +141,34 @@ fn invitations_normalize_email_and_default_to_pending() {
     assert_eq!(i.status, "pending");
     assert_eq!(i.expires_at, Some(1_900_000_000));
 }
+
+#[test]
+fn invitation_status_is_read_before_its_dates() {
+    // Accepted and revoked invitations with dates Kernia could not store are
+    // not invalid: they are skipped later as "not pending".
+    for status in ["accepted", "revoked"] {
+        let json = format!(
+            r#"{{"id":"orginv_9","email_address":"a@b.com","role":"org:member","organization_id":"org_1","status":"{status}","expires_at":99999999999999,"created_at":-5}}"#
+        );
+        let i = check(&json, |i: OrganizationInvitation| i.check("i", "$"))
+            .unwrap_or_else(|e| panic!("{status}: {e:?}"));
+        assert_eq!(i.status, status);
+    }
+}
+
+#[test]
+fn a_pending_invitation_with_an_unstorable_expiry_is_kept_clamped() {
+    let i = check(
+        r#"{"id":"orginv_8","email_address":"a@b.com","role":"org:member","organization_id":"org_1","status":"pending","expires_at":99999999999999}"#,
+        |i: OrganizationInvitation| i.check("i", "$"),
+    )
+    .expect("kept, not invalid");
+    assert_eq!(i.expires_at, Some(i64::from(i32::MAX)));
+    assert_eq!(i.expiry_clamped_from, Some(99_999_999_999_999));
+    let fits = check(
+        r#"{"id":"orginv_7","email_address":"a@b.com","role":"org:member","organization_id":"org_1","expires_at":1900000000000}"#,
+        |i: OrganizationInvitation| i.check("i", "$"),
+    )
+    .unwrap();
+    assert_eq!(fits.expiry_clamped_from, None);
+}

@@ -120,13 +120,32 @@ fn a_missing_id_column_is_refused() {
 }
 
 #[test]
-fn short_rows_read_as_empty_cells() {
-    let text = format!("{HEADER}user_1,Jane\n");
+fn a_row_with_the_wrong_number_of_fields_is_invalid_with_its_line_and_counts() {
+    // Line 2 lost its last 8 fields (digest and hasher among them); line 3 has
+    // two extra; line 4 is whole.
+    let text = format!(
+        "{HEADER}user_short,Ann,Lee,,ann@example.com\n\
+         user_long,Bob,Ray,,bob@example.com,,,,,,,$2b$10$U4C0ZY8OG8y41F9LusfKyu3HRMBL0rCZcKBVsXhgr.n8Ou6FPhzO2,bcrypt,x,y\n\
+         user_ok,Cy,Po,,cy@example.com,,,,,,,$2b$10$U4C0ZY8OG8y41F9LusfKyu3HRMBL0rCZcKBVsXhgr.n8Ou6FPhzO2,bcrypt\n"
+    );
     let (_f, mut e) = export(&text);
     let rows = rows(&mut e);
-    let CsvRow::User(u) = &rows[0] else {
-        panic!("{rows:?}")
-    };
-    assert_eq!(u.first_name.as_deref(), Some("Jane"));
-    assert_eq!(u.primary_email, None);
+    assert_eq!(rows.len(), 3);
+    for (row, id, line, fields) in [
+        (&rows[0], "user_short", 2, 5),
+        (&rows[1], "user_long", 3, 15),
+    ] {
+        let CsvRow::Bad { id: got, issues } = row else {
+            panic!("a {fields}-field row was accepted: {row:?}")
+        };
+        assert_eq!(got.as_deref(), Some(id));
+        assert_eq!(issues.len(), 1, "{issues:?}");
+        let text = issues[0].to_string();
+        assert!(text.contains(&format!("users.csv:{line}")), "{text}");
+        assert!(
+            text.contains(&format!("{fields} fields")) && text.contains("header has 13"),
+            "{text}"
+        );
+    }
+    assert!(matches!(&rows[2], CsvRow::User(u) if u.id == "user_ok"));
 }

@@ -2,6 +2,10 @@
 //! external account (`providerId` without `oauth_`, `accountId` = the
 //! provider's user id, no tokens). A provider account that another Kernia user
 //! already holds is a conflict and is not linked again.
+//!
+//! The accounts of users Kernia already had are counted too (so a re-run says
+//! what it saw): already present when linked to that user, skipped otherwise,
+//! since a user already in Kernia is left as it is.
 
 use std::collections::{HashMap, HashSet};
 
@@ -32,9 +36,19 @@ struct AccountRow<'a> {
     updated_at: i64,
 }
 
+/// What to do with accounts not linked yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Mode {
+    /// The users were just imported: link them.
+    Link,
+    /// The users were already in Kernia: count them, link nothing.
+    Count,
+}
+
 pub(super) async fn write(
     conn: &mut Conn<'_>,
     users: &[UserPlan],
+    mode: Mode,
     c: &mut Counters,
     issues: &mut Vec<Issue>,
 ) -> Result<(), DbError> {
@@ -104,8 +118,26 @@ pub(super) async fn write(
                 ));
             }
             Some(_) => c.accounts.already_present += 1,
+            None if mode == Mode::Count => {
+                c.accounts.skipped += 1;
+                *c.skipped_reasons
+                    .entry("account: its user was already in Kernia (left as it is)".into())
+                    .or_default() += 1;
+                issues.push(Issue::new(
+                    IssueKind::Skipped,
+                    Entity::Account,
+                    Some(row.user_id),
+                    format!(
+                        "{} account {} not linked: the user was already in Kernia and is left as it is",
+                        row.provider_id, row.account_id
+                    ),
+                ));
+            }
             None => rows.push(row),
         }
+    }
+    if rows.is_empty() {
+        return Ok(());
     }
     let cols = [
         ("id", "text"),

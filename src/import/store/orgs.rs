@@ -409,6 +409,18 @@ pub async fn write_invitations(
                     ),
                 ));
             }
+            if let Some(ms) = i.expiry_clamped_from {
+                c.warnings += 1;
+                issues.push(Issue::new(
+                    IssueKind::Warning,
+                    Entity::Invitation,
+                    Some(&i.id),
+                    format!(
+                        "expires_at {ms} (ms) is outside what Kernia's integer column holds; stored as {} instead",
+                        i.expires_at.unwrap_or_default()
+                    ),
+                ));
+            }
             let created_at = i.created_at.unwrap_or(now);
             rows.push(InviteRow {
                 id: &i.id,

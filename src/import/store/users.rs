@@ -2,10 +2,13 @@
 //! their `"twoFactor"` rows and their ledger rows.
 //!
 //! Never overwrite: a user whose id Kernia already has is left as it is (and so
-//! are its accounts and factors); a user whose email, username or phone number
-//! Kernia holds under another id is a conflict, reported, and neither row is
-//! touched; a user the ledger knows but Kernia no longer has was imported before
-//! and deleted since, and is not brought back.
+//! are its accounts and factors); a user who shares an email, username or phone
+//! number with another user of the export and loses it by the rule of
+//! [`crate::import::duplicates`] is a conflict naming the user who keeps it; a
+//! user whose email, username or phone number Kernia holds under another id is
+//! a conflict, reported, and neither row is touched; a user the ledger knows but
+//! Kernia no longer has was imported before and deleted since, and is not
+//! brought back.
 
 use std::collections::{HashMap, HashSet};
 
@@ -175,10 +178,12 @@ pub async fn write(
     }
 
     let mut to_insert: Vec<UserPlan> = Vec::with_capacity(plans.len());
+    let mut already: Vec<UserPlan> = Vec::new();
     for plan in plans {
         let id = plan.user.id.clone();
         if present.contains(id.as_str()) {
             c.users.already_present += 1;
+            already.push(plan);
         } else if ledgered.contains(&id) {
             c.users.skipped += 1;
             issues.push(Issue::new(
@@ -186,6 +191,17 @@ pub async fn write(
                 Entity::User,
                 Some(&id),
                 "imported before and deleted from Kernia since: not created again",
+            ));
+        } else if let Some(loss) = &plan.loses_to {
+            c.users.conflicts += 1;
+            issues.push(Issue::new(
+                IssueKind::Conflict,
+                Entity::User,
+                Some(&id),
+                format!(
+                    "{} {:?} is shared with user {} of the export, who keeps it (a verified address or number wins, then the older account, then the smaller id): not imported",
+                    loss.field, loss.value, loss.winner
+                ),
             ));
         } else if let Some((field, value, owner)) = conflict_of(&plan, &taken) {
             c.users.conflicts += 1;
@@ -254,7 +270,8 @@ pub async fn write(
     }
     c.users.imported += written.len() as u64;
 
-    super::accounts::write(conn, &written, c, issues).await?;
+    super::accounts::write(conn, &written, super::accounts::Mode::Link, c, issues).await?;
+    super::accounts::write(conn, &already, super::accounts::Mode::Count, c, issues).await?;
     super::factors::write_two_factor(conn, schema, &written, c, issues).await?;
     super::factors::write_ledger(conn, &written).await?;
     for p in written {

@@ -9,11 +9,13 @@
 //! - [`redis`]: the Redis URL and a key prefix of the test's own;
 //! - [`server`]: cutover itself, in-process on loopback ports;
 //! - [`echo`]: an upstream that answers with what it received;
-//! - [`clerk_api`]: a local Clerk Backend API (pagination, 429s) for imports.
+//! - [`clerk_api`]: a local Clerk Backend API (pagination, 429s) for imports;
+//! - [`better_auth`]: the real Better Auth JS client (Node), one browser per cookie jar.
 //!
 //! Nothing here skips: when a service a test needs is missing, the test fails
 //! and says what to start (`scripts/test.sh` starts or installs them).
 
+pub mod better_auth;
 pub mod clerk;
 pub mod clerk_api;
 pub mod databases;

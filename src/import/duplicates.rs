@@ -1,0 +1,220 @@
+//! Identifiers that more than one user of an export claims.
+//!
+//! Kernia keeps a user's email, username and phone number unique, so when two
+//! users of one export share one of them only one can have it. For each shared
+//! value, on its own, the user who keeps it is chosen by this rule:
+//!
+//! 1. a verified email address or phone number wins over an unverified one;
+//! 2. then the older account (Clerk's `created_at`; a user with no creation
+//!    time counts as created when the import started);
+//! 3. then the smaller user id, so that the outcome never depends on the order
+//!    of rows or files.
+//!
+//! The others are not imported: each is reported as a conflict naming the
+//! value and the user who keeps it. (Before this rule the first id in sort
+//! order won, so a duplicate whose id happened to sort first took a real
+//! user's address — and her social accounts with it.)
+//!
+//! This is decided before anything is written, in a first pass over the whole
+//! export: each imported user's values go through an external sort by value,
+//! so memory stays bounded; only the losers are kept in memory.
+
+use std::collections::HashMap;
+use std::io;
+
+use serde::{Deserialize, Serialize};
+
+use super::ImportError;
+use super::plan::{self, Planned, UserPlan};
+use super::spool::{Entry, SortedRuns, Sorter, WorkDir};
+use super::stage::{Groups, UserUnit};
+
+/// Why a user is not imported: another user of the export keeps a value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Loss {
+    /// `email`, `username` or `phone number`.
+    pub field: &'static str,
+    pub value: String,
+    /// The user who keeps it.
+    pub winner: String,
+}
+
+/// Losers by user id.
+pub type Losses = HashMap<String, Loss>;
+
+const FIELDS: [&str; 3] = ["email", "username", "phone number"];
+
+/// One user's claim on one value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Claim {
+    id: String,
+    verified: bool,
+    created_at: i64,
+}
+
+/// The unique values a planned user would hold in Kernia: (field, value, verified).
+fn values(p: &UserPlan) -> Vec<(usize, String, bool)> {
+    let u = &p.user;
+    let mut out = vec![(0, u.email.clone(), u.email_verified)];
+    if let Some(n) = &u.username {
+        out.push((1, n.clone(), false));
+    }
+    if let Some(ph) = &u.phone_number {
+        out.push((2, ph.clone(), u.phone_number_verified));
+    }
+    out
+}
+
+/// The order of the rule: the first claim keeps the value.
+fn rank(a: &Claim, b: &Claim) -> std::cmp::Ordering {
+    b.verified
+        .cmp(&a.verified)
+        .then(a.created_at.cmp(&b.created_at))
+        .then(a.id.cmp(&b.id))
+}
+
+fn spool_err(e: impl std::error::Error + Send + Sync + 'static) -> ImportError {
+    ImportError::Spool(io::Error::other(e))
+}
+
+/// Read every user (as [`plan::plan`] maps them) and settle each shared value.
+pub fn decide(
+    users: &SortedRuns,
+    dir: &mut WorkDir,
+    budget: usize,
+    csv_name: &str,
+    now: i64,
+) -> Result<Losses, ImportError> {
+    // A claim is a few dozen bytes: a quarter of the sort budget is plenty, and
+    // bounds what this pass adds to the memory the users' sort already holds.
+    let mut sorter = Sorter::new(budget / 4);
+    let mut groups = Groups::new(users.read().map_err(ImportError::Spool)?);
+    let mut position = 0u64;
+    while let Some(unit) = groups.next_unit()? {
+        let UserUnit::Group(group) = unit else {
+            continue;
+        };
+        let Planned::User(p) = plan::plan(group, csv_name, now) else {
+            continue;
+        };
+        for (field, value, verified) in values(&p) {
+            position += 1;
+            let claim = Claim {
+                id: p.user.id.clone(),
+                verified,
+                created_at: p.user.created_at,
+            };
+            let entry = Entry {
+                key: format!("{field}\0{value}"),
+                source: 0,
+                file: 0,
+                position,
+                body: serde_json::to_vec(&claim).map_err(spool_err)?,
+            };
+            sorter.push(dir, entry).map_err(ImportError::Spool)?;
+        }
+    }
+    let mut losses = Losses::new();
+    let mut key = String::new();
+    let mut claims: Vec<Claim> = Vec::new();
+    for entry in sorter.finish(dir).map_err(ImportError::Spool)? {
+        let entry = entry.map_err(ImportError::Spool)?;
+        if entry.key != key {
+            settle(&key, &mut claims, &mut losses);
+            key = entry.key;
+        }
+        claims.push(serde_json::from_slice(&entry.body).map_err(spool_err)?);
+    }
+    settle(&key, &mut claims, &mut losses);
+    Ok(losses)
+}
+
+/// Pick the keeper of one value among its claims; record the others.
+fn settle(key: &str, claims: &mut Vec<Claim>, losses: &mut Losses) {
+    if claims.len() > 1 {
+        claims.sort_by(rank);
+        let (field, value) = key.split_once('\0').unwrap_or(("0", key));
+        let field = FIELDS[field.parse::<usize>().unwrap_or(0).min(2)];
+        let winner = &claims[0].id;
+        for c in &claims[1..] {
+            if &c.id != winner {
+                losses.entry(c.id.clone()).or_insert_with(|| Loss {
+                    field,
+                    value: value.to_string(),
+                    winner: winner.clone(),
+                });
+            }
+        }
+    }
+    claims.clear();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claim(id: &str, verified: bool, created_at: i64) -> Claim {
+        Claim {
+            id: id.into(),
+            verified,
+            created_at,
+        }
+    }
+
+    fn winner(mut claims: Vec<Claim>) -> (String, Losses) {
+        let mut losses = Losses::new();
+        settle("0\0a@b.com", &mut claims, &mut losses);
+        let loser_of = |id: &str| losses.get(id).map(|l| l.winner.clone());
+        let w = losses
+            .values()
+            .next()
+            .map(|l| l.winner.clone())
+            .unwrap_or_default();
+        assert!(loser_of(&w).is_none());
+        (w, losses)
+    }
+
+    #[test]
+    fn a_verified_address_wins_then_the_older_account_then_the_smaller_id() {
+        // Whatever order the claims arrive in.
+        for flip in [false, true] {
+            let mut c = vec![
+                claim("user_a_dup", false, 100),
+                claim("user_z_real", true, 900),
+            ];
+            if flip {
+                c.reverse();
+            }
+            let (w, losses) = winner(c);
+            assert_eq!(w, "user_z_real");
+            assert_eq!(losses["user_a_dup"].field, "email");
+            assert_eq!(losses["user_a_dup"].value, "a@b.com");
+
+            let mut c = vec![
+                claim("user_a_new", true, 900),
+                claim("user_z_old", true, 100),
+            ];
+            if flip {
+                c.reverse();
+            }
+            assert_eq!(winner(c).0, "user_z_old");
+
+            let mut c = vec![claim("user_b", true, 100), claim("user_a", true, 100)];
+            if flip {
+                c.reverse();
+            }
+            assert_eq!(winner(c).0, "user_a");
+        }
+    }
+
+    #[test]
+    fn a_value_with_one_claim_loses_nobody() {
+        let mut losses = Losses::new();
+        settle(
+            "0\0a@b.com",
+            &mut vec![claim("user_a", false, 1)],
+            &mut losses,
+        );
+        assert!(losses.is_empty());
+    }
+}
