@@ -141,7 +141,7 @@ $("$python" -c '
 import json, sys
 for u in json.load(open("deploy/demo/passwords.json")):
     pw = u["password"] or "(none: reset required)"
-    print(f"    {u[\"email\"]:<20} {pw:<22} {u[\"hasher\"]:<21} {u[\"note\"]}")
+    print("    %-20s %-22s %-21s %s" % (u["email"], pw, u["hasher"], u["note"]))
 ')
   TOTP code for grace@demo.test: $python -c 'import pyotp; print(pyotp.TOTP("JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXQ").now())'
 

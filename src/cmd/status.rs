@@ -8,8 +8,12 @@ use super::Exit;
 pub async fn run(args: StatusArgs) -> anyhow::Result<Exit> {
     let cfg = super::load_config(&args.config.path)?;
     let db = super::open_database(&cfg).await?;
-    let mut conn = db.acquire().await?;
-    let counts = ledger::counts_by_state(&mut conn.conn()).await?;
+    let counts = {
+        let mut conn = db.acquire().await?;
+        ledger::counts_by_state(&mut conn.conn()).await?
+        // The connection goes back to the pool here: closing the pool waits for
+        // every checked-out connection, so holding it across `close` can hang.
+    };
     let total: i64 = counts.iter().map(|(_, n)| n).sum();
     if args.json {
         let mut by_state = serde_json::Map::new();

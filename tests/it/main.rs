@@ -11,6 +11,7 @@ mod binary;
 mod clerk_identify;
 mod clerk_routing;
 mod cli;
+mod dev_stack;
 mod foundation;
 mod hash_cli;
 mod import_api;
