@@ -40,11 +40,12 @@ PIN = "cutover_route=b.00000000000000000000000000000000"
 class Recorder:
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.events: list[tuple[float, str, int, str, float]] = []  # t, kind, status, copy, ms
+        # t, kind, status, copy, ms, user (-1 for load)
+        self.events: list[tuple[float, str, int, str, float, int]] = []
 
-    def add(self, kind: str, status: int, copy: str, ms: float) -> None:
+    def add(self, kind: str, status: int, copy: str, ms: float, user: int = -1) -> None:
         with self.lock:
-            self.events.append((time.time(), kind, status, copy, ms))
+            self.events.append((time.time(), kind, status, copy, ms, user))
 
 
 def connect(front: urllib.parse.SplitResult) -> http.client.HTTPConnection:
@@ -90,7 +91,7 @@ def signin_worker(front, rec: Recorder, users: queue.Queue, outcome: dict) -> No
             status, copy, retry_after, conn = request(
                 conn, "POST", "/api/auth/sign-in/email", body,
                 {"content-type": "application/json"})
-            rec.add("signin", status, copy, (time.perf_counter() - t) * 1000)
+            rec.add("signin", status, copy, (time.perf_counter() - t) * 1000, i)
             attempts.append(status)
             if status == 200 or (status not in (0, 429) and status < 500) or time.time() > deadline:
                 break
@@ -171,13 +172,13 @@ def main() -> None:
 
     events = rec.events
     by_copy: dict[str, dict[str, int]] = {}
-    for _, kind, status, copy, _ in events:
+    for _, kind, status, copy, _, _ in events:
         c = by_copy.setdefault(copy or "(no answer)", {})
         key = f"{kind}_{status // 100}xx" if status else f"{kind}_noanswer"
         c[key] = c.get(key, 0) + 1
         if status >= 500:
             c[f"{kind}_{status}"] = c.get(f"{kind}_{status}", 0) + 1
-    load_ms = [ms for _, k, s, _, ms in events if k == "load" and s == 200]
+    load_ms = [ms for _, k, s, _, ms, _ in events if k == "load" and s == 200]
     load_secs = (events[-1][0] - events[0][0]) if events else 0
     result = {
         "users": args.users,
@@ -191,7 +192,7 @@ def main() -> None:
         "load_p50_ms": pct(load_ms, 0.5),
         "load_p99_ms": pct(load_ms, 0.99),
         "by_copy": by_copy,
-        "events_5xx": [(t, k, s, c) for t, k, s, c, _ in events if s >= 500 or s == 0],
+        "events_5xx": [(t, k, s, c, u) for t, k, s, c, _, u in events if s >= 500 or s == 0],
         "samples": samples,
     }
     with open(args.out, "w") as f:
