@@ -49,7 +49,9 @@ class Recorder:
 
 
 def connect(front: urllib.parse.SplitResult) -> http.client.HTTPConnection:
-    return http.client.HTTPConnection(front.hostname, front.port, timeout=30)
+    # Long enough that an overloaded machine never makes the driver give up on
+    # (and retry) a sign-in the server is still working on.
+    return http.client.HTTPConnection(front.hostname, front.port, timeout=180)
 
 
 def request(conn, method, path, body=None, headers=None):

@@ -161,3 +161,36 @@ fn status_exits_after_printing() {
         assert_eq!(counts["total"], 0, "{out}");
     }
 }
+
+#[test]
+fn validate_refuses_an_unknown_check_with_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("cutover.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nplain_listen = \"127.0.0.1:0\"\n\
+             [upstreams]\nlegacy = \"http://127.0.0.1:1\"\nkernia = \"http://127.0.0.1:1\"\n\
+             [kernia]\nsecret = \"validate-test-secret-0123456789abcdef\"\n\
+             database_url = \"sqlite://{}\"\n",
+            dir.path().join("kernia.db").display()
+        ),
+    )
+    .unwrap();
+    let plan = dir.path().join("plan.toml");
+    std::fs::write(
+        &plan,
+        "base_url = \"http://127.0.0.1:1\"\nchecks = [\"email_sign_in\", \"telepathy\"]\n",
+    )
+    .unwrap();
+    let out = cutover()
+        .args(["validate", "-c"])
+        .arg(&config)
+        .arg("--plan")
+        .arg(&plan)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("unknown check `telepathy`"), "{err}");
+}

@@ -118,13 +118,69 @@ fn dev_sh_walkthrough_migrates_a_clerk_user() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    drop(stack);
-    let logs: String = rx.try_iter().collect::<Vec<_>>().join("\n");
     assert!(
         out.status.success(),
-        "walkthrough failed:\n{report}\n--- dev.sh:\n{printed}\n{logs}"
+        "walkthrough failed:\n{report}\n--- dev.sh:\n{printed}"
     );
     assert!(report.contains("walkthrough: all steps passed"), "{report}");
+
+    // `cutover validate` with the demo's plan passes on the sample stack...
+    let plan = std::fs::read_to_string(repo_root().join("deploy/demo/validate.toml"))
+        .unwrap()
+        .replace(":8080", &format!(":{}", 8080 + offset));
+    let plan_path = dir.path().join("validate.toml");
+    std::fs::write(&plan_path, &plan).unwrap();
+    let validate = |plan: &std::path::Path| {
+        let out = Command::new(cutover)
+            .args(["validate", "--json", "-c"])
+            .arg(&config)
+            .arg("--plan")
+            .arg(plan)
+            .env_remove("RUST_LOG")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let json: serde_json::Value = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("{e}: {text}{}", String::from_utf8_lossy(&out.stderr)));
+        (out.status.code(), json)
+    };
+    let (code, result) = validate(&plan_path);
+    assert_eq!(code, Some(0), "{result:#}");
+    let checks = result["checks"].as_array().unwrap();
+    let by = |r: &str| checks.iter().filter(|c| c["result"] == r).count();
+    assert_eq!(
+        (by("pass"), by("fail"), by("manual")),
+        (6, 0, 3),
+        "{result:#}"
+    );
+    assert_eq!(result["cleanup_left"], serde_json::json!([]), "{result:#}");
+
+    // ... and fails, check by check with the request, on a broken one: the
+    // plan's address is the legacy app itself, which has no Kernia routes.
+    let broken = plan.replace(
+        &format!("127.0.0.1:{}", 8080 + offset),
+        &format!("127.0.0.1:{}", 3002 + offset),
+    );
+    let broken_path = dir.path().join("broken.toml");
+    std::fs::write(&broken_path, broken).unwrap();
+    let (code, result) = validate(&broken_path);
+    assert_eq!(code, Some(1), "{result:#}");
+    for c in result["checks"].as_array().unwrap() {
+        if c["result"] == "manual" {
+            continue;
+        }
+        assert_eq!(c["result"], "fail", "{c}");
+        // The legacy app answers 501 to a POST it has no route for.
+        assert!(
+            c["reason"]
+                .as_str()
+                .unwrap()
+                .starts_with("expected 200, got 501"),
+            "{c}"
+        );
+        assert_eq!(c["request"], "POST /api/auth/sign-up/email", "{c}");
+    }
+    drop(stack);
     // The stand-in's signing key was generated into the state directory.
     assert!(dir.path().join("clerk-standin-key.pem").exists());
 }
