@@ -17,6 +17,9 @@ export CUTOVER_KERNIA_PYTHON="$python"
 node=$(scripts/client-env.sh | tail -n 1)
 export CUTOVER_NODE="$node"
 
+# The deployment files (Kubernetes manifests, compose file, Dockerfile), offline.
+scripts/check-deploy.sh
+
 # Two cores: keep the number of test threads (each may run a Kernia server) small.
 export RUST_TEST_THREADS=${RUST_TEST_THREADS:-4}
 cargo test --all-targets "$@"

@@ -35,6 +35,8 @@ pub enum Command {
     Status(StatusArgs),
     /// Write a self-signed certificate and key for local TLS
     DevCert(DevCertArgs),
+    /// Run the pre-cutover checklist against a running deployment (staging)
+    Validate(ValidateArgs),
 }
 
 /// The configuration file, shared by every subcommand that needs one.
@@ -158,6 +160,19 @@ pub struct StatusArgs {
     #[command(flatten)]
     pub config: ConfigArg,
     /// Print JSON for scripts
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `cutover validate`: the checklist of a plan file, through cutover's public address.
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// The plan (TOML): base_url, checks, manual checks; see `cutover validate --help`
+    #[arg(long, value_name = "FILE")]
+    pub plan: PathBuf,
+    /// Print JSON for CI
     #[arg(long)]
     pub json: bool,
 }

@@ -147,7 +147,20 @@ async def _build(host: str, port: int) -> FastAPI:
     async def whoami(request: Request) -> dict:
         return _identity(request, "kernia-app")
 
+    # The demo's HTML pages (/sign-in, /app): pages.py next to this file.
+    _install_pages(app)
+
     return app
+
+
+def _install_pages(app: FastAPI) -> None:
+    import importlib.util
+
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pages.py")
+    spec = importlib.util.spec_from_file_location("kernia_app_pages", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.install(app)
 
 
 def _identity(request: Request, served_by: str) -> dict:

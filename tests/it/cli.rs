@@ -114,3 +114,83 @@ fn dev_cert_writes_a_pair_and_refuses_to_overwrite() {
     assert_eq!(run(&[]).status.code(), Some(2));
     assert_eq!(run(&["--force"]).status.code(), Some(0));
 }
+
+/// `cutover status` used to close its database pool while still holding a
+/// connection from it; closing waits for every connection to come back, so about
+/// half of the runs printed the counts and then never exited. Ten runs in a row
+/// must each exit (a hung run is stopped after 30 s and fails the test).
+#[test]
+fn status_exits_after_printing() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("cutover.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nplain_listen = \"127.0.0.1:0\"\n\
+             [upstreams]\nlegacy = \"http://127.0.0.1:1\"\nkernia = \"http://127.0.0.1:1\"\n\
+             [kernia]\nsecret = \"status-test-secret-0123456789abcdef\"\n\
+             database_url = \"sqlite://{}\"\n",
+            dir.path().join("kernia.db").display()
+        ),
+    )
+    .unwrap();
+    for run in 1..=10 {
+        let mut child = cutover()
+            .args(["status", "--json", "-c"])
+            .arg(&config)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("run {run}: `cutover status` printed its counts but did not exit");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        assert!(status.success(), "run {run}: {status}");
+        let mut out = String::new();
+        std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut out).unwrap();
+        let counts: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(counts["total"], 0, "{out}");
+    }
+}
+
+#[test]
+fn validate_refuses_an_unknown_check_with_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("cutover.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nplain_listen = \"127.0.0.1:0\"\n\
+             [upstreams]\nlegacy = \"http://127.0.0.1:1\"\nkernia = \"http://127.0.0.1:1\"\n\
+             [kernia]\nsecret = \"validate-test-secret-0123456789abcdef\"\n\
+             database_url = \"sqlite://{}\"\n",
+            dir.path().join("kernia.db").display()
+        ),
+    )
+    .unwrap();
+    let plan = dir.path().join("plan.toml");
+    std::fs::write(
+        &plan,
+        "base_url = \"http://127.0.0.1:1\"\nchecks = [\"email_sign_in\", \"telepathy\"]\n",
+    )
+    .unwrap();
+    let out = cutover()
+        .args(["validate", "-c"])
+        .arg(&config)
+        .arg("--plan")
+        .arg(&plan)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("unknown check `telepathy`"), "{err}");
+}

@@ -12,6 +12,7 @@ mod binary;
 mod clerk_identify;
 mod clerk_routing;
 mod cli;
+mod dev_stack;
 mod edge;
 mod foundation;
 mod hash_cli;
