@@ -13,10 +13,14 @@
 mod dev_cert;
 mod hash;
 mod import;
+mod rollout;
 mod serve;
 mod status;
+mod stragglers;
 
 use std::process::ExitCode;
+
+pub(crate) use rollout::timestamp;
 
 use crate::cli::{Cli, Command};
 use crate::config::{Config, ConfigError};
@@ -72,6 +76,8 @@ async fn run_async(command: Command) -> anyhow::Result<Exit> {
         Command::Serve(args) => serve::run(args).await,
         Command::Import(args) => import::run(args).await,
         Command::Status(args) => status::run(args).await,
+        Command::Rollout(args) => rollout::run(args).await,
+        Command::Stragglers(args) => stragglers::run(args).await,
         Command::DevCert(_) | Command::Hash(_) => unreachable!("handled synchronously in run"),
     }
 }

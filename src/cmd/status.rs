@@ -1,6 +1,9 @@
-//! `cutover status` — migration progress: how many ledger rows are in each state.
+//! `cutover status` — migration progress: how many ledger rows are in each
+//! state, by hasher, how users migrated and when, active coverage (of the
+//! users seen through cutover lately, how many are migrated) and stragglers.
 
 use crate::cli::StatusArgs;
+use crate::control::progress::{self, Progress};
 use crate::db::ledger;
 
 use super::Exit;
@@ -10,13 +13,26 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<Exit> {
     let db = super::open_database(&cfg).await?;
     let mut conn = db.acquire().await?;
     let counts = ledger::counts_by_state(&mut conn.conn()).await?;
+    drop(conn);
     let total: i64 = counts.iter().map(|(_, n)| n).sum();
+    let p = progress::compute(&db, args.active_days).await?;
     if args.json {
         let mut by_state = serde_json::Map::new();
         for (state, n) in &counts {
             by_state.insert(state.as_str().into(), (*n).into());
         }
-        let out = serde_json::json!({ "total": total, "by_state": by_state });
+        let out = serde_json::json!({
+            "total": total,
+            "by_state": by_state,
+            "users": p.users,
+            "migrated": p.migrated,
+            "migrated_share": p.migrated_share,
+            "by_hasher": p.by_hasher,
+            "migrated_by_method": p.migrated_by_method,
+            "migrated_per_day": p.migrated_per_day,
+            "active": p.active,
+            "stragglers": p.stragglers,
+        });
         println!("{out}");
     } else {
         println!("{:<18} {:>10}", "state", "users");
@@ -24,7 +40,56 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<Exit> {
             println!("{:<18} {:>10}", state.as_str(), n);
         }
         println!("{:<18} {:>10}", "total", total);
+        print_progress(&p);
     }
     db.close().await;
     Ok(Exit::Success)
+}
+
+fn pct(x: f64) -> String {
+    format!("{:.1}%", x * 100.0)
+}
+
+fn print_progress(p: &Progress) {
+    println!();
+    println!(
+        "migrated           {:>10} of {} ({})",
+        p.migrated,
+        p.users,
+        pct(p.migrated_share)
+    );
+    println!(
+        "active coverage    {:>10} of {} users seen in the last {} days are migrated ({})",
+        p.active.migrated,
+        p.active.seen,
+        p.active.days,
+        pct(p.active.coverage)
+    );
+    println!(
+        "stragglers         {:>10} ({} seen in the last {} days, {} not)",
+        p.stragglers.total, p.stragglers.active, p.active.days, p.stragglers.inactive
+    );
+    println!();
+    println!(
+        "{:<28} {:>10} {:>10} {:>10}",
+        "hasher", "users", "migrated", "pending"
+    );
+    for h in &p.by_hasher {
+        println!(
+            "{:<28} {:>10} {:>10} {:>10}",
+            h.hasher, h.users, h.migrated, h.pending
+        );
+    }
+    println!();
+    println!("{:<28} {:>10}", "migrated by method", "users");
+    for (method, n) in &p.migrated_by_method {
+        println!("{:<28} {:>10}", method, n);
+    }
+    if !p.migrated_per_day.is_empty() {
+        println!();
+        println!("{:<28} {:>10}", "migrated per day (UTC)", "users");
+        for d in p.migrated_per_day.iter().rev().take(14).rev() {
+            println!("{:<28} {:>10}", d.date, d.migrated);
+        }
+    }
 }

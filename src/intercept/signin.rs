@@ -162,21 +162,25 @@ async fn migrate_locked(
 
     let params = ix.argon;
     let job = move || verify_and_rehash(&digest, password.as_bytes(), &params);
+    let hasher = entry.hasher.as_deref().unwrap_or("-");
     let verdict = match ix.pool.run(job).await {
         Ok(v) => v,
         Err(PoolError::Saturated) => {
+            crate::metrics::record_migration(hasher, "saturated");
             return (
                 unavailable(2, "Sign-in is busy; try again in a moment."),
                 "saturated",
             );
         }
         Err(PoolError::Panicked) => {
+            crate::metrics::record_migration(hasher, "hash_failed");
             return (unavailable(2, "Sign-in failed; try again."), "hash_failed");
         }
     };
     match verdict {
         Verdict::Match(phc) => match write_credential(ix, user_id, &phc).await {
             Ok(()) => {
+                crate::metrics::record_migration(hasher, "migrated");
                 ix.announce(user_id).await;
                 tracing::info!(
                     user_id,
@@ -186,6 +190,7 @@ async fn migrate_locked(
                 (forward(After::Nothing), "migrated")
             }
             Err(e) => {
+                crate::metrics::record_migration(hasher, "db_unavailable");
                 tracing::error!(error = %e, "cannot write the migrated credential");
                 (
                     unavailable(5, "Sign-in is temporarily unavailable."),
@@ -194,6 +199,7 @@ async fn migrate_locked(
             }
         },
         Verdict::Mismatch => {
+            crate::metrics::record_migration(hasher, "mismatch");
             if let Ok(mut conn) = ix.db.acquire().await
                 && let Err(e) = ledger::count_legacy_failure(&mut conn.conn(), user_id).await
             {
@@ -206,7 +212,10 @@ async fn migrate_locked(
             };
             (forward(after), "legacy_mismatch")
         }
-        Verdict::HashFailed => (unavailable(2, "Sign-in failed; try again."), "hash_failed"),
+        Verdict::HashFailed => {
+            crate::metrics::record_migration(hasher, "hash_failed");
+            (unavailable(2, "Sign-in failed; try again."), "hash_failed")
+        }
     }
 }
 
@@ -254,6 +263,7 @@ async fn unverifiable(
     why: DigestError,
 ) -> (Intercept, Outcome) {
     tracing::warn!(user_id = %entry.user_id, reason = %why, "stored digest cannot be verified; the user must reset");
+    crate::metrics::record_migration(entry.hasher.as_deref().unwrap_or("-"), "unverifiable");
     if let Ok(mut conn) = ix.db.acquire().await
         && let Err(e) = ledger::set_state(
             &mut conn.conn(),

@@ -54,6 +54,9 @@ async fn drive(
     let identity = identify(app, ctx, &req).await;
     ctx.provider = identity.provider();
     ctx.user_id = identity.user_id().map(str::to_string);
+    if let Some(user_id) = identity.user_id() {
+        app.seen.note(user_id); // in memory; written in batches, once a day per user
+    }
 
     // 2. route
     let path = paths::normalize(req.uri().path()).into_owned();
@@ -69,7 +72,7 @@ async fn drive(
             email: f.email.as_deref(),
         });
     let decision = route::decide(
-        &app.routing,
+        &app.routing.settings(),
         &path,
         identity.who(),
         user_facts,

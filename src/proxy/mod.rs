@@ -45,8 +45,10 @@ use ipnet::IpNet;
 use crate::config::{Config, LimitsConfig};
 use crate::db::Db;
 use crate::identify::kernia::KerniaSessions;
-use crate::route::RouteSettings;
 use crate::state::SharedState;
+
+/// How often "last seen" sightings are written.
+const SEEN_FLUSH: Duration = Duration::from_secs(5);
 
 /// Errors of request and response bodies.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -56,7 +58,10 @@ pub type ProxyBody = http_body_util::combinators::UnsyncBoxBody<bytes::Bytes, Bo
 
 /// What every request shares.
 pub struct App {
-    pub routing: RouteSettings,
+    /// The live rollout (seeded from `[rollout]`, then the database's).
+    pub routing: Arc<crate::control::live::LiveRollout>,
+    /// When identified users were last seen (batched writes).
+    pub seen: Arc<crate::control::seen::SeenRecorder>,
     pub kernia_base_path: String,
     pub sign_in_url: String,
     pub limits: LimitsConfig,
@@ -82,14 +87,27 @@ pub enum SetupError {
     Clerk(#[source] crate::identify::clerk::ClerkSetupError),
     #[error("cannot set up reset delivery: {0}")]
     Notifier(#[source] crate::intercept::notify::NotifyError),
+    #[error("cannot load the live rollout: {0}")]
+    Rollout(#[source] crate::control::store::ControlError),
 }
 
 impl App {
     /// Build the shared parts from a validated configuration and open
     /// connections to the database and the shared state.
     pub async fn new(cfg: &Config, db: Db, state: SharedState) -> Result<Arc<App>, SetupError> {
+        let routing = crate::control::live::LiveRollout::start(
+            cfg.routing.clone(),
+            db.clone(),
+            state.clone(),
+            cfg.rollout_poll,
+        )
+        .await
+        .map_err(SetupError::Rollout)?;
+        let seen = crate::control::seen::SeenRecorder::new();
+        seen.start_flusher(db.clone(), SEEN_FLUSH);
         let app = Arc::new(App {
-            routing: cfg.routing.clone(),
+            routing,
+            seen,
             kernia_base_path: cfg.kernia.base_path.clone(),
             sign_in_url: cfg.kernia.sign_in_url.clone(),
             limits: cfg.limits.clone(),
