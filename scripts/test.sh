@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite, against real parts: the Kernia 0.1.0 server, PostgreSQL,
-# SQLite and Redis. Prepares what is missing first (services, the Kernia Python
+# SQLite, Redis and headless Chromium. Prepares what is missing first (services, the Kernia Python
 # environment), then runs every test. Extra arguments go to `cargo test`.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -11,6 +11,9 @@ command -v cargo >/dev/null 2>&1 || { echo "test: cargo not found; install Rust 
 scripts/services.sh
 python=$(scripts/kernia-env.sh | tail -n 1)
 export CUTOVER_KERNIA_PYTHON="$python"
+# Headless Chromium for the dashboard test (installs Debian's package when missing).
+chromium=$(scripts/browser-env.sh | tail -n 1)
+export CUTOVER_CHROMIUM="$chromium"
 
 # Two cores: keep the number of test threads (each may run a Kernia server) small.
 export RUST_TEST_THREADS=${RUST_TEST_THREADS:-4}

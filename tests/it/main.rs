@@ -7,10 +7,12 @@
 #[allow(dead_code)]
 mod harness;
 
+mod admin;
 mod binary;
 mod clerk_identify;
 mod clerk_routing;
 mod cli;
+mod control;
 mod foundation;
 mod hash_cli;
 mod import_api;
