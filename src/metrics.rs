@@ -153,8 +153,9 @@ pub fn record_request(upstream: &str, status: u16, elapsed: Duration) {
     } else {
         0
     };
+    let status = status.to_string();
     m.requests
-        .with_label_values(&[upstream, &status.to_string()])
+        .with_label_values(&[upstream, status.as_str()])
         .inc();
     m.request_duration
         .with_label_values(&[upstream])
@@ -181,6 +182,9 @@ pub fn record_migration(hasher: &str, outcome: &'static str) {
         .migrations
         .with_label_values(&[hasher, outcome])
         .inc();
+    if let Some(i) = FAILURE_OUTCOMES.iter().position(|o| *o == outcome) {
+        MIGRATION_FAILURES[i].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 pub fn set_hash_queue_depth(n: usize) {
@@ -246,32 +250,45 @@ pub fn render() -> String {
     String::from_utf8(out).unwrap_or_default()
 }
 
-/// Counters worth showing on the dashboard: reset deliveries and failures,
-/// as `(series, value)`, from this copy's registry.
+/// Migration outcomes other than success, summed over hashers (for the
+/// dashboard; the labelled counter is the one to alert on).
+const FAILURE_OUTCOMES: [&str; 5] = [
+    "mismatch",
+    "unverifiable",
+    "hash_failed",
+    "saturated",
+    "db_unavailable",
+];
+static MIGRATION_FAILURES: [std::sync::atomic::AtomicU64; 5] =
+    [const { std::sync::atomic::AtomicU64::new(0) }; 5];
+
+/// Counters worth showing on the dashboard, as `(what, value)`: reset
+/// deliveries, failed migrations by outcome, JWKS fetch errors, since this
+/// copy started.
 pub fn dashboard_counters() -> Vec<(String, u64)> {
+    use std::sync::atomic::Ordering;
     let m = &*METRICS;
     let mut out = Vec::new();
-    for family in m.registry.gather() {
-        let name = family.name();
-        let wanted = name == "cutover_reset_deliveries_total"
-            || name == "cutover_migrations_total"
-            || name == "cutover_jwks_refresh_total";
-        if !wanted {
-            continue;
-        }
-        for metric in family.get_metric() {
-            let labels: Vec<String> = metric
-                .get_label()
-                .iter()
-                .map(|l| format!("{}={}", l.name(), l.value()))
-                .collect();
-            let value = metric.get_counter().value() as u64;
-            if name == "cutover_migrations_total" && labels.iter().any(|l| l == "outcome=migrated") {
-                continue; // successes are in the progress figures
-            }
-            out.push((format!("{name}{{{}}}", labels.join(",")), value));
+    for channel in ["email", "webhook"] {
+        for outcome in ["sent", "failed"] {
+            let n = m
+                .reset_deliveries
+                .get_metric_with_label_values(&[channel, outcome])
+                .map_or(0, |c| c.get());
+            out.push((format!("reset links {outcome} by {channel}"), n));
         }
     }
+    for (i, outcome) in FAILURE_OUTCOMES.iter().enumerate() {
+        out.push((
+            format!("sign-in migrations: {outcome}"),
+            MIGRATION_FAILURES[i].load(Ordering::Relaxed),
+        ));
+    }
+    let jwks_errors = m
+        .jwks_refresh
+        .get_metric_with_label_values(&["error"])
+        .map_or(0, |c| c.get());
+    out.push(("Clerk JWKS fetch errors".into(), jwks_errors));
     out
 }
 
