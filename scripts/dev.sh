@@ -31,5 +31,8 @@ for _ in $(seq 1 60); do
   sleep 0.5
 done
 echo "dev: $(cat .dev/kernia-app.out) (log: .dev/kernia-app.log)" >&2
+# The admin listener's token (config/dev.toml: [admin] token_env).
+export CUTOVER_ADMIN_TOKEN="${CUTOVER_ADMIN_TOKEN:-dev-admin-token-not-for-production}"
 echo "dev: cutover on https://localhost:8443 and http://127.0.0.1:8080 — try: curl -sk https://localhost:8443/whoami" >&2
+echo "dev: dashboard on http://127.0.0.1:9901/ (any user name; password: \$CUTOVER_ADMIN_TOKEN = $CUTOVER_ADMIN_TOKEN)" >&2
 "$cutover" serve -c config/dev.toml

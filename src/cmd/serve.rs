@@ -90,6 +90,16 @@ async fn snapshot_progress(app: std::sync::Weak<App>) {
 
 /// `--check`: the rollout the running copies use, beside the file's.
 async fn print_live_rollout(cfg: &Config) {
+    let url = cfg.kernia.database_url.expose();
+    if let Some(rest) = url.strip_prefix("sqlite:") {
+        // `--check` must not create a database file that is not there yet.
+        let path = rest.trim_start_matches("//");
+        let path = path.split('?').next().unwrap_or(path);
+        if !path.is_empty() && path != ":memory:" && !std::path::Path::new(path).exists() {
+            println!("  live rollout     not seeded yet (no database file): the first start seeds it from [rollout] above");
+            return;
+        }
+    }
     let read = async {
         let db = crate::db::Db::connect(cfg.kernia.database_url.expose(), 1).await?;
         let stored = crate::control::store::read(&db).await;

@@ -33,7 +33,7 @@ async fn start_admin(cutover: &Cutover) -> AdminServer {
     };
     let listener = admin::bind(&cfg).await.unwrap();
     let addr = admin::local_addr(&listener).unwrap();
-    let a = Admin::new(cutover.app.clone(), cfg, &Secret::new(TOKEN.into()), "cutover".into());
+    let a = Admin::new(cutover.app.clone(), cfg, &Secret::new(TOKEN.to_string()), "cutover".into());
     let (tx, rx) = oneshot::channel::<()>();
     tokio::spawn(admin::serve(a, listener, async {
         let _ = rx.await;
