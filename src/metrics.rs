@@ -62,7 +62,10 @@ fn build() -> Metrics {
     }
     Metrics {
         requests: reg!(IntCounterVec::new(
-            Opts::new("cutover_requests_total", "Requests answered, by upstream and status code"),
+            Opts::new(
+                "cutover_requests_total",
+                "Requests answered, by upstream and status code"
+            ),
             &["upstream", "status"]
         )),
         request_duration: reg!(HistogramVec::new(
@@ -81,7 +84,10 @@ fn build() -> Metrics {
             &["provider", "outcome"]
         )),
         migrations: reg!(IntCounterVec::new(
-            Opts::new("cutover_migrations_total", "Password migrations at sign-in, by hasher and outcome"),
+            Opts::new(
+                "cutover_migrations_total",
+                "Password migrations at sign-in, by hasher and outcome"
+            ),
             &["hasher", "outcome"]
         )),
         hash_queue_depth: reg!(IntGauge::new(
@@ -112,19 +118,31 @@ fn build() -> Metrics {
             "1 while the kill switch is on"
         )),
         jwks_refresh: reg!(IntCounterVec::new(
-            Opts::new("cutover_jwks_refresh_total", "Clerk JWKS fetches by outcome"),
+            Opts::new(
+                "cutover_jwks_refresh_total",
+                "Clerk JWKS fetches by outcome"
+            ),
             &["outcome"]
         )),
         reset_deliveries: reg!(IntCounterVec::new(
-            Opts::new("cutover_reset_deliveries_total", "Password reset links sent, by channel and outcome"),
+            Opts::new(
+                "cutover_reset_deliveries_total",
+                "Password reset links sent, by channel and outcome"
+            ),
             &["channel", "outcome"]
         )),
         config_reloads: reg!(IntCounterVec::new(
-            Opts::new("cutover_config_reloads_total", "Configuration reloads by outcome"),
+            Opts::new(
+                "cutover_config_reloads_total",
+                "Configuration reloads by outcome"
+            ),
             &["outcome"]
         )),
         rollout_changes: reg!(IntCounterVec::new(
-            Opts::new("cutover_rollout_changes_total", "Rollout changes made through this copy, by interface"),
+            Opts::new(
+                "cutover_rollout_changes_total",
+                "Rollout changes made through this copy, by interface"
+            ),
             &["interface"]
         )),
         registry,
@@ -243,6 +261,11 @@ pub fn render() -> String {
         m.jwks_refresh.with_label_values(&[outcome]);
         m.config_reloads.with_label_values(&[outcome]);
     }
+    for channel in ["email", "webhook"] {
+        for outcome in ["sent", "failed"] {
+            m.reset_deliveries.with_label_values(&[channel, outcome]);
+        }
+    }
     let mut out = Vec::new();
     if let Err(e) = TextEncoder::new().encode(&m.registry.gather(), &mut out) {
         tracing::warn!(error = %e, "cannot encode metrics");
@@ -326,7 +349,10 @@ mod tests {
             "cutover_reset_deliveries_total",
             "cutover_config_reloads_total",
         ] {
-            assert!(text.contains(&format!("# TYPE {family} ")), "{family} missing");
+            assert!(
+                text.contains(&format!("# TYPE {family} ")),
+                "{family} missing"
+            );
         }
         assert!(text.contains(r#"cutover_requests_total{status="0",upstream="other"}"#));
         assert!(text.contains(r#"cutover_migrations_total{hasher="other",outcome="migrated"}"#));

@@ -55,8 +55,14 @@ impl Patch {
             reauth_migrated_clerk_sessions: self
                 .reauth_migrated_clerk_sessions
                 .unwrap_or(r.reauth_migrated_clerk_sessions),
-            allow: self.allow.as_ref().map_or(r.allow.clone(), |p| p.apply(&r.allow)),
-            deny: self.deny.as_ref().map_or(r.deny.clone(), |p| p.apply(&r.deny)),
+            allow: self
+                .allow
+                .as_ref()
+                .map_or(r.allow.clone(), |p| p.apply(&r.allow)),
+            deny: self
+                .deny
+                .as_ref()
+                .map_or(r.deny.clone(), |p| p.apply(&r.deny)),
         }
     }
 }
@@ -183,7 +189,10 @@ pub(super) async fn history(admin: &Admin, query: Option<&str>) -> Response<Body
         Ok(entries) => json(StatusCode::OK, &serde_json::json!({ "history": entries })),
         Err(e) => {
             tracing::warn!(error = %e, "cannot read the rollout history");
-            error(StatusCode::SERVICE_UNAVAILABLE, "the database is unavailable")
+            error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the database is unavailable",
+            )
         }
     }
 }
@@ -206,7 +215,10 @@ pub(super) async fn status(admin: &Admin, query: Option<&str>) -> Response<Body>
         ),
         Err(e) => {
             tracing::warn!(error = %e, "cannot compute the status");
-            error(StatusCode::SERVICE_UNAVAILABLE, "the database is unavailable")
+            error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the database is unavailable",
+            )
         }
     }
 }

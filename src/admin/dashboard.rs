@@ -22,11 +22,17 @@ pub(super) async fn page(admin: &Admin) -> Response<Body> {
         (Ok(p), Ok(h)) => (p, h),
         (Err(e), _) => {
             tracing::warn!(error = %e, "dashboard: cannot compute progress");
-            return error(StatusCode::SERVICE_UNAVAILABLE, "the database is unavailable");
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the database is unavailable",
+            );
         }
         (_, Err(e)) => {
             tracing::warn!(error = %e, "dashboard: cannot read the rollout history");
-            return error(StatusCode::SERVICE_UNAVAILABLE, "the database is unavailable");
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the database is unavailable",
+            );
         }
     };
     let nonce = nonce();
@@ -145,12 +151,22 @@ fn render(admin: &Admin, p: &Progress, history: &[HistoryEntry], nonce: &str) ->
     );
 
     // States, hashers, methods.
-    let _ = write!(h, r#"<section><h2>Users by state</h2><table id="states"><tr><th>state</th><th class="n">users</th></tr>"#);
+    let _ = write!(
+        h,
+        r#"<section><h2>Users by state</h2><table id="states"><tr><th>state</th><th class="n">users</th></tr>"#
+    );
     for (state, n) in &p.by_state {
-        let _ = write!(h, r#"<tr><td>{}</td><td class="n">{n}</td></tr>"#, esc(state));
+        let _ = write!(
+            h,
+            r#"<tr><td>{}</td><td class="n">{n}</td></tr>"#,
+            esc(state)
+        );
     }
     h.push_str("</table></section>");
-    let _ = write!(h, r#"<section><h2>By hasher</h2><table id="hashers"><tr><th>hasher</th><th class="n">users</th><th class="n">migrated</th><th class="n">pending</th></tr>"#);
+    let _ = write!(
+        h,
+        r#"<section><h2>By hasher</h2><table id="hashers"><tr><th>hasher</th><th class="n">users</th><th class="n">migrated</th><th class="n">pending</th></tr>"#
+    );
     for x in &p.by_hasher {
         let _ = write!(
             h,
@@ -162,16 +178,26 @@ fn render(admin: &Admin, p: &Progress, history: &[HistoryEntry], nonce: &str) ->
         );
     }
     h.push_str("</table></section>");
-    let _ = write!(h, r#"<section><h2>Migrated by method</h2><table id="methods"><tr><th>method</th><th class="n">users</th></tr>"#);
+    let _ = write!(
+        h,
+        r#"<section><h2>Migrated by method</h2><table id="methods"><tr><th>method</th><th class="n">users</th></tr>"#
+    );
     for (m, n) in &p.migrated_by_method {
         let _ = write!(h, r#"<tr><td>{}</td><td class="n">{n}</td></tr>"#, esc(m));
     }
     h.push_str("</table></section>");
 
     // Reset deliveries and errors seen by this copy.
-    let _ = write!(h, r#"<section><h2>This copy: resets and errors</h2><table id="events"><tr><th>counter</th><th class="n">since start</th></tr>"#);
+    let _ = write!(
+        h,
+        r#"<section><h2>This copy: resets and errors</h2><table id="events"><tr><th>counter</th><th class="n">since start</th></tr>"#
+    );
     for (name, value) in crate::metrics::dashboard_counters() {
-        let _ = write!(h, r#"<tr><td>{}</td><td class="n">{value}</td></tr>"#, esc(&name));
+        let _ = write!(
+            h,
+            r#"<tr><td>{}</td><td class="n">{value}</td></tr>"#,
+            esc(&name)
+        );
     }
     h.push_str("</table></section>");
 
@@ -190,7 +216,11 @@ fn render(admin: &Admin, p: &Progress, history: &[HistoryEntry], nonce: &str) ->
         applied.version,
         r.percentage,
         if r.kill_switch { "ON" } else { "off" },
-        if r.reauth_migrated_clerk_sessions { "on" } else { "off" },
+        if r.reauth_migrated_clerk_sessions {
+            "on"
+        } else {
+            "off"
+        },
         r.allow.users.len(),
         r.allow.email_domains.len(),
         r.allow.orgs.len(),
@@ -206,7 +236,10 @@ fn render(admin: &Admin, p: &Progress, history: &[HistoryEntry], nonce: &str) ->
     );
 
     // History.
-    let _ = write!(h, r#"<section class="wide"><h2>Rollout history</h2><table id="history"><tr><th>version</th><th>when (UTC)</th><th>via</th><th>by</th><th>change</th><th>reason</th></tr>"#);
+    let _ = write!(
+        h,
+        r#"<section class="wide"><h2>Rollout history</h2><table id="history"><tr><th>version</th><th>when (UTC)</th><th>via</th><th>by</th><th>change</th><th>reason</th></tr>"#
+    );
     for e in history {
         let change = if e.fields == ["seed"] {
             "seeded from the file".to_string()
@@ -229,7 +262,10 @@ fn render(admin: &Admin, p: &Progress, history: &[HistoryEntry], nonce: &str) ->
         );
     }
     h.push_str("</table></section></main>");
-    let _ = write!(h, r#"<script nonce="{nonce}">{SCRIPT}</script></body></html>"#);
+    let _ = write!(
+        h,
+        r#"<script nonce="{nonce}">{SCRIPT}</script></body></html>"#
+    );
     h
 }
 
@@ -261,7 +297,21 @@ fn chart(p: &Progress) -> String {
     const R: f64 = 48.0;
     const T: f64 = 14.0;
     const B: f64 = 34.0;
-    let days: Vec<&progress::DayCount> = p.migrated_per_day.iter().rev().take(90).rev().collect();
+    // A continuous day axis (days without migrations included), last 90 days.
+    let known: std::collections::BTreeMap<i64, i64> = p
+        .migrated_per_day
+        .iter()
+        .filter_map(|d| Some((progress::day_of_date(&d.date).ok()?, d.migrated)))
+        .collect();
+    let days: Vec<progress::DayCount> = match (known.keys().next(), known.keys().last()) {
+        (Some(&first), Some(&last)) => (first.max(last - 89)..=last)
+            .map(|d| progress::DayCount {
+                date: progress::date_of_day(d),
+                migrated: known.get(&d).copied().unwrap_or(0),
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
     let mut s = String::new();
     let _ = write!(
         s,
@@ -297,15 +347,6 @@ fn chart(p: &Progress) -> String {
     for (i, d) in days.iter().enumerate() {
         let x = L + slot * i as f64 + (slot - bar) / 2.0;
         let bh = d.migrated as f64 / max * ph;
-        let _ = write!(
-            s,
-            r#"<rect class="bar" x="{x:.1}" y="{:.1}" width="{bar:.1}" height="{bh:.1}" data-date="{}" data-migrated="{}"><title>{}: {} migrated</title></rect>"#,
-            T + ph - bh,
-            d.date,
-            d.migrated,
-            d.date,
-            d.migrated
-        );
         cumulative += d.migrated;
         let share = if p.users > 0 {
             cumulative as f64 / p.users as f64
@@ -317,6 +358,18 @@ fn chart(p: &Progress) -> String {
             L + slot * i as f64 + slot / 2.0,
             T + ph - share.min(1.0) * ph
         ));
+        if d.migrated == 0 {
+            continue;
+        }
+        let _ = write!(
+            s,
+            r#"<rect class="bar" x="{x:.1}" y="{:.1}" width="{bar:.1}" height="{bh:.1}" data-date="{}" data-migrated="{}"><title>{}: {} migrated</title></rect>"#,
+            T + ph - bh,
+            d.date,
+            d.migrated,
+            d.date,
+            d.migrated
+        );
     }
     let _ = write!(
         s,

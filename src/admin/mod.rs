@@ -71,7 +71,9 @@ impl Admin {
         let Some(presented) = presented_token(headers) else {
             return false;
         };
-        digest(presented.as_bytes()).ct_eq(&self.token_digest).into()
+        digest(presented.as_bytes())
+            .ct_eq(&self.token_digest)
+            .into()
     }
 }
 
@@ -140,7 +142,9 @@ pub async fn serve(
                 async move {
                     let resp = match tokio::time::timeout(timeout, handle(&admin, req)).await {
                         Ok(r) => r,
-                        Err(_) => error(StatusCode::SERVICE_UNAVAILABLE, "the request took too long"),
+                        Err(_) => {
+                            error(StatusCode::SERVICE_UNAVAILABLE, "the request took too long")
+                        }
                     };
                     Ok::<_, Infallible>(resp)
                 }
@@ -151,9 +155,8 @@ pub async fn serve(
                 .max_buf_size(16 * 1024)
                 .serve_connection(TokioIo::new(stream), service);
             // A connection lives at most a few request deadlines.
-            match tokio::time::timeout(timeout * 6, conn).await {
-                Ok(Err(e)) => tracing::debug!(%peer, error = %e, "admin connection ended with an error"),
-                Ok(Ok(())) | Err(_) => {}
+            if let Ok(Err(e)) = tokio::time::timeout(timeout * 6, conn).await {
+                tracing::debug!(%peer, error = %e, "admin connection ended with an error");
             }
         });
     }
@@ -180,9 +183,16 @@ async fn handle(admin: &Admin, req: Request<Incoming>) -> Response<Body> {
         }
         (Method::GET, "/api/rollout/history") => api::history(admin, req.uri().query()).await,
         (Method::GET, "/api/status") => api::status(admin, req.uri().query()).await,
-        (_, "/" | "/healthz" | "/readyz" | "/metrics" | "/api/rollout" | "/api/rollout/history" | "/api/status") => {
-            error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
-        }
+        (
+            _,
+            "/"
+            | "/healthz"
+            | "/readyz"
+            | "/metrics"
+            | "/api/rollout"
+            | "/api/rollout/history"
+            | "/api/status",
+        ) => error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
         _ => error(StatusCode::NOT_FOUND, "no such admin endpoint"),
     }
 }
@@ -195,7 +205,11 @@ fn cross_site(headers: &http::HeaderMap) -> Option<Response<Body>> {
     let json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.trim().to_ascii_lowercase().starts_with("application/json"));
+        .is_some_and(|v| {
+            v.trim()
+                .to_ascii_lowercase()
+                .starts_with("application/json")
+        });
     if !json {
         return Some(error(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -212,7 +226,10 @@ fn cross_site(headers: &http::HeaderMap) -> Option<Response<Body>> {
             .or_else(|| origin.strip_prefix("https://"))
             .is_some_and(|o| o.eq_ignore_ascii_case(host));
         if !same {
-            return Some(error(StatusCode::FORBIDDEN, "cross-origin changes are refused"));
+            return Some(error(
+                StatusCode::FORBIDDEN,
+                "cross-origin changes are refused",
+            ));
         }
     }
     None
@@ -248,18 +265,21 @@ async fn readyz(admin: &Admin) -> Response<Body> {
     };
     let redis = match &app.state {
         crate::state::SharedState::Memory(_) => Ok(()),
-        state => match tokio::time::timeout(
-            BUDGET,
-            state.hit("probe:readyz", Duration::from_secs(1)),
-        )
-        .await
-        {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(_) => Err("Redis did not answer within 2 s".into()),
-        },
+        state => {
+            match tokio::time::timeout(BUDGET, state.hit("probe:readyz", Duration::from_secs(1)))
+                .await
+            {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err("Redis did not answer within 2 s".into()),
+            }
+        }
     };
-    for (name, result) in [("database", database), ("clerk_keys", clerk), ("redis", redis)] {
+    for (name, result) in [
+        ("database", database),
+        ("clerk_keys", clerk),
+        ("redis", redis),
+    ] {
         match result {
             Ok(()) => {
                 checks.insert(name.into(), "ok".into());
@@ -321,7 +341,10 @@ fn unauthorized() -> Response<Body> {
 fn with_security_headers(mut resp: Response<Body>) -> Response<Body> {
     let h = resp.headers_mut();
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     resp
 }

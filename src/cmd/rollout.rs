@@ -158,11 +158,13 @@ async fn change(
                 after.version,
                 crate::control::rollout::describe(&diff)
             )?;
+            // Announce first: copies apply it while the count below runs.
+            announce(cfg, after.version, &mut out).await?;
             let (old, new) = (before.rollout.percentage, after.rollout.percentage);
             if old != new {
                 let (low, high) = (old.min(new), old.max(new));
-                let n = store::users_between(db, &cfg.routing.salt, &after.rollout, low, high)
-                    .await?;
+                let n =
+                    store::users_between(db, &cfg.routing.salt, &after.rollout, low, high).await?;
                 let share = if high > 0.0 {
                     (high - low) / high * 100.0
                 } else {
@@ -180,7 +182,6 @@ async fn change(
                     )?;
                 }
             }
-            announce(cfg, after.version, &mut out).await?;
         }
     }
     Ok(Exit::Success)
@@ -190,7 +191,10 @@ async fn change(
 async fn announce(cfg: &Config, version: i64, out: &mut impl std::io::Write) -> anyhow::Result<()> {
     let poll_ms = cfg.rollout_poll.as_millis();
     if matches!(cfg.state.backend, crate::config::StateBackend::Memory) {
-        writeln!(out, "every copy applies it within {poll_ms} ms (database polling)")?;
+        writeln!(
+            out,
+            "every copy applies it within {poll_ms} ms (database polling)"
+        )?;
         return Ok(());
     }
     let connected = tokio::time::timeout(

@@ -36,7 +36,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<Exit> {
     let app = App::new(&cfg, db.clone(), state).await?;
     let (stop_admin, admin_stopped) = tokio::sync::watch::channel(());
     if let (Some(listener), Some(a), Some(token)) = (admin_listener, &cfg.admin, &admin_token) {
-        let admin = crate::admin::Admin::new(Arc::clone(&app), a.clone(), token, cfg.routing.salt.clone());
+        let admin =
+            crate::admin::Admin::new(Arc::clone(&app), a.clone(), token, cfg.routing.salt.clone());
         tracing::info!(admin = %a.listen, "admin listener: /healthz /readyz /metrics /api /");
         let mut stopped = admin_stopped.clone();
         tokio::spawn(crate::admin::serve(admin, listener, async move {
@@ -96,7 +97,9 @@ async fn print_live_rollout(cfg: &Config) {
         let path = rest.trim_start_matches("//");
         let path = path.split('?').next().unwrap_or(path);
         if !path.is_empty() && path != ":memory:" && !std::path::Path::new(path).exists() {
-            println!("  live rollout     not seeded yet (no database file): the first start seeds it from [rollout] above");
+            println!(
+                "  live rollout     not seeded yet (no database file): the first start seeds it from [rollout] above"
+            );
             return;
         }
     }
@@ -111,13 +114,22 @@ async fn print_live_rollout(cfg: &Config) {
         Ok(Ok(Some(stored))) => {
             let mut out = Vec::new();
             let _ = super::rollout::write_rollout(&mut out, &stored);
-            print!("  live rollout (database; wins over the file):\n{}", indent(&out));
+            print!(
+                "  live rollout (database; wins over the file):\n{}",
+                indent(&out)
+            );
             if stored.rollout != file {
-                println!("  the file's [rollout] differs: it only seeded version 1; change the live rollout with `cutover rollout`");
+                println!(
+                    "  the file's [rollout] differs: it only seeded version 1; change the live rollout with `cutover rollout`"
+                );
             }
         }
-        Ok(Ok(None)) => println!("  live rollout     not seeded yet: the first start seeds it from [rollout] above"),
-        Ok(Err(e)) => println!("  live rollout     cannot be read ({e:#}); [rollout] above seeds it on first start"),
+        Ok(Ok(None)) => println!(
+            "  live rollout     not seeded yet: the first start seeds it from [rollout] above"
+        ),
+        Ok(Err(e)) => println!(
+            "  live rollout     cannot be read ({e:#}); [rollout] above seeds it on first start"
+        ),
         Err(_) => println!("  live rollout     the database did not answer within 5 s"),
     }
 }

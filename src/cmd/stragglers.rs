@@ -89,7 +89,9 @@ fn record(s: &Straggler) -> [String; 7] {
         defuse(s.email.as_deref().unwrap_or_default()),
         s.state.clone(),
         s.hasher.clone().unwrap_or_default(),
-        s.last_seen_day.map(progress::date_of_day).unwrap_or_default(),
+        s.last_seen_day
+            .map(progress::date_of_day)
+            .unwrap_or_default(),
         progress::date_of_secs(s.imported_at),
         s.reset_requested_at
             .map(progress::date_of_secs)

@@ -21,8 +21,8 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use tokio::sync::broadcast::{self, error::RecvError};
 use serde::Serialize;
+use tokio::sync::broadcast::{self, error::RecvError};
 
 use super::rollout::Rollout;
 use super::store::{self, ControlError, Stored};

@@ -148,7 +148,9 @@ pub fn validate(r: &Rollout) -> Result<(), String> {
     for (side, lists) in [("allow", &r.allow), ("deny", &r.deny)] {
         for d in &lists.email_domains {
             if d.is_empty() || d.contains('@') || d.contains('/') || d.contains(' ') {
-                return Err(format!("{side}: `{d}` is not an email domain such as example.com"));
+                return Err(format!(
+                    "{side}: `{d}` is not an email domain such as example.com"
+                ));
             }
         }
         for (kind, set) in [("user", &lists.users), ("organization", &lists.orgs)] {
@@ -187,7 +189,10 @@ pub fn diff(old: &Rollout, new: &Rollout) -> Diff {
         d.insert("percentage", (json(&old.percentage), json(&new.percentage)));
     }
     if old.kill_switch != new.kill_switch {
-        d.insert("kill_switch", (json(&old.kill_switch), json(&new.kill_switch)));
+        d.insert(
+            "kill_switch",
+            (json(&old.kill_switch), json(&new.kill_switch)),
+        );
     }
     if old.reauth_migrated_clerk_sessions != new.reauth_migrated_clerk_sessions {
         d.insert(
@@ -200,10 +205,18 @@ pub fn diff(old: &Rollout, new: &Rollout) -> Diff {
     }
     for (name, a, b) in [
         ("allow.users", &old.allow.users, &new.allow.users),
-        ("allow.email_domains", &old.allow.email_domains, &new.allow.email_domains),
+        (
+            "allow.email_domains",
+            &old.allow.email_domains,
+            &new.allow.email_domains,
+        ),
         ("allow.orgs", &old.allow.orgs, &new.allow.orgs),
         ("deny.users", &old.deny.users, &new.deny.users),
-        ("deny.email_domains", &old.deny.email_domains, &new.deny.email_domains),
+        (
+            "deny.email_domains",
+            &old.deny.email_domains,
+            &new.deny.email_domains,
+        ),
         ("deny.orgs", &old.deny.orgs, &new.deny.orgs),
     ] {
         if a != b {
@@ -266,8 +279,14 @@ mod tests {
         b.percentage = 12.5;
         b.deny.orgs.insert("org_1".into());
         let d = diff(&a, &b);
-        assert_eq!(d.keys().copied().collect::<Vec<_>>(), ["deny.orgs", "percentage"]);
-        assert_eq!(describe(&d), "deny.orgs [] → [\"org_1\"]; percentage 5.0 → 12.5");
+        assert_eq!(
+            d.keys().copied().collect::<Vec<_>>(),
+            ["deny.orgs", "percentage"]
+        );
+        assert_eq!(
+            describe(&d),
+            "deny.orgs [] → [\"org_1\"]; percentage 5.0 → 12.5"
+        );
         assert!(diff(&a, &a).is_empty());
     }
 

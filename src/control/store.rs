@@ -69,7 +69,9 @@ pub struct HistoryEntry {
     pub actor: Option<String>,
 }
 
-/// The outcome of [`change`].
+/// The outcome of [`change`]. (Built once per operator change: its size
+/// does not matter.)
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Changed {
     Done {
@@ -115,11 +117,10 @@ pub async fn read(db: &Db) -> Result<Option<Stored>, ControlError> {
 }
 
 fn parse(version: i64, settings: &str, updated_at: i64) -> Result<Stored, ControlError> {
-    let rollout: Rollout =
-        serde_json::from_str(settings).map_err(|e| ControlError::Corrupt {
-            version,
-            message: e.to_string(),
-        })?;
+    let rollout: Rollout = serde_json::from_str(settings).map_err(|e| ControlError::Corrupt {
+        version,
+        message: e.to_string(),
+    })?;
     rollout::validate(&rollout).map_err(|message| ControlError::Corrupt { version, message })?;
     Ok(Stored {
         version,
@@ -220,11 +221,15 @@ pub async fn change(
             serde_json::to_string(&after).map_err(|e| ControlError::Invalid(e.to_string()))?;
         let fields = diff.keys().copied().collect::<Vec<_>>().join(",");
         let from = serde_json::Value::Object(
-            diff.iter().map(|(k, (a, _))| (k.to_string(), a.clone())).collect(),
+            diff.iter()
+                .map(|(k, (a, _))| (k.to_string(), a.clone()))
+                .collect(),
         )
         .to_string();
         let to = serde_json::Value::Object(
-            diff.iter().map(|(k, (_, b))| (k.to_string(), b.clone())).collect(),
+            diff.iter()
+                .map(|(k, (_, b))| (k.to_string(), b.clone()))
+                .collect(),
         )
         .to_string();
         let changed_at_ms = now_ms();
@@ -278,7 +283,16 @@ pub async fn change(
 
 /// The newest `limit` changes, newest first.
 pub async fn history(db: &Db, limit: i64) -> Result<Vec<HistoryEntry>, ControlError> {
-    type Row = (i64, i64, String, String, String, String, String, Option<String>);
+    type Row = (
+        i64,
+        i64,
+        String,
+        String,
+        String,
+        String,
+        String,
+        Option<String>,
+    );
     let mut conn = db.acquire().await?;
     let mut conn = conn.conn();
     let rows: Vec<Row> = on_conn!(&mut conn, |c| sqlx::query_as(

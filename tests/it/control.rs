@@ -71,7 +71,15 @@ fn new_version(stdout: &str) -> i64 {
         .lines()
         .find(|l| l.starts_with("rollout version"))
         .unwrap_or_else(|| panic!("no version in {stdout}"));
-    line.split('→').nth(1).unwrap().split(':').next().unwrap().trim().parse().unwrap()
+    line.split('→')
+        .nth(1)
+        .unwrap()
+        .split(':')
+        .next()
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
 }
 
 /// Wait until every copy routes by `version`; each copy's delay in ms from
@@ -95,7 +103,11 @@ async fn delays(copies: &[&Copy], version: i64) -> Vec<i64> {
                 out.push(r["applied_at_ms"].as_i64().unwrap() - changed_at);
                 break;
             }
-            assert!(Instant::now() < deadline, "{} never applied version {version}: {r}", c.admin);
+            assert!(
+                Instant::now() < deadline,
+                "{} never applied version {version}: {r}",
+                c.admin
+            );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
@@ -103,12 +115,19 @@ async fn delays(copies: &[&Copy], version: i64) -> Vec<i64> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_cli_change_reaches_three_copies_on_postgres_and_redis_and_the_kill_switch_holds_everywhere() {
+async fn a_cli_change_reaches_three_copies_on_postgres_and_redis_and_the_kill_switch_holds_everywhere()
+ {
     let kernia_app = KerniaServer::start(Engine::Postgres).await; // Kernia's schema
     let (legacy, kernia) = (Echo::start("legacy").await, Echo::start("kernia").await);
     let dir = tempfile::tempdir().unwrap();
     let redis = crate::harness::redis::redis_url();
-    let config = copy_config(&legacy.url(), &kernia.url(), &kernia_app.db.url, Some(&redis), "percentage = 0");
+    let config = copy_config(
+        &legacy.url(),
+        &kernia.url(),
+        &kernia_app.db.url,
+        Some(&redis),
+        "percentage = 0",
+    );
     // One prefix for all three: they share one Redis channel.
     let copies: Vec<Copy> = (0..3)
         .map(|i| Copy::start(dir.path(), &format!("copy{i}"), &config))
@@ -140,7 +159,16 @@ async fn a_cli_change_reaches_three_copies_on_postgres_and_redis_and_the_kill_sw
     };
 
     let cfg = copies[0].config.to_str().unwrap().to_string();
-    let (ok, out, err) = cli(&["rollout", "set", "-c", &cfg, "--percentage", "100", "--reason", "all in"]);
+    let (ok, out, err) = cli(&[
+        "rollout",
+        "set",
+        "-c",
+        &cfg,
+        "--percentage",
+        "100",
+        "--reason",
+        "all in",
+    ]);
     assert!(ok, "{out}{err}");
     assert!(out.contains("announced on Redis"), "{out}");
     assert!(out.contains("raising sends"), "{out}");
@@ -162,12 +190,20 @@ async fn a_cli_change_reaches_three_copies_on_postgres_and_redis_and_the_kill_sw
             .await
             .unwrap();
         assert_eq!(echo::read(resp).await["served_by"], "legacy");
-        let m = reqwest::get(format!("{}/metrics", c.admin)).await.unwrap().text().await.unwrap();
+        let m = reqwest::get(format!("{}/metrics", c.admin))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
         assert!(m.contains("cutover_kill_switch 1"), "{m}");
     }
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     let (sent, failed) = load.await.unwrap();
-    assert_eq!(failed, 0, "{failed} of {sent} requests failed while the rollout changed");
+    assert_eq!(
+        failed, 0,
+        "{failed} of {sent} requests failed while the rollout changed"
+    );
 
     // The audit trail: both changes, with reason and interface.
     let (ok, out, _) = cli(&["rollout", "history", "-c", &cfg, "--json"]);
@@ -180,7 +216,10 @@ async fn a_cli_change_reaches_three_copies_on_postgres_and_redis_and_the_kill_sw
     assert_eq!(latest["from"]["kill_switch"], false);
     assert_eq!(latest["to"]["kill_switch"], true);
     assert_eq!(h[1]["to"]["percentage"], 100.0);
-    assert_eq!(h.as_array().unwrap().last().unwrap()["fields"], serde_json::json!(["seed"]));
+    assert_eq!(
+        h.as_array().unwrap().last().unwrap()["fields"],
+        serde_json::json!(["seed"])
+    );
     println!(
         "rollout propagation over Redis pub/sub, 3 copies under load ({sent} requests, 0 failed): raise {raised:?} ms, kill switch {killed:?} ms (commit → applied, per copy)"
     );
@@ -192,7 +231,13 @@ async fn with_redis_stopped_changes_still_arrive_by_polling() {
     let (legacy, kernia) = (Echo::start("legacy").await, Echo::start("kernia").await);
     let mut redis = PrivateRedis::start();
     let dir = tempfile::tempdir().unwrap();
-    let config = copy_config(&legacy.url(), &kernia.url(), &kernia_app.db.url, Some(&redis.url()), "percentage = 0");
+    let config = copy_config(
+        &legacy.url(),
+        &kernia.url(),
+        &kernia_app.db.url,
+        Some(&redis.url()),
+        "percentage = 0",
+    );
     let copies: Vec<Copy> = (0..3)
         .map(|i| Copy::start(dir.path(), &format!("copy{i}"), &config))
         .collect();
@@ -200,14 +245,25 @@ async fn with_redis_stopped_changes_still_arrive_by_polling() {
     redis.stop();
 
     let cfg = copies[1].config.to_str().unwrap().to_string();
-    let (ok, out, err) = cli(&["rollout", "set", "-c", &cfg, "--percentage", "100", "--reason", "redis is down"]);
+    let (ok, out, err) = cli(&[
+        "rollout",
+        "set",
+        "-c",
+        &cfg,
+        "--percentage",
+        "100",
+        "--reason",
+        "redis is down",
+    ]);
     assert!(ok, "{out}{err}");
     assert!(out.contains("Redis is unreachable"), "{out}");
     let polled = delays(&all, new_version(&out)).await;
     for c in &all {
         assert_eq!(lands_on(&c.url).await, "kernia");
     }
-    println!("rollout propagation by database polling (Redis stopped, poll_ms = 500), 3 copies: {polled:?} ms");
+    println!(
+        "rollout propagation by database polling (Redis stopped, poll_ms = 500), 3 copies: {polled:?} ms"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -215,7 +271,10 @@ async fn a_copy_that_cannot_read_the_database_keeps_routing_by_its_last_rollout(
     let db = TestDatabase::create(Engine::Postgres).await;
     let pg: std::net::SocketAddr = "127.0.0.1:5432".parse().unwrap();
     let admin_url = crate::harness::databases::pg_admin_url();
-    assert!(admin_url.contains("127.0.0.1:5432"), "this test relays the local PostgreSQL");
+    assert!(
+        admin_url.contains("127.0.0.1:5432"),
+        "this test relays the local PostgreSQL"
+    );
     let relay = Relay::start(pg).await;
     let relayed = db.url.replace("127.0.0.1:5432", &relay.addr.to_string());
     let (legacy, kernia) = (Echo::start("legacy").await, Echo::start("kernia").await);
@@ -227,24 +286,40 @@ async fn a_copy_that_cannot_read_the_database_keeps_routing_by_its_last_rollout(
     ))
     .await;
     let direct = db.connect().await;
-    let who = Provenance { reason: "test", interface: Interface::Cli, actor: None };
+    let who = Provenance {
+        reason: "test",
+        interface: Interface::Cli,
+        actor: None,
+    };
     let set = |f: fn(&Rollout) -> Rollout| {
         let direct = direct.clone();
         let who = who.clone();
         async move { store::change(&direct, |r| Ok(f(r)), &who).await.unwrap() }
     };
-    set(|r| Rollout { percentage: 100.0, ..r.clone() }).await;
+    set(|r| Rollout {
+        percentage: 100.0,
+        ..r.clone()
+    })
+    .await;
     wait_until(|| cutover.app.routing.applied().rollout.percentage == 100.0).await;
     assert_eq!(lands_on(&cutover.url("")).await, "kernia");
 
     relay.sever();
     wait_until(|| cutover.app.routing.is_stale()).await;
     // Meanwhile someone pulls the kill switch: this copy cannot know yet.
-    set(|r| Rollout { kill_switch: true, ..r.clone() }).await;
+    set(|r| Rollout {
+        kill_switch: true,
+        ..r.clone()
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(cutover.app.routing.is_stale());
     for _ in 0..5 {
-        assert_eq!(lands_on(&cutover.url("")).await, "kernia", "the last rollout it read stands");
+        assert_eq!(
+            lands_on(&cutover.url("")).await,
+            "kernia",
+            "the last rollout it read stands"
+        );
     }
 
     relay.restore();
@@ -266,13 +341,27 @@ async fn on_sqlite_the_file_seeds_once_then_the_database_wins() {
     let db = TestDatabase::create(Engine::Sqlite).await;
     let (legacy, kernia) = (Echo::start("legacy").await, Echo::start("kernia").await);
     let dir = tempfile::tempdir().unwrap();
-    let text = toml(&legacy.url(), &kernia.url(), &db.url, "[rollout]\npercentage = 100\npoll_ms = 100\n");
+    let text = toml(
+        &legacy.url(),
+        &kernia.url(),
+        &db.url,
+        "[rollout]\npercentage = 100\npoll_ms = 100\n",
+    );
     let path = dir.path().join("c.toml");
     std::fs::write(&path, &text).unwrap();
     let cfg = path.to_str().unwrap();
 
     // The CLI works before any copy ever ran: it seeds from the file.
-    let (ok, out, err) = cli(&["rollout", "set", "-c", cfg, "--percentage", "12.5", "--reason", "start small"]);
+    let (ok, out, err) = cli(&[
+        "rollout",
+        "set",
+        "-c",
+        cfg,
+        "--percentage",
+        "12.5",
+        "--reason",
+        "start small",
+    ]);
     assert!(ok, "{out}{err}");
     assert!(out.contains("percentage 100.0 → 12.5"), "{out}");
     assert!(out.contains("lowering moves 0 known user(s)"), "{out}");
@@ -292,7 +381,9 @@ async fn on_sqlite_the_file_seeds_once_then_the_database_wins() {
         ["deny", "--domain", "@Partner.EXAMPLE"],
         ["allow", "--org", "org_beta"],
     ] {
-        let (ok, out, err) = cli(&["rollout", args[0], "-c", cfg, args[1], args[2], "--reason", "override"]);
+        let (ok, out, err) = cli(&[
+            "rollout", args[0], "-c", cfg, args[1], args[2], "--reason", "override",
+        ]);
         assert!(ok, "{out}{err}");
     }
     let (ok, out, _) = cli(&["rollout", "allow", "-c", cfg, "--user", "user_vip"]);
@@ -301,14 +392,30 @@ async fn on_sqlite_the_file_seeds_once_then_the_database_wins() {
     wait_until(|| cutover.app.routing.applied().version == 5).await;
     let live = cutover.app.routing.settings();
     assert!(live.overrides.allow_users.contains("user_vip"));
-    assert!(live.overrides.deny_email_domains.contains("partner.example"));
+    assert!(
+        live.overrides
+            .deny_email_domains
+            .contains("partner.example")
+    );
     assert!(live.overrides.allow_orgs.contains("org_beta"));
     assert_eq!(live.percentage, 12.5);
 
     // Bad input says what is wrong and changes nothing.
-    let (ok, _, err) = cli(&["rollout", "set", "-c", cfg, "--percentage", "150", "--reason", "x"]);
+    let (ok, _, err) = cli(&[
+        "rollout",
+        "set",
+        "-c",
+        cfg,
+        "--percentage",
+        "150",
+        "--reason",
+        "x",
+    ]);
     assert!(!ok);
-    assert!(err.contains("percentage must be between 0 and 100"), "{err}");
+    assert!(
+        err.contains("percentage must be between 0 and 100"),
+        "{err}"
+    );
     let (ok, _, err) = cli(&["rollout", "kill", "-c", cfg, "--reason", " "]);
     assert!(!ok);
     assert!(err.contains("--reason"), "{err}");
@@ -329,11 +436,19 @@ async fn lowering_says_how_many_known_users_go_back_to_legacy() {
     let mut expected = 0;
     for i in 0..200 {
         let user = format!("user_{i}");
-        let state = if i % 10 == 0 { LedgerState::Migrated } else { LedgerState::PendingPassword };
+        let state = if i % 10 == 0 {
+            LedgerState::Migrated
+        } else {
+            LedgerState::PendingPassword
+        };
         let mut conn = pool.acquire().await.unwrap();
         ledger::insert_if_absent(
             &mut conn.conn(),
-            &NewLedgerEntry { user_id: user.clone(), state: Some(state), ..Default::default() },
+            &NewLedgerEntry {
+                user_id: user.clone(),
+                state: Some(state),
+                ..Default::default()
+            },
         )
         .await
         .unwrap();
@@ -344,12 +459,32 @@ async fn lowering_says_how_many_known_users_go_back_to_legacy() {
     }
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("c.toml");
-    std::fs::write(&path, toml("http://127.0.0.1:9", "http://127.0.0.1:9", &db.url, "[rollout]\npercentage = 50\n")).unwrap();
+    std::fs::write(
+        &path,
+        toml(
+            "http://127.0.0.1:9",
+            "http://127.0.0.1:9",
+            &db.url,
+            "[rollout]\npercentage = 50\n",
+        ),
+    )
+    .unwrap();
     let cfg = path.to_str().unwrap();
-    let (ok, out, err) = cli(&["rollout", "set", "-c", cfg, "--percentage", "10", "--reason", "errors up"]);
+    let (ok, out, err) = cli(&[
+        "rollout",
+        "set",
+        "-c",
+        cfg,
+        "--percentage",
+        "10",
+        "--reason",
+        "errors up",
+    ]);
     assert!(ok, "{out}{err}");
     assert!(
-        out.contains(&format!("lowering moves {expected} known user(s) not yet migrated back to legacy")),
+        out.contains(&format!(
+            "lowering moves {expected} known user(s) not yet migrated back to legacy"
+        )),
         "expected {expected}: {out}"
     );
     assert!(expected > 0);

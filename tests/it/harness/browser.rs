@@ -34,13 +34,17 @@ fn binary() -> PathBuf {
         return PathBuf::from(p);
     }
     for name in ["chromium", "chromium-browser", "google-chrome"] {
-        if let Ok(out) = Command::new("sh").args(["-c", &format!("command -v {name}")]).output()
+        if let Ok(out) = Command::new("sh")
+            .args(["-c", &format!("command -v {name}")])
+            .output()
             && out.status.success()
         {
             return PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
         }
     }
-    panic!("Chromium is needed for this test: run scripts/browser-env.sh (installs Debian's chromium) or set CUTOVER_CHROMIUM");
+    panic!(
+        "Chromium is needed for this test: run scripts/browser-env.sh (installs Debian's chromium) or set CUTOVER_CHROMIUM"
+    );
 }
 
 impl Browser {
@@ -72,11 +76,17 @@ impl Browser {
         let deadline = Instant::now() + Duration::from_secs(30);
         let port = loop {
             if let Ok(text) = std::fs::read_to_string(&port_file)
-                && let Some(p) = text.lines().next().and_then(|l| l.trim().parse::<u16>().ok())
+                && let Some(p) = text
+                    .lines()
+                    .next()
+                    .and_then(|l| l.trim().parse::<u16>().ok())
             {
                 break p;
             }
-            assert!(Instant::now() < deadline, "Chromium did not open its DevTools port");
+            assert!(
+                Instant::now() < deadline,
+                "Chromium did not open its DevTools port"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         };
         let targets: Value = reqwest::get(format!("http://127.0.0.1:{port}/json/list"))
@@ -109,7 +119,9 @@ impl Browser {
         tokio::spawn(async move {
             while let Some(Ok(msg)) = stream.next().await {
                 let Message::Text(text) = msg else { continue };
-                let Ok(v) = serde_json::from_str::<Value>(&text) else { continue };
+                let Ok(v) = serde_json::from_str::<Value>(&text) else {
+                    continue;
+                };
                 if let Some(id) = v["id"].as_u64() {
                     if let Some(tx) = p2.lock().await.remove(&id) {
                         let _ = tx.send(v);
@@ -170,7 +182,8 @@ impl Browser {
     pub async fn open(&self, url: &str, headers: Value) {
         self.call("Page.enable", json!({})).await;
         self.call("Network.enable", json!({})).await;
-        self.call("Network.setExtraHTTPHeaders", json!({ "headers": headers })).await;
+        self.call("Network.setExtraHTTPHeaders", json!({ "headers": headers }))
+            .await;
         self.call("Page.navigate", json!({ "url": url })).await;
         self.event("Page.loadEventFired").await;
     }
@@ -178,7 +191,10 @@ impl Browser {
     /// Evaluate `expr` in the page; its value.
     pub async fn eval(&self, expr: &str) -> Value {
         let r = self
-            .call("Runtime.evaluate", json!({ "expression": expr, "returnByValue": true, "awaitPromise": true }))
+            .call(
+                "Runtime.evaluate",
+                json!({ "expression": expr, "returnByValue": true, "awaitPromise": true }),
+            )
             .await;
         assert!(r.get("exceptionDetails").is_none(), "{expr}: {r}");
         r["result"]["value"].clone()
@@ -188,7 +204,10 @@ impl Browser {
     pub async fn screenshot(&self, path: &std::path::Path) {
         use base64::Engine as _;
         let r = self
-            .call("Page.captureScreenshot", json!({ "format": "png", "captureBeyondViewport": true }))
+            .call(
+                "Page.captureScreenshot",
+                json!({ "format": "png", "captureBeyondViewport": true }),
+            )
             .await;
         let png = base64::engine::general_purpose::STANDARD
             .decode(r["data"].as_str().unwrap())
