@@ -40,7 +40,7 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<Exit> {
             println!("{:<18} {:>10}", state.as_str(), n);
         }
         println!("{:<18} {:>10}", "total", total);
-        print_progress(&p);
+        print_progress(&mut std::io::stdout().lock(), &p)?;
     }
     db.close().await;
     Ok(Exit::Success)
@@ -50,46 +50,52 @@ fn pct(x: f64) -> String {
     format!("{:.1}%", x * 100.0)
 }
 
-fn print_progress(p: &Progress) {
-    println!();
-    println!(
+fn print_progress(out: &mut impl std::io::Write, p: &Progress) -> std::io::Result<()> {
+    writeln!(out)?;
+    writeln!(
+        out,
         "migrated           {:>10} of {} ({})",
         p.migrated,
         p.users,
         pct(p.migrated_share)
-    );
-    println!(
+    )?;
+    writeln!(
+        out,
         "active coverage    {:>10} of {} users seen in the last {} days are migrated ({})",
         p.active.migrated,
         p.active.seen,
         p.active.days,
         pct(p.active.coverage)
-    );
-    println!(
+    )?;
+    writeln!(
+        out,
         "stragglers         {:>10} ({} seen in the last {} days, {} not)",
         p.stragglers.total, p.stragglers.active, p.active.days, p.stragglers.inactive
-    );
-    println!();
-    println!(
+    )?;
+    writeln!(out)?;
+    writeln!(
+        out,
         "{:<28} {:>10} {:>10} {:>10}",
         "hasher", "users", "migrated", "pending"
-    );
+    )?;
     for h in &p.by_hasher {
-        println!(
+        writeln!(
+            out,
             "{:<28} {:>10} {:>10} {:>10}",
             h.hasher, h.users, h.migrated, h.pending
-        );
+        )?;
     }
-    println!();
-    println!("{:<28} {:>10}", "migrated by method", "users");
+    writeln!(out)?;
+    writeln!(out, "{:<28} {:>10}", "migrated by method", "users")?;
     for (method, n) in &p.migrated_by_method {
-        println!("{:<28} {:>10}", method, n);
+        writeln!(out, "{:<28} {:>10}", method, n)?;
     }
     if !p.migrated_per_day.is_empty() {
-        println!();
-        println!("{:<28} {:>10}", "migrated per day (UTC)", "users");
+        writeln!(out)?;
+        writeln!(out, "{:<28} {:>10}", "migrated per day (UTC)", "users")?;
         for d in p.migrated_per_day.iter().rev().take(14).rev() {
-            println!("{:<28} {:>10}", d.date, d.migrated);
+            writeln!(out, "{:<28} {:>10}", d.date, d.migrated)?;
         }
     }
+    Ok(())
 }
