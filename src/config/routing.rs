@@ -21,7 +21,7 @@ pub(super) fn read_routing(
     p: &mut Problems,
 ) -> (RouteSettings, Duration) {
     let mut s = rollout;
-    let poll = Duration::from_millis(s.int(p, "poll_ms", 500, 50, 60_000));
+    let poll = Duration::from_millis(s.int(p, "poll_ms", 250, 50, 60_000));
     let percentage = s.float(p, "percentage", 0.0, 0.0, 100.0);
     let kill_switch = s.bool(p, "kill_switch", false);
     let salt = s.string(p, "salt").unwrap_or_else(|| "cutover".into());

@@ -8,7 +8,7 @@
 //! - **Redis pub/sub** (when `[state] backend = "redis"`): whoever changes the
 //!   rollout publishes `rollout:<version>` on the invalidation channel; every
 //!   copy reads the row at once;
-//! - **database polling** every `[rollout] poll_ms` (default 500 ms), always:
+//! - **database polling** every `[rollout] poll_ms` (default 250 ms), always:
 //!   the only path without Redis, and the fallback when Redis is down or a
 //!   message was missed. One primary-key read per copy per interval.
 //!

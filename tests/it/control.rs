@@ -262,7 +262,7 @@ async fn with_redis_stopped_changes_still_arrive_by_polling() {
         assert_eq!(lands_on(&c.url).await, "kernia");
     }
     println!(
-        "rollout propagation by database polling (Redis stopped, poll_ms = 500), 3 copies: {polled:?} ms"
+        "rollout propagation by database polling (Redis stopped, poll_ms = 250, the default), 3 copies: {polled:?} ms"
     );
 }
 
