@@ -25,16 +25,24 @@ pub fn today() -> i64 {
     now_secs().div_euclid(86_400)
 }
 
-#[derive(Default)]
 pub struct SeenRecorder {
-    /// user → day last queued, bounded.
-    remembered: Mutex<HashMap<String, i64>>,
+    /// user → day last queued. A concurrent cache: the request path only
+    /// reads it, without a lock, for users already noted today. Bounded: an
+    /// evicted user costs one more queued row (harmless, the upsert is idempotent).
+    remembered: moka::sync::Cache<String, i64>,
     pending: Mutex<HashMap<String, i64>>,
 }
 
-/// Above this many remembered users the memory is cleared (each costs one
-/// more queued row the next time they are seen that day: harmless).
-const MAX_REMEMBERED: usize = 500_000;
+impl Default for SeenRecorder {
+    fn default() -> Self {
+        SeenRecorder {
+            remembered: moka::sync::Cache::new(MAX_REMEMBERED),
+            pending: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+const MAX_REMEMBERED: u64 = 500_000;
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -51,21 +59,15 @@ impl SeenRecorder {
     }
 
     fn note_on(&self, user_id: &str, day: i64) {
-        {
-            let mut remembered = lock(&self.remembered);
-            if remembered.get(user_id) == Some(&day) {
-                return;
-            }
-            if remembered.len() >= MAX_REMEMBERED {
-                remembered.clear();
-            }
-            let mut pending = lock(&self.pending);
-            if pending.len() >= MAX_PENDING {
-                return;
-            }
-            remembered.insert(user_id.to_string(), day);
-            pending.insert(user_id.to_string(), day);
+        if self.remembered.get(user_id) == Some(day) {
+            return; // the common case: seen already today
         }
+        let mut pending = lock(&self.pending);
+        if pending.len() >= MAX_PENDING {
+            return;
+        }
+        pending.insert(user_id.to_string(), day);
+        self.remembered.insert(user_id.to_string(), day);
     }
 
     /// Sightings waiting to be written.
@@ -82,9 +84,8 @@ impl SeenRecorder {
         let mut written = 0;
         for chunk in batch.chunks(CHUNK) {
             if let Err(e) = upsert(db, chunk).await {
-                let mut remembered = lock(&self.remembered);
                 for (user, _) in &batch {
-                    remembered.remove(user);
+                    self.remembered.invalidate(user);
                 }
                 return Err(e);
             }
