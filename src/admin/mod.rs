@@ -377,3 +377,57 @@ pub(crate) fn error(status: StatusCode, message: &str) -> Response<Body> {
 pub fn local_addr(l: &TcpListener) -> Option<SocketAddr> {
     l.local_addr().ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> http::HeaderMap {
+        let mut h = http::HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn the_token_is_read_from_bearer_or_basic_and_nothing_else() {
+        let t = |v: &str| presented_token(&headers(&[("authorization", v)]));
+        assert_eq!(t("Bearer abc").as_deref(), Some("abc"));
+        assert_eq!(t("bearer  abc ").as_deref(), Some("abc"));
+        // base64("ops:s3cret:with:colons")
+        assert_eq!(
+            t("Basic b3BzOnMzY3JldDp3aXRoOmNvbG9ucw==").as_deref(),
+            Some("s3cret:with:colons")
+        );
+        assert_eq!(t("Basic !!!"), None);
+        assert_eq!(t("Token abc"), None);
+        assert_eq!(t("abc"), None);
+        assert_eq!(presented_token(&http::HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn changes_must_be_json_from_the_same_origin() {
+        let json = ("content-type", "application/json");
+        let host = ("host", "127.0.0.1:9901");
+        assert!(cross_site(&headers(&[json, host])).is_none(), "a script");
+        assert!(
+            cross_site(&headers(&[json, host, ("origin", "http://127.0.0.1:9901")])).is_none(),
+            "the dashboard itself"
+        );
+        let refused = |h: &[(&'static str, &str)]| cross_site(&headers(h)).map(|r| r.status());
+        assert_eq!(
+            refused(&[json, host, ("origin", "https://evil.example")]),
+            Some(StatusCode::FORBIDDEN)
+        );
+        assert_eq!(
+            refused(&[json, host, ("origin", "http://127.0.0.1:9901.evil.example")]),
+            Some(StatusCode::FORBIDDEN)
+        );
+        assert_eq!(
+            refused(&[("content-type", "text/plain"), host]),
+            Some(StatusCode::UNSUPPORTED_MEDIA_TYPE)
+        );
+        assert_eq!(refused(&[host]), Some(StatusCode::UNSUPPORTED_MEDIA_TYPE));
+    }
+}
