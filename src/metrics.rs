@@ -180,6 +180,17 @@ pub fn record_request(upstream: &str, status: u16, elapsed: Duration) {
         .observe(elapsed.as_secs_f64());
 }
 
+/// The observer that feeds [`record_request`] from the request path's
+/// observe phase (registered by `App`).
+pub struct RequestMetrics;
+
+impl crate::proxy::observe::Observer for RequestMetrics {
+    fn observe(&self, r: &crate::proxy::observe::Record<'_>) {
+        let upstream = r.ctx.upstream.map_or("none", |u| u.as_str());
+        record_request(upstream, r.status.as_u16(), r.duration);
+    }
+}
+
 /// One identify outcome: provider `kernia` | `clerk`; outcome `signed_in`,
 /// `unverified`, `no_session`, `bad_signature`, or a Clerk refusal reason.
 pub fn record_identify(provider: &str, outcome: &'static str) {

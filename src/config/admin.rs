@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::reader::{Problems, Section};
-use super::secret::Secret;
+use crate::secret::Secret;
 
 #[derive(Debug, Clone)]
 pub struct AdminConfig {

@@ -5,11 +5,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::reader::{Env, Problems, Section};
-use super::secret::Secret;
 use crate::route::paths;
 use crate::route::{Overrides, RouteSettings};
+use crate::secret::Secret;
 
-/// Paths Kernia 0.1.0 serves without authentication (reference §7, holes 1–2),
+/// Paths Kernia 0.1.0 serves without authentication (it creates users and shows
+/// backup codes to anyone),
 /// relative to its base path. Denied unless `danger_allow_unauthenticated_kernia_routes`.
 pub const DEFAULT_DENIED: &[&str] = &["/admin/create-user", "/two-factor/view-backup-codes"];
 

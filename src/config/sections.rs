@@ -11,7 +11,7 @@ use base64::Engine as _;
 use ipnet::IpNet;
 
 use super::reader::{Env, Problems, Section};
-use super::secret::Secret;
+use crate::secret::Secret;
 
 // ---------------------------------------------------------------- [server]
 
@@ -465,6 +465,8 @@ pub struct LimitsConfig {
     pub max_body_bytes: u64,
     /// Largest body of an intercepted auth route, which cutover reads whole.
     pub auth_body_bytes: usize,
+    /// How long the whole body of an intercepted auth route may take to arrive.
+    pub auth_body_timeout: Duration,
     pub idle_timeout: Duration,
     pub max_connections: usize,
 }
@@ -475,6 +477,7 @@ impl LimitsConfig {
             max_header_bytes: s.int(p, "max_header_bytes", 32 * 1024, 1024, 1024 * 1024) as usize,
             max_body_bytes: s.int(p, "max_body_bytes", 10 * 1024 * 1024, 0, 1 << 40),
             auth_body_bytes: s.int(p, "auth_body_bytes", 16 * 1024, 256, 1024 * 1024) as usize,
+            auth_body_timeout: Duration::from_secs(s.int(p, "auth_body_timeout_secs", 10, 1, 300)),
             idle_timeout: Duration::from_secs(s.int(p, "idle_timeout_secs", 60, 1, 3600)),
             max_connections: s.int(p, "max_connections", 10_000, 1, 1_000_000) as usize,
         };

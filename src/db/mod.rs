@@ -18,6 +18,7 @@
 pub mod kernia;
 pub mod ledger;
 mod migrate;
+pub mod users;
 
 use std::str::FromStr;
 use std::time::Duration;

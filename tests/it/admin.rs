@@ -320,9 +320,8 @@ async fn metrics_are_valid_prometheus_text() {
         .send()
         .await
         .unwrap();
-    // Per-request metrics hang off the observe phase (wired by the request
-    // path's owner); record one here so the family's exposition is checked too.
-    cutover::metrics::record_request("legacy", 200, Duration::from_millis(12));
+    // Per-request metrics come from the observe phase: the sign-in above
+    // went to Kernia and was answered 200.
 
     let resp = client()
         .get(format!("{}/metrics", admin.base))
@@ -383,6 +382,12 @@ async fn metrics_are_valid_prometheus_text() {
         matches!(migrated_users.map(|m| &m.value), Some(prometheus_parse::Value::Gauge(n)) if *n == 1.0),
         "the ledger gauge counts this database's migrated user:\n{text}"
     );
+    let counted = scrape.samples.iter().any(|x| {
+        x.metric == "cutover_requests_total"
+            && x.labels.get("upstream") == Some("legacy")
+            && x.labels.get("status") == Some("200")
+    });
+    assert!(counted, "the request through cutover is counted:\n{text}");
     assert!(!text.contains("user_metrics"), "no user id in labels");
     assert!(!text.contains("/x\""), "no path in labels");
 }
