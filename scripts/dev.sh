@@ -34,7 +34,7 @@ dev_dir=$(cd "$dev_dir" && pwd)
 
 port() { echo $(( $1 + offset )); }
 https_port=$(port 8443) http_port=$(port 8080) kernia_port=$(port 3001)
-legacy_port=$(port 3002) clerk_port=$(port 3010)
+legacy_port=$(port 3002) clerk_port=$(port 3010) admin_port=$(port 9901)
 
 # ---- the Kernia environment (created once, cached under ~/.cache/cutover)
 if [ -n "${CUTOVER_KERNIA_PYTHON:-}" ]; then
@@ -68,7 +68,7 @@ config=config/dev.toml
 if [ "$offset" != 0 ] || [ "$dev_dir" != "$root/.dev" ]; then
   config="$dev_dir/dev.toml"
   sed -e "s|:8443|:$https_port|g" -e "s|:8080|:$http_port|g" -e "s|:3001|:$kernia_port|g" \
-      -e "s|:3002|:$legacy_port|g" -e "s|:3010|:$clerk_port|g" \
+      -e "s|:3002|:$legacy_port|g" -e "s|:3010|:$clerk_port|g" -e "s|:9901|:$admin_port|g" \
       -e "s|sqlite://\.dev/|sqlite://$dev_dir/|" \
       -e "s|\"certs/|\"$root/certs/|g" config/dev.toml > "$config"
 fi
@@ -124,6 +124,8 @@ if [ ! -f "$dev_dir/demo-imported" ]; then
 fi
 
 # ---- cutover
+# The admin listener's token (config/dev.toml: [admin] token_env).
+export CUTOVER_ADMIN_TOKEN="${CUTOVER_ADMIN_TOKEN:-dev-admin-token-not-for-production}"
 "$cutover" serve -c "$config" 2> >(tee "$dev_dir/cutover.log" >&2) &
 cutover_pid=$!
 pids+=($cutover_pid)
@@ -153,6 +155,7 @@ for u in json.load(open("deploy/demo/passwords.json")):
        digest, writes it into Kernia, and the Kernia app greets Ada (provider: kernia).
     4. $cutover status -c $config   (1 migrated; the rest still pending)
     5. Other browsers: half of them land on each app (config/dev.toml [rollout]).
+    6. The dashboard: http://127.0.0.1:$admin_port/ (any user name; password: $CUTOVER_ADMIN_TOKEN)
 
 dev: ready: cutover on http://127.0.0.1:$http_port and https://localhost:$https_port (Ctrl-C stops)
 EOF

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, against real parts: the Kernia 0.1.0 server, PostgreSQL,
-# SQLite and Redis, and the real Better Auth JS client. Prepares what is missing
-# first (services, the Kernia Python environment, the client's Node packages),
+# SQLite and Redis, the real Better Auth JS client and headless Chromium. Prepares what is missing
+# first (services, the Kernia Python environment, the client's Node packages,
+# Chromium),
 # then runs every test. Extra arguments go to `cargo test`.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -19,6 +20,9 @@ export CUTOVER_NODE="$node"
 
 # The deployment files (Kubernetes manifests, compose file, Dockerfile), offline.
 scripts/check-deploy.sh
+# Headless Chromium for the dashboard test (installs Debian's package when missing).
+chromium=$(scripts/browser-env.sh | tail -n 1)
+export CUTOVER_CHROMIUM="$chromium"
 
 # Two cores: keep the number of test threads (each may run a Kernia server) small.
 export RUST_TEST_THREADS=${RUST_TEST_THREADS:-4}

@@ -31,8 +31,13 @@ pub enum Command {
     /// Check a password against a legacy digest exported from Clerk
     #[command(subcommand)]
     Hash(HashCommand),
-    /// Show migration progress: ledger counts by state
+    /// Show migration progress: states, hashers, methods, per day, active coverage, stragglers
     Status(StatusArgs),
+    /// The live rollout shared by every copy: show, change, kill switch, overrides, history
+    #[command(subcommand)]
+    Rollout(RolloutCommand),
+    /// Users not migrated yet, for the end of the window
+    Stragglers(StragglersArgs),
     /// Write a self-signed certificate and key for local TLS
     DevCert(DevCertArgs),
     /// Run the pre-cutover checklist against a running deployment (staging)
@@ -162,6 +167,120 @@ pub struct StatusArgs {
     /// Print JSON for scripts
     #[arg(long)]
     pub json: bool,
+    /// Users seen through cutover within this many days count as active
+    #[arg(long, value_name = "DAYS", default_value_t = 30, value_parser = clap::value_parser!(i64).range(1..=3650))]
+    pub active_days: i64,
+}
+
+/// `cutover rollout …`: every change goes to the database (versioned, with a
+/// reason, in the audit trail) and reaches every running copy within a second.
+/// No admin port needed: the database named in the configuration is enough.
+#[derive(Debug, Subcommand)]
+pub enum RolloutCommand {
+    /// Print the rollout every copy routes by (and the file's [rollout], if different)
+    Show(RolloutShowArgs),
+    /// Change the percentage (raising only adds users; lowering says how many go back)
+    Set(RolloutSetArgs),
+    /// Pull the kill switch: everyone without a Kernia session goes to legacy
+    Kill(RolloutKillArgs),
+    /// Release the kill switch
+    Resume(RolloutResumeArgs),
+    /// Send a user, email domain or organization to Kernia regardless of the percentage
+    Allow(RolloutOverrideArgs),
+    /// Keep a user, email domain or organization on legacy regardless of the percentage
+    Deny(RolloutOverrideArgs),
+    /// List the changes: when, what, from → to, why, through which interface
+    History(RolloutHistoryArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RolloutShowArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Print JSON for scripts
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RolloutSetArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Share of users sent to Kernia, 0–100 (fractions allowed)
+    #[arg(long, value_name = "P")]
+    pub percentage: Option<f64>,
+    /// Send migrated users still on a Clerk session to sign in at Kernia
+    #[arg(long, value_name = "BOOL")]
+    pub reauth_migrated_clerk_sessions: Option<bool>,
+    /// Why (kept in the audit trail)
+    #[arg(long)]
+    pub reason: String,
+}
+
+#[derive(Debug, Args)]
+pub struct RolloutKillArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Why (kept in the audit trail)
+    #[arg(long)]
+    pub reason: String,
+}
+
+#[derive(Debug, Args)]
+pub struct RolloutResumeArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Why (kept in the audit trail)
+    #[arg(long, default_value = "kill switch released")]
+    pub reason: String,
+}
+
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("subject").required(true).multiple(false))]
+pub struct RolloutOverrideArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// A user id (user_…)
+    #[arg(long, value_name = "ID", group = "subject")]
+    pub user: Option<String>,
+    /// An email domain (example.com)
+    #[arg(long, value_name = "D", group = "subject")]
+    pub domain: Option<String>,
+    /// An organization id (org_…)
+    #[arg(long, value_name = "ID", group = "subject")]
+    pub org: Option<String>,
+    /// Take the entry off the list instead
+    #[arg(long)]
+    pub remove: bool,
+    /// Why (kept in the audit trail)
+    #[arg(long, default_value = "")]
+    pub reason: String,
+}
+
+#[derive(Debug, Args)]
+pub struct RolloutHistoryArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// How many changes, newest first
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(i64).range(1..=10000))]
+    pub limit: i64,
+    /// Print JSON for scripts
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `cutover stragglers`: users not migrated yet (pending password, pending
+/// reset, social only), with when cutover last saw them.
+#[derive(Debug, Args)]
+pub struct StragglersArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Write them as CSV to FILE (`-` for standard output)
+    #[arg(long, value_name = "FILE")]
+    pub export: std::path::PathBuf,
+    /// Only users not seen through cutover on or after DATE (YYYY-MM-DD), or never
+    #[arg(long, value_name = "DATE")]
+    pub inactive_since: Option<String>,
 }
 
 /// `cutover validate`: the checklist of a plan file, through cutover's public address.

@@ -21,19 +21,25 @@
 //! - [`hash`] — legacy password digests from Clerk (parse with work-factor
 //!   caps, verify in constant time) and Kernia's own Argon2id hash.
 //! - [`svix`] — Svix's webhook signatures (Clerk's webhooks in, cutover's out).
+//! - [`control`] — the live rollout shared by every copy (versioned, audited),
+//!   "last seen" records and migration progress; [`admin`] — the private
+//!   listener: probes, Prometheus [`metrics`], the rollout API, the dashboard.
 //! - [`telemetry`] — logging setup.
 //!
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod cli;
 pub mod cmd;
 pub mod config;
+pub mod control;
 pub mod db;
 pub mod hash;
 pub mod identifier;
 pub mod identify;
 pub mod import;
 pub mod intercept;
+pub mod metrics;
 pub mod proxy;
 pub mod route;
 pub mod secret;

@@ -13,11 +13,15 @@
 mod dev_cert;
 mod hash;
 mod import;
+mod rollout;
 mod serve;
 mod status;
+mod stragglers;
 mod validate;
 
 use std::process::ExitCode;
+
+pub(crate) use rollout::timestamp;
 
 use crate::cli::{Cli, Command};
 use crate::config::{Config, ConfigError};
@@ -74,6 +78,8 @@ async fn run_async(command: Command) -> anyhow::Result<Exit> {
         Command::Import(args) => import::run(args).await,
         Command::Status(args) => status::run(args).await,
         Command::Validate(args) => validate::run(args).await,
+        Command::Rollout(args) => rollout::run(args).await,
+        Command::Stragglers(args) => stragglers::run(args).await,
         Command::DevCert(_) | Command::Hash(_) => unreachable!("handled synchronously in run"),
     }
 }

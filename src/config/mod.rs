@@ -9,6 +9,7 @@
 //! `config/cutover.example.toml` documents every key; keep it in step with this
 //! module (a test loads it).
 
+mod admin;
 mod import_only;
 mod migration;
 mod reader;
@@ -19,6 +20,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub use crate::secret::Secret;
+pub use admin::{AdminConfig, MIN_TOKEN_CHARS};
 pub use import_only::ImportSettings;
 pub use migration::{CapsConfig, MigrationConfig, ResetConfig, SmtpConfig, WebhookConfig};
 pub use reader::{Env, Problem, ProcessEnv};
@@ -38,8 +40,13 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub import: ImportConfig,
     pub log: LogConfig,
-    /// `[rollout]` and `[routes]`.
+    /// `[rollout]` and `[routes]`. The `[rollout]` part only seeds the live
+    /// rollout in the database (see `control`).
     pub routing: crate::route::RouteSettings,
+    /// How often each copy reads the live rollout (`[rollout] poll_ms`).
+    pub rollout_poll: std::time::Duration,
+    /// `[admin]`: off when absent.
+    pub admin: Option<AdminConfig>,
     pub assertion: Option<AssertionConfig>,
     pub migration: MigrationConfig,
     /// Without `[reset]`, users who must reset are told so but no link is sent.
@@ -117,7 +124,19 @@ impl Config {
             .as_ref()
             .map(|k| k.base_path.clone())
             .unwrap_or_else(|| "/api/auth".into());
-        let routing = routing::read_routing(rollout, routes, &base_path, &mut p);
+        let (routing, rollout_poll) = routing::read_routing(rollout, routes, &base_path, &mut p);
+        let admin = root
+            .optional_section(&mut p, "admin")
+            .and_then(|s| AdminConfig::read(s, &mut p));
+        if let (Some(a), Some(server)) = (&admin, &server) {
+            let public = [server.tls.as_ref().map(|t| t.listen), server.plain_listen];
+            if public.contains(&Some(a.listen)) && a.listen.port() != 0 {
+                p.push(
+                    "admin.listen",
+                    "must not be a public listener's address: the admin listener is private",
+                );
+            }
+        }
         let assertion = root
             .optional_section(&mut p, "assertion")
             .and_then(|s| AssertionConfig::read(s, &mut p, env));
@@ -145,6 +164,8 @@ impl Config {
                 import,
                 log,
                 routing,
+                rollout_poll,
+                admin,
                 assertion,
                 migration,
                 reset,

@@ -28,8 +28,9 @@ pub(super) fn read_routing(
     routes: Section,
     base_path: &str,
     p: &mut Problems,
-) -> RouteSettings {
+) -> (RouteSettings, Duration) {
     let mut s = rollout;
+    let poll = Duration::from_millis(s.int(p, "poll_ms", 250, 50, 60_000));
     let percentage = s.float(p, "percentage", 0.0, 0.0, 100.0);
     let kill_switch = s.bool(p, "kill_switch", false);
     let salt = s.string(p, "salt").unwrap_or_else(|| "cutover".into());
@@ -79,7 +80,7 @@ pub(super) fn read_routing(
     }
     r.finish(p);
 
-    RouteSettings {
+    let settings = RouteSettings {
         base_path: base_path.to_string(),
         denied,
         percentage,
@@ -87,7 +88,8 @@ pub(super) fn read_routing(
         salt,
         reauth_migrated_clerk_sessions,
         overrides,
-    }
+    };
+    (settings, poll)
 }
 
 /// How the identity handed to the app is signed.

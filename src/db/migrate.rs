@@ -22,6 +22,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "import",
         include_str!("../../migrations/0002_import.sql"),
     ),
+    (
+        4,
+        "control",
+        include_str!("../../migrations/0004_control.sql"),
+    ),
 ];
 
 /// An arbitrary constant naming cutover's advisory lock.
@@ -79,4 +84,23 @@ pub(super) async fn apply_pending(conn: &mut super::Conn<'_>) -> Result<(), DbEr
         }
     });
     Ok(())
+}
+
+/// Versions this binary knows that the database has not applied (readiness:
+/// "schema current"). Gaps in the numbering are fine: each version is
+/// looked up by itself.
+pub(super) async fn missing(db: &Db) -> Result<Vec<i64>, DbError> {
+    let mut conn = db.acquire().await?;
+    let mut conn = conn.conn();
+    let applied: Vec<i64> = on_conn!(&mut conn, |c| sqlx::query_scalar(
+        "SELECT version FROM cutover_schema_migrations"
+    )
+    .fetch_all(c)
+    .await
+    .map_err(DbError::query("reading applied migrations"))?);
+    Ok(MIGRATIONS
+        .iter()
+        .map(|(v, _, _)| *v)
+        .filter(|v| !applied.contains(v))
+        .collect())
 }

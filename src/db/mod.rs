@@ -201,6 +201,11 @@ impl Db {
         migrate::run(self).await
     }
 
+    /// Migrations this binary has that the database lacks (empty: current).
+    pub async fn missing_migrations(&self) -> Result<Vec<i64>, DbError> {
+        migrate::missing(self).await
+    }
+
     /// Create or upgrade cutover's own tables inside an open transaction.
     pub async fn migrate_in(conn: &mut Conn<'_>) -> Result<(), DbError> {
         migrate::apply_pending(conn).await

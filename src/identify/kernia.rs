@@ -84,6 +84,19 @@ impl KerniaSessions {
     }
 
     pub async fn identify(&self, headers: &http::HeaderMap, now: i64) -> KerniaOutcome {
+        let outcome = self.identify_uncounted(headers, now).await;
+        let word = match &outcome {
+            KerniaOutcome::SignedIn(_) => "signed_in",
+            KerniaOutcome::Unverified => "unverified",
+            KerniaOutcome::NoSession => "no_session",
+            KerniaOutcome::BadSignature => "bad_signature",
+            KerniaOutcome::NoCookie => return outcome,
+        };
+        crate::metrics::record_identify("kernia", word);
+        outcome
+    }
+
+    async fn identify_uncounted(&self, headers: &http::HeaderMap, now: i64) -> KerniaOutcome {
         let Some(value) = session_cookie(headers) else {
             return KerniaOutcome::NoCookie;
         };

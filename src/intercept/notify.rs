@@ -71,14 +71,26 @@ impl Notifier {
         let mut delivered = false;
         if let Some((transport, cfg)) = &self.smtp {
             match send_mail(transport, cfg, notice).await {
-                Ok(()) => delivered = true,
-                Err(e) => last_error = Some(e),
+                Ok(()) => {
+                    crate::metrics::record_reset_delivery("email", "sent");
+                    delivered = true
+                }
+                Err(e) => {
+                    crate::metrics::record_reset_delivery("email", "failed");
+                    last_error = Some(e)
+                }
             }
         }
         if let Some((client, cfg)) = &self.webhook {
             match send_webhook(client, cfg, notice).await {
-                Ok(()) => delivered = true,
-                Err(e) => last_error = Some(e),
+                Ok(()) => {
+                    crate::metrics::record_reset_delivery("webhook", "sent");
+                    delivered = true
+                }
+                Err(e) => {
+                    crate::metrics::record_reset_delivery("webhook", "failed");
+                    last_error = Some(e)
+                }
             }
         }
         match (delivered, last_error) {

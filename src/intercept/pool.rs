@@ -80,6 +80,7 @@ impl HashPool {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
+        let asked = std::time::Instant::now();
         let permit = match self.slots.clone().try_acquire_owned() {
             Ok(p) => p,
             Err(_) => {
@@ -87,15 +88,18 @@ impl HashPool {
                     self.waiting.fetch_sub(1, Ordering::AcqRel);
                     return Err(PoolError::Saturated);
                 }
+                crate::metrics::set_hash_queue_depth(self.waiting());
                 let acquired =
                     tokio::time::timeout(self.deadline, self.slots.clone().acquire_owned()).await;
                 self.waiting.fetch_sub(1, Ordering::AcqRel);
+                crate::metrics::set_hash_queue_depth(self.waiting());
                 match acquired {
                     Ok(Ok(p)) => p,
                     _ => return Err(PoolError::Saturated),
                 }
             }
         };
+        crate::metrics::record_hash_wait(asked.elapsed());
         self.started.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         let wrapped: Job = Box::new(move || {

@@ -173,10 +173,15 @@ async fn migrate_locked(ix: &Interceptor, user_id: &str, password: Secret) -> St
 
     let params = ix.argon;
     let job = move || verify_and_rehash(&digest, password.expose().as_bytes(), &params);
+    let hasher = entry.hasher.as_deref().unwrap_or("-");
     let verdict = match ix.pool.run(job).await {
         Ok(v) => v,
-        Err(PoolError::Saturated) => return (Err(busy(2)), "saturated"),
+        Err(PoolError::Saturated) => {
+            crate::metrics::record_migration(hasher, "saturated");
+            return (Err(busy(2)), "saturated");
+        }
         Err(PoolError::Panicked) => {
+            crate::metrics::record_migration(hasher, "hash_failed");
             return (
                 Err(Refusal::Failed {
                     retry_after: Duration::from_secs(2),
@@ -189,6 +194,7 @@ async fn migrate_locked(ix: &Interceptor, user_id: &str, password: Secret) -> St
         (VerdictStep::WriteAndForward, Verdict::Match(phc)) => {
             match write_credential(ix, user_id, phc.expose()).await {
                 Ok(()) => {
+                    crate::metrics::record_migration(hasher, "migrated");
                     ix.announce(user_id).await;
                     tracing::info!(
                         user_id,
@@ -198,12 +204,14 @@ async fn migrate_locked(ix: &Interceptor, user_id: &str, password: Secret) -> St
                     (Ok(After::Nothing), "migrated")
                 }
                 Err(e) => {
+                    crate::metrics::record_migration(hasher, "db_unavailable");
                     tracing::error!(error = %e, "cannot write the migrated credential");
                     (Err(unavailable(5)), "db_unavailable")
                 }
             }
         }
         (VerdictStep::CountAndForward(after), _) => {
+            crate::metrics::record_migration(hasher, "mismatch");
             if let Ok(mut conn) = ix.db.acquire().await
                 && let Err(e) = ledger::count_legacy_failure(&mut conn.conn(), user_id).await
             {
@@ -211,8 +219,14 @@ async fn migrate_locked(ix: &Interceptor, user_id: &str, password: Secret) -> St
             }
             (Ok(after), "legacy_mismatch")
         }
-        (VerdictStep::Refuse(refusal), _) => (Err(refusal), "hash_failed"),
-        (VerdictStep::WriteAndForward, _) => (Err(unavailable(2)), "hash_failed"),
+        (VerdictStep::Refuse(refusal), _) => {
+            crate::metrics::record_migration(hasher, "hash_failed");
+            (Err(refusal), "hash_failed")
+        }
+        (VerdictStep::WriteAndForward, _) => {
+            crate::metrics::record_migration(hasher, "hash_failed");
+            (Err(unavailable(2)), "hash_failed")
+        }
     }
 }
 
@@ -250,6 +264,7 @@ async fn write_credential(
 /// unsupported hasher): the user must reset, like any `pending_reset` user.
 async fn unverifiable(ix: &Interceptor, mut entry: ledger::LedgerEntry, why: DigestError) -> Step {
     tracing::warn!(user_id = %entry.user_id, reason = %why, "stored digest cannot be verified; the user must reset");
+    crate::metrics::record_migration(entry.hasher.as_deref().unwrap_or("-"), "unverifiable");
     if let Ok(mut conn) = ix.db.acquire().await
         && let Err(e) = ledger::set_state(
             &mut conn.conn(),

@@ -51,6 +51,9 @@ pub async fn handle(app: Arc<App>, info: ConnInfo, req: Request<Incoming>) -> Re
 pub async fn drive(app: &Arc<App>, ctx: &mut Ctx, req: Request<ProxyBody>) -> Response<ProxyBody> {
     // 1. identify
     ctx.identity = identify(app, ctx, req.headers()).await;
+    if let Some(user_id) = ctx.identity.user_id() {
+        app.seen.note(user_id); // in memory; written in batches, once a day per user
+    }
 
     // 2. route
     let path = paths::normalize(req.uri().path()).into_owned();
@@ -134,7 +137,7 @@ async fn decide_route(app: &App, ctx: &Ctx, h: &http::HeaderMap, path: &str) -> 
             email: f.email.as_deref(),
         });
     route::decide(
-        &app.routing,
+        &app.routing.settings(),
         path,
         ctx.identity.who(),
         user_facts,

@@ -50,14 +50,19 @@ use ipnet::IpNet;
 use crate::config::{Config, LimitsConfig};
 use crate::db::Db;
 use crate::identify::kernia::KerniaSessions;
-use crate::route::RouteSettings;
 use crate::state::SharedState;
 
 pub use crate::web::{BoxError, ProxyBody};
 
+/// How often "last seen" sightings are written.
+const SEEN_FLUSH: Duration = Duration::from_secs(5);
+
 /// What every request shares.
 pub struct App {
-    pub routing: RouteSettings,
+    /// The live rollout (seeded from `[rollout]`, then the database's).
+    pub routing: Arc<crate::control::live::LiveRollout>,
+    /// When identified users were last seen (batched writes).
+    pub seen: Arc<crate::control::seen::SeenRecorder>,
     pub kernia_base_path: String,
     pub sign_in_url: String,
     pub limits: LimitsConfig,
@@ -86,6 +91,8 @@ pub enum SetupError {
     Clerk(#[source] crate::identify::clerk::ClerkSetupError),
     #[error("cannot set up reset delivery: {0}")]
     Notifier(#[source] crate::intercept::notify::NotifyError),
+    #[error("cannot load the live rollout: {0}")]
+    Rollout(#[source] crate::control::store::ControlError),
 }
 
 impl App {
@@ -104,8 +111,19 @@ impl App {
         upstreams: Arc<dyn forward::Forward>,
     ) -> Result<Arc<App>, SetupError> {
         let lookups = Arc::new(crate::db::bounded::Bounded::new(cfg.kernia.db.lookups));
+        let routing = crate::control::live::LiveRollout::start(
+            cfg.routing.clone(),
+            db.clone(),
+            state.clone(),
+            cfg.rollout_poll,
+        )
+        .await
+        .map_err(SetupError::Rollout)?;
+        let seen = crate::control::seen::SeenRecorder::new();
+        seen.start_flusher(db.clone(), SEEN_FLUSH);
         let app = Arc::new(App {
-            routing: cfg.routing.clone(),
+            routing,
+            seen,
             kernia_base_path: cfg.kernia.base_path.clone(),
             sign_in_url: cfg.kernia.sign_in_url.clone(),
             limits: cfg.limits.clone(),
@@ -138,6 +156,8 @@ impl App {
             state,
             observers: Arc::new(observe::Observers::default()),
         });
+        // Prometheus request metrics hang off the observe phase.
+        app.observers.add(Arc::new(crate::metrics::RequestMetrics));
         tokio::spawn(listen_for_invalidations(Arc::downgrade(&app)));
         Ok(app)
     }

@@ -16,7 +16,15 @@ fn help_lists_every_subcommand_and_the_exit_codes() {
     let out = cutover().arg("--help").output().unwrap();
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
-    for sub in ["serve", "import", "hash", "status", "dev-cert"] {
+    for sub in [
+        "serve",
+        "import",
+        "hash",
+        "status",
+        "rollout",
+        "stragglers",
+        "dev-cert",
+    ] {
         assert!(text.contains(sub), "--help does not list {sub}:\n{text}");
     }
     assert!(text.contains("Exit status"), "{text}");

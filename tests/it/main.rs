@@ -7,11 +7,13 @@
 #[allow(dead_code)]
 mod harness;
 
+mod admin;
 mod better_auth_client;
 mod binary;
 mod clerk_identify;
 mod clerk_routing;
 mod cli;
+mod control;
 mod dev_stack;
 mod edge;
 mod foundation;

@@ -191,7 +191,33 @@ async fn ten_thousand_browsers_split_by_percentage_and_raising_it_moves_none_bac
         "kernia share at 25% was {share:.4}"
     );
 
-    let half = Cutover::start(&at("50")).await;
+    // Raise to 50% live, as an operator would: the database holds the rollout
+    // (a second copy started with `percentage = 50` in its file would still
+    // route by the database's 25).
+    use cutover::control::{rollout::Rollout, store};
+    let who = store::Provenance {
+        reason: "raise",
+        interface: store::Interface::Cli,
+        actor: None,
+    };
+    store::change(
+        &quarter.app.db,
+        |r| {
+            Ok(Rollout {
+                percentage: 50.0,
+                ..r.clone()
+            })
+        },
+        &who,
+    )
+    .await
+    .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while quarter.app.routing.applied().rollout.percentage != 50.0 {
+        assert!(std::time::Instant::now() < deadline, "50% never applied");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let half = &quarter;
     let http = client();
     let moved_back: usize =
         futures_util::stream::iter(visits.iter().filter(|(_, s)| s == "kernia"))

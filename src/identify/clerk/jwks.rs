@@ -120,6 +120,7 @@ impl JwksStore {
         self.fetches.fetch_add(1, Ordering::Relaxed);
         match self.fetcher.fetch().await {
             Ok(keys) => {
+                crate::metrics::record_jwks_refresh("ok");
                 tracing::debug!(why, keys = keys.len(), "clerk jwks fetched");
                 let keys = Arc::new(keys);
                 match self.keys.write() {
@@ -128,6 +129,7 @@ impl JwksStore {
                 }
             }
             Err(error) => {
+                crate::metrics::record_jwks_refresh("error");
                 self.failures.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(
                     why,

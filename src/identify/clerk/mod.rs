@@ -178,6 +178,18 @@ impl ClerkVerifier {
 
     /// Who the request's Clerk token says is signed in, at `now` (Unix seconds).
     pub async fn identify(&self, headers: &http::HeaderMap, now: u64) -> ClerkOutcome {
+        let outcome = self.identify_uncounted(headers, now).await;
+        match &outcome {
+            ClerkOutcome::SignedIn(_) => crate::metrics::record_identify("clerk", "signed_in"),
+            ClerkOutcome::SignedOut(reason) => {
+                crate::metrics::record_identify("clerk", reason.as_str())
+            }
+            ClerkOutcome::NoToken => {}
+        }
+        outcome
+    }
+
+    async fn identify_uncounted(&self, headers: &http::HeaderMap, now: u64) -> ClerkOutcome {
         let (token, client_uat) = match source::token_source(headers, &self.cookies, now) {
             TokenSource::None => return ClerkOutcome::NoToken,
             TokenSource::Header(token) => (token, None),

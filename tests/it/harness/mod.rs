@@ -1,5 +1,6 @@
 //! Shared helpers for the integration tests: real services, fresh state per test.
 //!
+//! - [`browser`]: a real headless Chromium over the DevTools protocol;
 //! - [`clerk`]: the Clerk emulator at its wire formats (signing keys, token
 //!   minter, JWKS server);
 //! - [`kernia`]: the real Kernia 0.1.0 server (`deploy/kernia-app`), started on a
@@ -8,6 +9,8 @@
 //!   dropped afterwards;
 //! - [`redis`]: the Redis URL and a key prefix of the test's own;
 //! - [`server`]: cutover itself, in-process on loopback ports;
+//! - [`copies`]: several real `cutover serve` processes with admin listeners, a
+//!   private Redis a test may stop, the CLI; [`relay`]: a TCP relay a test can cut;
 //! - [`echo`]: an upstream that answers with what it received;
 //! - [`clerk_api`]: a local Clerk Backend API (pagination, 429s) for imports;
 //! - [`better_auth`]: the real Better Auth JS client (Node), one browser per cookie jar.
@@ -16,14 +19,17 @@
 //! and says what to start (`scripts/test.sh` starts or installs them).
 
 pub mod better_auth;
+pub mod browser;
 pub mod clerk;
 pub mod clerk_api;
+pub mod copies;
 pub mod databases;
 pub mod echo;
 pub mod kernia;
 pub mod pending;
 pub mod process;
 pub mod redis;
+pub mod relay;
 pub mod server;
 pub mod smtp;
 

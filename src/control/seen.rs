@@ -1,0 +1,161 @@
+//! "Last seen": when each user was last seen through cutover, for active
+//! coverage and the stragglers list — without a write per request.
+//!
+//! [`SeenRecorder::note`] is called once per identified request. It remembers,
+//! in memory, the day each user was last noted; only the first sighting of a
+//! user on a given day queues a row. A flusher writes the queue every few
+//! seconds as a few multi-row upserts that never move a day backwards. So a
+//! user costs at most one row write per day per copy, however many requests
+//! they make, and a burst of new users costs one statement per 400 of them.
+//! The queue is bounded; past the bound sightings are dropped (and noted
+//! again on the user's next request, since they were not remembered either).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use crate::db::{Db, DbError, now_secs, on_conn};
+
+/// Most sightings waiting for the next flush.
+const MAX_PENDING: usize = 100_000;
+/// Rows per upsert statement (two parameters each).
+const CHUNK: usize = 400;
+
+pub fn today() -> i64 {
+    now_secs().div_euclid(86_400)
+}
+
+pub struct SeenRecorder {
+    /// user → day last queued. A concurrent cache: the request path only
+    /// reads it, without a lock, for users already noted today. Bounded: an
+    /// evicted user costs one more queued row (harmless, the upsert is idempotent).
+    remembered: moka::sync::Cache<String, i64>,
+    pending: Mutex<HashMap<String, i64>>,
+}
+
+impl Default for SeenRecorder {
+    fn default() -> Self {
+        SeenRecorder {
+            remembered: moka::sync::Cache::new(MAX_REMEMBERED),
+            pending: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+const MAX_REMEMBERED: u64 = 500_000;
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl SeenRecorder {
+    pub fn new() -> Arc<SeenRecorder> {
+        Arc::new(SeenRecorder::default())
+    }
+
+    /// A user was seen now.
+    pub fn note(&self, user_id: &str) {
+        self.note_on(user_id, today());
+    }
+
+    fn note_on(&self, user_id: &str, day: i64) {
+        if self.remembered.get(user_id) == Some(day) {
+            return; // the common case: seen already today
+        }
+        let mut pending = lock(&self.pending);
+        if pending.len() >= MAX_PENDING {
+            return;
+        }
+        pending.insert(user_id.to_string(), day);
+        self.remembered.insert(user_id.to_string(), day);
+    }
+
+    /// Sightings waiting to be written.
+    pub fn pending(&self) -> usize {
+        lock(&self.pending).len()
+    }
+
+    /// Write what is queued. On failure the batch is forgotten from memory
+    /// too, so those users are queued again when next seen.
+    pub async fn flush(&self, db: &Db) -> Result<usize, DbError> {
+        let batch: Vec<(String, i64)> = std::mem::take(&mut *lock(&self.pending))
+            .into_iter()
+            .collect();
+        let mut written = 0;
+        for chunk in batch.chunks(CHUNK) {
+            if let Err(e) = upsert(db, chunk).await {
+                for (user, _) in &batch {
+                    self.remembered.invalidate(user);
+                }
+                return Err(e);
+            }
+            written += chunk.len();
+        }
+        Ok(written)
+    }
+
+    /// Flush every `every` until the recorder is dropped.
+    pub fn start_flusher(self: &Arc<Self>, db: Db, every: Duration) {
+        let me: Weak<SeenRecorder> = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(me) = me.upgrade() else { return };
+                if me.pending() == 0 {
+                    continue;
+                }
+                if let Err(e) = me.flush(&db).await {
+                    tracing::warn!(error = %e, "cannot record when users were last seen; trying again later");
+                }
+            }
+        });
+    }
+}
+
+async fn upsert(db: &Db, rows: &[(String, i64)]) -> Result<(), DbError> {
+    let mut sql = String::from("INSERT INTO cutover_user_seen (user_id, last_seen_day) VALUES ");
+    for i in 0..rows.len() {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(&format!("(${}, ${})", 2 * i + 1, 2 * i + 2));
+    }
+    sql.push_str(
+        " ON CONFLICT (user_id) DO UPDATE SET last_seen_day = excluded.last_seen_day
+          WHERE cutover_user_seen.last_seen_day < excluded.last_seen_day",
+    );
+    let mut conn = db.acquire().await?;
+    let mut conn = conn.conn();
+    on_conn!(&mut conn, |c| {
+        let mut q = sqlx::query(&sql);
+        for (user, day) in rows {
+            q = q.bind(user).bind(*day);
+        }
+        q.execute(c)
+            .await
+            .map_err(DbError::query("recording when users were last seen"))?;
+    });
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_user_is_queued_once_per_day_however_often_seen() {
+        let r = SeenRecorder::default();
+        for _ in 0..1000 {
+            r.note_on("user_1", 20_000);
+        }
+        r.note_on("user_2", 20_000);
+        assert_eq!(r.pending(), 2);
+        lock(&r.pending).clear();
+        r.note_on("user_1", 20_000);
+        assert_eq!(r.pending(), 0, "already recorded today");
+        r.note_on("user_1", 20_001);
+        assert_eq!(r.pending(), 1, "a new day is a new row");
+    }
+}
