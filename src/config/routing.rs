@@ -5,9 +5,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::reader::{Env, Problems, Section};
-use super::secret::Secret;
 use crate::route::paths;
 use crate::route::{Overrides, RouteSettings};
+use crate::secret::Secret;
 
 /// Paths Kernia 0.1.0 serves without authentication, relative to its base
 /// path. Denied unless `danger_allow_unauthenticated_kernia_routes`.

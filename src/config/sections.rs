@@ -11,7 +11,7 @@ use base64::Engine as _;
 use ipnet::IpNet;
 
 use super::reader::{Env, Problems, Section};
-use super::secret::Secret;
+use crate::secret::Secret;
 
 // ---------------------------------------------------------------- [server]
 
@@ -485,6 +485,8 @@ pub struct LimitsConfig {
     pub max_body_bytes: u64,
     /// Largest body of an intercepted auth route, which cutover reads whole.
     pub auth_body_bytes: usize,
+    /// How long the whole body of an intercepted auth route may take to arrive.
+    pub auth_body_timeout: Duration,
     /// How long an HTTP connection may stay open with no request in flight.
     pub idle_timeout: Duration,
     /// From accept to a complete first request head: TLS handshake, protocol
@@ -499,6 +501,7 @@ impl LimitsConfig {
             max_header_bytes: s.int(p, "max_header_bytes", 32 * 1024, 1024, 1024 * 1024) as usize,
             max_body_bytes: s.int(p, "max_body_bytes", 10 * 1024 * 1024, 0, 1 << 40),
             auth_body_bytes: s.int(p, "auth_body_bytes", 16 * 1024, 256, 1024 * 1024) as usize,
+            auth_body_timeout: Duration::from_secs(s.int(p, "auth_body_timeout_secs", 10, 1, 300)),
             idle_timeout: Duration::from_secs(s.int(p, "idle_timeout_secs", 60, 1, 3600)),
             header_read_timeout: Duration::from_millis(s.int(
                 p,

@@ -19,6 +19,7 @@ pub mod bounded;
 pub mod kernia;
 pub mod ledger;
 mod migrate;
+pub mod users;
 
 use std::str::FromStr;
 use std::time::Duration;

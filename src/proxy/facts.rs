@@ -29,12 +29,8 @@ pub struct FactsCache {
     cache: moka::sync::Cache<String, Arc<Facts>>,
 }
 
-const TOPIC_PREFIX: &str = "ledger:";
-
-/// The invalidation topic for a user's ledger row.
-pub fn topic(user_id: &str) -> String {
-    format!("{TOPIC_PREFIX}{user_id}")
-}
+use crate::db::ledger::TOPIC_PREFIX;
+pub use crate::db::ledger::topic;
 
 impl FactsCache {
     pub fn new(db: Db, bounded: Arc<Bounded>, ttl: Duration) -> FactsCache {

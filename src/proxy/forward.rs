@@ -12,17 +12,55 @@
 
 use std::time::Duration;
 
+use futures_util::future::BoxFuture;
 use http::uri::{PathAndQuery, Uri};
 use http::{Request, Response, StatusCode, Version};
 use http_body_util::BodyExt as _;
-use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 
-use super::respond::ForwardError;
-use super::{BoxError, ProxyBody};
 use crate::config::UpstreamsConfig;
+use crate::web::{self, BoxError, ProxyBody};
+
+/// The seam between the request path and the network: send a prepared
+/// request to an upstream. [`Upstreams`] is the real one; tests of the
+/// driver use their own, so `drive` runs without sockets.
+pub trait Forward: Send + Sync {
+    /// Send `req` (headers already prepared) to `to`, keeping its path and
+    /// query. The response keeps its extensions (a 101's upgrade).
+    fn send(
+        &self,
+        to: Upstream,
+        req: Request<ProxyBody>,
+    ) -> BoxFuture<'_, Result<Response<ProxyBody>, ForwardError>>;
+
+    /// The upstream's `host[:port]`, for the `Host` header.
+    fn authority(&self, to: Upstream) -> Option<&str>;
+}
+
+/// Why forwarding failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ForwardError {
+    #[error("the request body is larger than {limit} bytes")]
+    BodyTooLarge { limit: u64 },
+    #[error("cannot reach the {upstream} upstream: {source}")]
+    Connect {
+        upstream: &'static str,
+        #[source]
+        source: hyper_util::client::legacy::Error,
+    },
+    #[error("the {upstream} upstream failed: {source}")]
+    Upstream {
+        upstream: &'static str,
+        #[source]
+        source: hyper_util::client::legacy::Error,
+    },
+    #[error("the {upstream} upstream did not answer within {secs:.1} s")]
+    Timeout { upstream: &'static str, secs: f64 },
+    #[error("cannot build the upstream request: {0}")]
+    BadRequest(String),
+}
 
 /// Which upstream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,18 +122,13 @@ impl Upstreams {
         }
     }
 
-    /// The upstream's `host[:port]`, for the `Host` header.
-    pub fn authority(&self, to: Upstream) -> Option<&str> {
-        self.base(to).authority().map(|a| a.as_str())
-    }
-
-    /// Send `req` (headers already prepared) to `to`. The URI is rewritten to
-    /// the upstream's scheme and authority, keeping path and query.
-    pub async fn send(
+    /// Send `req` to `to`. The URI is rewritten to the upstream's scheme and
+    /// authority, keeping path and query.
+    async fn send_now(
         &self,
         to: Upstream,
         mut req: Request<ProxyBody>,
-    ) -> Result<Response<Incoming>, ForwardError> {
+    ) -> Result<Response<ProxyBody>, ForwardError> {
         let base = self.base(to);
         let path = req
             .uri()
@@ -127,8 +160,22 @@ impl Upstreams {
                 }
                 None => ForwardError::Upstream { upstream, source },
             }),
-            Ok(Ok(resp)) => Ok(resp),
+            Ok(Ok(resp)) => Ok(resp.map(web::boxed)),
         }
+    }
+}
+
+impl Forward for Upstreams {
+    fn send(
+        &self,
+        to: Upstream,
+        req: Request<ProxyBody>,
+    ) -> BoxFuture<'_, Result<Response<ProxyBody>, ForwardError>> {
+        Box::pin(self.send_now(to, req))
+    }
+
+    fn authority(&self, to: Upstream) -> Option<&str> {
+        self.base(to).authority().map(|a| a.as_str())
     }
 }
 
@@ -142,7 +189,7 @@ pub enum ClientBodyError {
 }
 
 /// The client's request body as the upstream gets it: streamed, with a size cap.
-pub fn limit_body(body: Incoming, limit: u64) -> ProxyBody {
+pub fn limit_body(body: ProxyBody, limit: u64) -> ProxyBody {
     http_body_util::Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX))
         .map_err(move |e| -> BoxError {
             if e.is::<http_body_util::LengthLimitError>() {
@@ -168,11 +215,6 @@ fn client_body_fault<'e>(
     None
 }
 
-/// An upstream response body, boxed.
-pub fn upstream_body(body: Incoming) -> ProxyBody {
-    body.map_err(|e| -> BoxError { Box::new(e) }).boxed_unsync()
-}
-
 /// After a 101 from the upstream: wait for both sides to upgrade, then copy
 /// bytes both ways until either closes.
 pub fn splice_upgrade(client: hyper::upgrade::OnUpgrade, upstream: hyper::upgrade::OnUpgrade) {
@@ -193,6 +235,6 @@ pub fn splice_upgrade(client: hyper::upgrade::OnUpgrade, upstream: hyper::upgrad
 }
 
 /// Whether an upstream answer switched protocols.
-pub fn is_switching(resp: &Response<Incoming>) -> bool {
+pub fn is_switching<B>(resp: &Response<B>) -> bool {
     resp.status() == StatusCode::SWITCHING_PROTOCOLS
 }

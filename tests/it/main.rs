@@ -23,3 +23,4 @@ mod kernia_sessions;
 mod migration;
 mod migration_safety;
 mod proxy;
+mod request_path;
