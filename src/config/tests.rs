@@ -273,3 +273,25 @@ fn import_section_problems_name_their_keys() {
         assert!(keys.contains(&expected), "missing {expected} in {keys:?}");
     }
 }
+
+#[test]
+fn edge_deadlines_and_database_bounds_have_defaults_and_can_be_set() {
+    use std::time::Duration;
+    let cfg = Config::parse(MINIMAL, Path::new("m.toml"), &env()).unwrap();
+    assert_eq!(cfg.limits.header_read_timeout, Duration::from_secs(10));
+    assert_eq!(cfg.kernia.db.pool_size, 16);
+    assert_eq!(cfg.kernia.db.lookups.timeout, Duration::from_millis(250));
+    assert_eq!(cfg.kernia.db.lookups.retry_after, Duration::from_secs(1));
+    let text = MINIMAL.replace(
+        "[kernia]\n",
+        "[limits]\nheader_read_timeout_ms = 1500\n[kernia]\ndb_pool_size = 4\ndb_lookup_timeout_ms = 100\ndb_retry_after_ms = 0\n",
+    );
+    let cfg = Config::parse(&text, Path::new("m.toml"), &env()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(cfg.limits.header_read_timeout, Duration::from_millis(1500));
+    assert_eq!(cfg.kernia.db.pool_size, 4);
+    assert_eq!(cfg.kernia.db.lookups.timeout, Duration::from_millis(100));
+    assert_eq!(cfg.kernia.db.lookups.retry_after, Duration::ZERO);
+    let zero_pool = MINIMAL.replace("[kernia]\n", "[kernia]\ndb_pool_size = 0\n");
+    let err = Config::parse(&zero_pool, Path::new("m.toml"), &env()).unwrap_err();
+    assert!(err.to_string().contains("kernia.db_pool_size"), "{err}");
+}

@@ -267,13 +267,24 @@ async fn client_uat_signs_cookie_tokens_out() {
         async move { v.identify(&cookies(&cookie), now()).await }
     };
     assert_eq!(
-        ask(format!("{session}={token}; {uat}=0")).await,
+        ask(format!("__session={token}; __client_uat=0")).await,
         ClerkOutcome::SignedOut(SignedOutReason::ClientUatZero)
     );
     assert_eq!(
-        ask(format!("{session}={token}")).await,
+        ask(format!("__session={token}")).await,
         ClerkOutcome::SignedOut(SignedOutReason::ClientUatMissing)
     );
+    // A suffixed session whose own client_uat is `0` or missing: Clerk's SDK
+    // then reads the unsuffixed pair, which is empty here — signed out too.
+    for cookie in [
+        format!("{session}={token}; {uat}=0"),
+        format!("{session}={token}"),
+    ] {
+        assert!(
+            !matches!(ask(cookie.clone()).await, ClerkOutcome::SignedIn(_)),
+            "{cookie}"
+        );
+    }
     assert_eq!(
         ask(format!("{session}={token}; {uat}={}", now() + 1)).await,
         ClerkOutcome::SignedOut(SignedOutReason::IssuedBeforeClientUat)

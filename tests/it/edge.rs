@@ -68,6 +68,7 @@ async fn underscore_spellings_of_identity_and_forwarding_headers_never_reach_the
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     let e = body_of(&answer);
     let seen = e["headers"].as_object().unwrap();
+    let mut leaked = Vec::new();
     for (name, values) in seen {
         let folded = name.replace('_', "-");
         let reserved = folded.starts_with("x-cutover-")
@@ -84,19 +85,18 @@ async fn underscore_spellings_of_identity_and_forwarding_headers_never_reach_the
             continue;
         }
         // Only cutover's own spellings, with cutover's values.
-        assert!(
-            !name.contains('_'),
-            "{name}: {values} reached the app (WSGI reads it as {folded})"
-        );
-        let expected: &[&str] = match name.as_str() {
-            "x-cutover-provider" => &["anonymous"],
-            "x-forwarded-for" | "x-real-ip" => &["127.0.0.1"],
-            "x-forwarded-proto" => &["http"],
-            "x-forwarded-host" => &["app.test"],
-            other => panic!("{other}: {values} reached the app"),
+        let expected: Option<&[&str]> = match name.as_str() {
+            "x-cutover-provider" => Some(&["anonymous"]),
+            "x-forwarded-for" | "x-real-ip" => Some(&["127.0.0.1"]),
+            "x-forwarded-proto" => Some(&["http"]),
+            "x-forwarded-host" => Some(&["app.test"]),
+            _ => None,
         };
-        assert_eq!(values, &serde_json::json!(expected), "{name}");
+        if expected.is_none_or(|v| values != &serde_json::json!(v)) {
+            leaked.push(format!("{name}: {values} (a WSGI app reads {folded})"));
+        }
     }
+    assert!(leaked.is_empty(), "reached the app: {leaked:#?}");
     assert_eq!(echo::header(&e, "x_custom_header"), Some("kept"));
 }
 
@@ -377,8 +377,21 @@ async fn duplicate_kernia_session_cookies_are_read_as_kernia_reads_them() {
     .replace("session_cache_ms = 200", "session_cache_ms = 60000");
     let c = Cutover::start(&text).await;
     let base = c.url("");
-    let (alice, a) = sign_up(&base, "alice@example.com", "a-long-password-1", "Alice").await;
-    let (bob, b) = sign_up(&base, "bob@example.com", "a-long-password-2", "Bob").await;
+    // Sessions made at Kernia directly (password hashing is slow on a busy machine).
+    let (alice, a) = sign_up(
+        &kernia.base_url,
+        "alice@example.com",
+        "a-long-password-1",
+        "Alice",
+    )
+    .await;
+    let (bob, b) = sign_up(
+        &kernia.base_url,
+        "bob@example.com",
+        "a-long-password-2",
+        "Bob",
+    )
+    .await;
     let value = |cookie: &str| cookie.split_once('=').unwrap().1.to_string();
     let (a_value, b_value) = (value(&a), value(&b));
 
@@ -639,9 +652,45 @@ async fn status_into_a_closed_pipe_does_not_panic() {
     }
 }
 
+/// Runs `cutover status --json`; `None` when it is still running after a
+/// minute (then it is killed).
+fn status_within_a_minute(
+    path: &std::path::Path,
+) -> Option<(std::process::ExitStatus, String, String)> {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cutover"))
+        .args(["status", "--json", "-c"])
+        .arg(path)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let read_all = |mut pipe: Box<dyn std::io::Read + Send>| {
+        std::thread::spawn(move || {
+            let mut out = String::new();
+            let _ = pipe.read_to_string(&mut out);
+            out
+        })
+    };
+    let stdout = read_all(Box::new(child.stdout.take().unwrap()));
+    let stderr = read_all(Box::new(child.stderr.take().unwrap()));
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some((status, stdout.join().unwrap(), stderr.join().unwrap()));
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Defect 11: `cutover status` hung now and then (more often with several at
-/// once). Many concurrent runs must all finish; a run still going after a
-/// minute counts as hung.
+/// once): it closed the pool while still holding a connection, and closing
+/// waits for every connection. Many concurrent runs must all finish; a run
+/// still going after a minute counts as hung.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_runs_many_times_at_once_and_always_finishes() {
     for engine in [Engine::Sqlite, Engine::Postgres] {
@@ -652,47 +701,19 @@ async fn status_runs_many_times_at_once_and_always_finishes() {
             &db.url,
             "",
         ));
-        // Create cutover's tables once, so the runs only read.
-        let first = std::process::Command::new(env!("CARGO_BIN_EXE_cutover"))
-            .args(["status", "-c"])
-            .arg(&path)
-            .output()
-            .unwrap();
-        assert!(first.status.success(), "{first:?}");
-        let runs: Vec<_> = (0..40)
+        // PostgreSQL's connection limit is shared with every other test.
+        let n = if engine == Engine::Postgres { 16 } else { 40 };
+        let runs: Vec<_> = (0..n)
             .map(|_| {
                 let path = path.clone();
-                std::thread::spawn(move || {
-                    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cutover"))
-                        .args(["status", "--json", "-c"])
-                        .arg(&path)
-                        .stdout(std::process::Stdio::piped())
-                        .stderr(std::process::Stdio::null())
-                        .spawn()
-                        .unwrap();
-                    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-                    loop {
-                        if let Some(status) = child.try_wait().unwrap() {
-                            let mut out = String::new();
-                            std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut out)
-                                .unwrap();
-                            return Some((status, out));
-                        }
-                        if std::time::Instant::now() > deadline {
-                            let _ = child.kill();
-                            let _ = child.wait();
-                            return None;
-                        }
-                        std::thread::sleep(Duration::from_millis(20));
-                    }
-                })
+                std::thread::spawn(move || status_within_a_minute(&path))
             })
             .collect();
         let mut hung = 0;
         for run in runs {
             match run.join().unwrap() {
-                Some((status, out)) => {
-                    assert!(status.success(), "{engine:?}: {status:?}");
+                Some((status, out, err)) => {
+                    assert!(status.success(), "{engine:?}: {status:?}: {err}");
                     let report: serde_json::Value = serde_json::from_str(&out).unwrap();
                     assert_eq!(report["total"], 0);
                 }
@@ -701,7 +722,7 @@ async fn status_runs_many_times_at_once_and_always_finishes() {
         }
         assert_eq!(
             hung, 0,
-            "{engine:?}: {hung} of 40 `cutover status` runs hung"
+            "{engine:?}: {hung} of {n} `cutover status` runs hung"
         );
     }
 }
