@@ -16,7 +16,7 @@ the digest:
   - a published test vector (Firebase's scrypt README), copied verbatim;
   - "computed: ..." where no library writes the Clerk-specific format: the
     digest is assembled from standard primitives (hashlib, hmac, cryptography)
-    exactly as the reading in reference/clerk.md §4.2 describes.
+    exactly as Clerk's exported digest formats are read.
 
 Salts are random, so every run writes different digests; all remain valid.
 Work factors are low to keep `cargo test` quick, with one realistic case per

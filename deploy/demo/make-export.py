@@ -2,7 +2,7 @@
 """Write the demo's sample Clerk export (deploy/demo/): the dashboard CSV
 (`users.csv`, the only source of password digests and TOTP secrets) and the
 Backend API JSON files (`users.json`, `organizations.json`, `memberships.json`,
-`invitations.json`), shaped as reference/clerk.md §2-§5 describes.
+`invitations.json`), shaped like Clerk's Backend API answers.
 
 The files are committed; run this only to change the demo. The digests come from
 independent libraries (python bcrypt, argon2-cffi, hashlib as Django writes

@@ -13,7 +13,7 @@ environment already has, for RS256):
   Frontend API for the demo's Clerk users (deploy/demo/users.csv): a sign-in
   page that checks the password against the exported digest (with
   `cutover hash verify`, as Clerk checks its stored hash), then writes the
-  cookies clerk-js and Clerk write (reference/clerk.md §1.6): `__session` and
+  cookies clerk-js and Clerk write (Clerk's session-token rules): `__session` and
   `__session_<suffix>` holding a real Clerk-shaped v2 session token (RS256,
   `kid` = the instance id, `cat` = session, 60 s lifetime), `__client_uat` and
   `__client_uat_<suffix>` (Unix seconds of the sign-in), and an HttpOnly
@@ -174,7 +174,7 @@ class Instance:
         return None if done.returncode == 0 else "Password is incorrect. Try again, or use another method."
 
     def token(self, user: dict, sid: str, azp: str) -> str:
-        """A v2 session token as Clerk mints it (reference/clerk.md §1.1, §1.3)."""
+        """A v2 session token as Clerk mints it (Clerk's session-token rules)."""
         now = int(time.time())
         header = {"alg": "RS256", "typ": "JWT", "kid": self.kid, "cat": "cl_B7d4PD111AAA"}
         claims = {
@@ -290,7 +290,7 @@ def standin_handler(inst: Instance):
 
         def session_cookies(self, token: str, uat: int) -> list[tuple[str, str]]:
             # clerk-js writes both the plain and the suffixed names; neither is
-            # HttpOnly, SameSite=Lax (reference/clerk.md §1.6).
+            # HttpOnly, SameSite=Lax (Clerk's session-token rules).
             out = []
             for name in ("__session", f"__session_{inst.suffix}"):
                 out.append(("set-cookie", f"{name}={token}; Path=/; SameSite=Lax; Max-Age=31536000"))

@@ -1,4 +1,4 @@
-//! The password hash Kernia itself writes (`reference/kernia.md` §2.1), so a
+//! The password hash Kernia itself writes (Kernia 0.1.0's own format), so a
 //! migrated user's credential row is indistinguishable from one Kernia made.
 //!
 //! Kernia hashes with argon2-cffi's defaults — Argon2id, v=19, m=65536 KiB,

@@ -15,8 +15,8 @@
 //! 2. [`LegacyDigest::verify`] does the expensive part and compares in
 //!    constant time (`subtle`). The proxy calls it on its blocking pool.
 //!
-//! Formats follow `reference/clerk.md` §4.2. Where the reference marks a
-//! format **[uncertain]** or two Clerk documents disagree, the verifier
+//! Formats follow Clerk's exported digest formats. Where a format is uncertain
+//! or two Clerk documents disagree, the verifier
 //! accepts every documented reading and says so in a comment beside it;
 //! extra readings only cost a few more hash computations for those rows.
 //!

@@ -4,7 +4,7 @@
 //! material and session look-ups. Each identity provider has a module of its
 //! own that answers for its tokens only; the driver combines their answers:
 //! Kernia is asked first, Clerk only when there is no Kernia session (a
-//! request carrying both is a Kernia request, `DESIGN.md`).
+//! request carrying both is a Kernia request).
 //!
 //! - [`kernia`] — Kernia's signed session cookie, checked against its
 //!   `session` table behind a short cache;

@@ -1,5 +1,5 @@
-//! The mapping: what one Clerk user becomes in Kernia (DESIGN.md, "Clerk →
-//! Kernia mapping"). Pure code over the checked records of one user id.
+//! The mapping: what one Clerk user becomes in Kernia. Pure
+//! code over the checked records of one user id.
 //!
 //! The CSV brings the password digest and TOTP secret; the Backend API brings
 //! verification status, external accounts, image, banned and times. Where both

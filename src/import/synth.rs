@@ -1,6 +1,6 @@
 //! Synthetic Clerk exports of any size, for tests and benchmarks: a dashboard
 //! CSV and Backend API JSON (users in pages, organizations, memberships,
-//! invitations), shaped as `reference/clerk.md` describes, with a mix of
+//! invitations), shaped like Clerk's Backend API answers, with a mix of
 //! hashers, social-only users, TOTP, backup codes, passkeys, custom roles and
 //! expired invitations. Deterministic for a given seed; written as a stream,
 //! so memory stays small whatever the size. Digests are well-formed strings,

@@ -197,7 +197,7 @@ mod tests {
 
     #[test]
     fn webhook_signature_matches_the_svix_test_vector() {
-        // reference/clerk.md §8.1
+        // Svix's published test vector
         let sig = sign_webhook(
             "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD",
             "msg_27UH4WbU6Z5A5EzD8u03UvzRbpk",

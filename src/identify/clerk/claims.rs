@@ -4,7 +4,7 @@
 //! Runs once per token (its result is cached, see `cache.rs`); the checks that
 //! depend on time or on the request's cookies live in `decide.rs`.
 //!
-//! **Organization claims** (`reference/clerk.md` §1.3, Clerk's
+//! **Organization claims** (as Clerk's SDK reads them in
 //! `jwtPayloadParser.ts`):
 //! - v1 (`v` absent): `org_id`, `org_slug`, `org_role` (already `org:<role>`),
 //!   `org_permissions` (already `org:<feature>:<permission>`), taken as they are.

@@ -1,7 +1,7 @@
 //! The per-request decision over a verified token: the checks that can change
 //! during a token's life, applied on every request, cached verdict or not.
 //!
-//! - **Time** (`reference/clerk.md` §1.4, with the configured skew, 5 s by
+//! - **Time** (Clerk's session-token rules, with the configured skew, 5 s by
 //!   default): refused when `exp ≤ now − skew`, when `nbf > now + skew`, or
 //!   when `iat > now + skew`. A token that is not valid *yet* is cached like
 //!   any other and starts signing in once its `nbf` is reached.

@@ -6,7 +6,7 @@
 //! must be ignored) would fail the whole token, and it has no place for `cat`.
 //! `jsonwebtoken` (aws-lc-rs) is used for what it is good at: the RSA check.
 //!
-//! Header rules (`reference/clerk.md` §1.1, §1.5), checked before any key work:
+//! Header rules (Clerk's session-token rules), checked before any key work:
 //! `typ` absent or `JWT`; `alg` RS256 — nothing else. Clerk signs session
 //! tokens with RS256 only; its JS SDK would also take RS384 and RS512, but
 //! nothing Clerk issues uses them, so accepting them only widens what a forger

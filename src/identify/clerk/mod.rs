@@ -2,7 +2,7 @@
 //!
 //! Clerk cannot be asked per request, so its session tokens (short-lived JWTs
 //! signed with the instance's RSA key) are verified offline, the way Clerk's
-//! own SDKs do, held to the checklist of `reference/clerk.md` §1.5. The answer
+//! own SDKs do, held to Clerk's session-token rules. The answer
 //! is a [`ClerkOutcome`]: signed in with a [`ClerkIdentity`], signed out with a
 //! typed [`SignedOutReason`], or no token at all.
 //!

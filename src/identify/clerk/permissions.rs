@@ -2,7 +2,7 @@
 //!
 //! v2 tokens do not list permission keys; they carry the permission names
 //! (`o.per`), one bitmask per org-scoped feature (`o.fpm`) and the features
-//! (`fea`), and the keys are rebuilt from them (`reference/clerk.md` §1.3).
+//! (`fea`), and the keys are rebuilt from them (Clerk's session-token rules).
 //! This follows Clerk's code (`jwtPayloadParser.ts`, `splitByScope`), which
 //! differs from its docs on how masks line up with features (see below).
 

@@ -2,7 +2,7 @@
 //!
 //! Pure code over an [`http::HeaderMap`]; nothing here allocates on the request
 //! path (tokens are borrowed from the headers). The rules are Clerk's
-//! (`reference/clerk.md` §1.6):
+//! (Clerk's session-token rules):
 //!
 //! 1. `Authorization: Bearer <jwt>` — or a scheme-less value, which Clerk's
 //!    `parseAuthorizationHeader` also takes as the token; other schemes are

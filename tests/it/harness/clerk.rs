@@ -1,4 +1,4 @@
-//! The Clerk emulator, at Clerk's wire formats only (`reference/clerk.md` §1).
+//! The Clerk emulator, at Clerk's wire formats only (Clerk's session-token rules).
 //!
 //! - [`ClerkKey`] — the fixture RSA key pairs (`tests/fixtures/clerk`), each
 //!   with an instance-id `kid` (`ins_…`) and its JWK.

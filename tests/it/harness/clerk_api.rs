@@ -1,7 +1,7 @@
 //! A local Clerk Backend API: Clerk-shaped JSON, pagination and 429s, for the
 //! tests of `cutover import --from-clerk-api` (Clerk itself is unreachable).
 //!
-//! Serves, under `/v1`, as `reference/clerk.md` §3.3 and §5 describe:
+//! Serves, under `/v1`, as Clerk's Backend API shapes describe:
 //! - `GET /users` — a bare array; `limit` (1–500, default 10), `offset`,
 //!   `order_by` (`+created_at` or `-created_at`, the default) and the
 //!   `starting_after=<user id>` cursor;

@@ -1,5 +1,5 @@
 //! The session-token minter: v1 and v2 tokens exactly as Clerk signs them
-//! (`reference/clerk.md` §1.1, §1.3), with every field open to change.
+//! (Clerk's session-token rules), with every field open to change.
 //!
 //! Defaults (a v2 token of an active session, issued now):
 //! - header: `alg: RS256`, `typ: JWT`, `kid: <instance key id>`, `cat: cl_B7d4PD111AAA`;
