@@ -11,6 +11,9 @@ command -v cargo >/dev/null 2>&1 || { echo "test: cargo not found; install Rust 
 scripts/services.sh
 python=$(scripts/kernia-env.sh | tail -n 1)
 export CUTOVER_KERNIA_PYTHON="$python"
+# The webhook consumer (Node + @clerk/backend) and the Python svix library.
+CUTOVER_SVIX_PYTHON=$(scripts/webhook-consumer-env.sh | tail -n 1)
+export CUTOVER_SVIX_PYTHON
 
 # Two cores: keep the number of test threads (each may run a Kernia server) small.
 export RUST_TEST_THREADS=${RUST_TEST_THREADS:-4}

@@ -18,6 +18,9 @@
 //! - [`hash`] — legacy password digests from Clerk (parse with work-factor
 //!   caps, verify in constant time) and Kernia's own Argon2id hash.
 //! - [`svix`] — Svix's webhook signatures (Clerk's webhooks in, cutover's out).
+//! - [`outbox`] — durable, retried delivery after a commit: reset links and
+//!   webhooks, claimed by a worker on any copy.
+//! - [`events`] — Clerk-shaped webhook events from Kernia-side changes.
 //! - [`telemetry`] — logging setup.
 //!
 #![forbid(unsafe_code)]
@@ -26,10 +29,12 @@ pub mod cli;
 pub mod cmd;
 pub mod config;
 pub mod db;
+pub mod events;
 pub mod hash;
 pub mod identify;
 pub mod import;
 pub mod intercept;
+pub mod outbox;
 pub mod proxy;
 pub mod route;
 pub mod state;

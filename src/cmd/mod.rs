@@ -15,6 +15,7 @@ mod hash;
 mod import;
 mod serve;
 mod status;
+mod webhooks;
 
 use std::process::ExitCode;
 
@@ -72,6 +73,7 @@ async fn run_async(command: Command) -> anyhow::Result<Exit> {
         Command::Serve(args) => serve::run(args).await,
         Command::Import(args) => import::run(args).await,
         Command::Status(args) => status::run(args).await,
+        Command::Webhooks(command) => webhooks::run(command).await,
         Command::DevCert(_) | Command::Hash(_) => unreachable!("handled synchronously in run"),
     }
 }

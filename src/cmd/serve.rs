@@ -38,6 +38,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<Exit> {
         cfg.server.shutdown_grace,
     )
     .await;
+    // In-flight deliveries finish; what is still queued waits for the next start.
+    app.shutdown().await;
     drop(app);
     db.close().await;
     Ok(Exit::Success)

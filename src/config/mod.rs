@@ -9,6 +9,7 @@
 //! `config/cutover.example.toml` documents every key; keep it in step with this
 //! module (a test loads it).
 
+mod delivery;
 mod migration;
 mod reader;
 mod routing;
@@ -18,6 +19,7 @@ mod sections;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+pub use delivery::{EndpointConfig, OutboxConfig, SVIX_SCHEDULE_SECS, WebhooksConfig};
 pub use migration::{CapsConfig, MigrationConfig, ResetConfig, SmtpConfig, WebhookConfig};
 pub use reader::{Env, Problem, ProcessEnv};
 pub use routing::{AssertionConfig, AssertionKey, DEFAULT_DENIED};
@@ -43,6 +45,10 @@ pub struct Config {
     pub migration: MigrationConfig,
     /// Without `[reset]`, users who must reset are told so but no link is sent.
     pub reset: Option<ResetConfig>,
+    /// `[outbox]`: how queued deliveries (reset links, webhooks) are retried.
+    pub outbox: OutboxConfig,
+    /// `[webhooks]`: Clerk-shaped events to the app's consumers; off without it.
+    pub webhooks: Option<WebhooksConfig>,
 }
 
 /// Why a configuration could not be loaded.
@@ -124,6 +130,10 @@ impl Config {
         let reset = root
             .optional_section(&mut p, "reset")
             .and_then(|s| ResetConfig::read(s, &mut p, env));
+        let outbox = OutboxConfig::read(root.section(&mut p, "outbox"), &mut p);
+        let webhooks = root
+            .optional_section(&mut p, "webhooks")
+            .and_then(|s| WebhooksConfig::read(s, &mut p, env));
         root.finish(&mut p);
 
         if !p.is_empty() {
@@ -147,6 +157,8 @@ impl Config {
                 assertion,
                 migration,
                 reset,
+                outbox,
+                webhooks,
             }),
             _ => Err(ConfigError::Invalid {
                 path: origin.to_path_buf(),

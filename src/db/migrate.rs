@@ -22,6 +22,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "import",
         include_str!("../../migrations/0002_import.sql"),
     ),
+    (
+        3,
+        "outbox",
+        include_str!("../../migrations/0003_outbox.sql"),
+    ),
 ];
 
 /// An arbitrary constant naming cutover's advisory lock.

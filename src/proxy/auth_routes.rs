@@ -147,3 +147,40 @@ async fn session_user_of(app: &App, value: &str) -> Option<String> {
         .flatten()
         .map(|s| s.user_id)
 }
+
+/// Before forwarding a Kernia route whose success makes Clerk-shaped events:
+/// the snapshot `on_kernia_response` compares against. `None` for other routes.
+pub(super) async fn events_before(
+    app: &App,
+    events: &crate::events::Events,
+    req: &Request<Incoming>,
+    path: &str,
+    identity: &Identity,
+    client: std::net::IpAddr,
+) -> Option<crate::events::Before> {
+    let rel = path.strip_prefix(app.kernia_base_path.as_str())?;
+    let trigger = events.observes(req.method(), rel)?;
+    let actor = match identity {
+        Identity::Kernia(k) => Some(k.user_id.as_str()),
+        _ => None,
+    };
+    let attributes = crate::events::RequestAttributes {
+        client_ip: client.to_string(),
+        user_agent: req
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .chars()
+            .take(512)
+            .collect(),
+    };
+    Some(events.on_kernia_request(trigger, actor, attributes).await)
+}
+
+/// The raw token of the Kernia session cookie an answer sets, when its
+/// signature is good.
+pub(super) fn new_session_token(app: &App, resp: &Response<ProxyBody>) -> Option<String> {
+    let value = answer_of(resp).session_cookie?;
+    app.kernia.verified_token(&value).map(str::to_string)
+}

@@ -89,6 +89,15 @@ async fn drive(
         .flatten()
         .map(str::to_string);
 
+    // Clerk-shaped webhook events (issue #12): remember what the request may
+    // delete before it goes to Kernia …
+    let events_before = match (&app.events, decision.route) {
+        (Some(events), Route::Kernia) => {
+            auth_routes::events_before(app, events, &req, &path, &identity, ctx.client).await
+        }
+        _ => None,
+    };
+
     let mut resp = match decision.route {
         Route::Deny => {
             tracing::warn!(target: "cutover::access", path = %ctx.path, client = %ctx.client, "denied path");
@@ -109,6 +118,14 @@ async fn drive(
             None => relay::forward(app, ctx, req, Upstream::Kernia, &identity, peer).await,
         },
     };
+
+    // … and queue them once Kernia has answered.
+    if let (Some(events), Some(before)) = (&app.events, events_before) {
+        let (status, token) = (resp.status(), auth_routes::new_session_token(app, &resp));
+        events
+            .on_kernia_response(before, status, token.as_deref())
+            .await;
+    }
 
     if let Some(pin) = decision.set_pin {
         set_pin_cookie(&mut resp, &pin, secure);

@@ -22,3 +22,5 @@ mod kernia_sessions;
 mod migration;
 mod migration_safety;
 mod proxy;
+mod reset_delivery;
+mod webhooks;

@@ -16,6 +16,7 @@
 
 pub mod clerk;
 pub mod clerk_api;
+pub mod consumer;
 pub mod databases;
 pub mod echo;
 pub mod kernia;
