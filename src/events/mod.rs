@@ -232,8 +232,32 @@ impl Events {
     }
 
     async fn after(&self, before: Before, new_session_token: Option<&str>) -> Result<usize, DbError> {
-        let mut conn = self.db.acquire().await?;
-        let c = &mut conn.conn();
+        let (actor, events) = {
+            let mut conn = self.db.acquire().await?;
+            let mut c = conn.conn();
+            match self.changes(&mut c, &before, new_session_token).await? {
+                Some(found) => found,
+                None => return Ok(0),
+            }
+        };
+        if events.is_empty() {
+            return Ok(0);
+        }
+        let mut tx = self.db.begin().await?;
+        let n = self
+            .queue(&mut tx.conn(), &actor, &events, &before.attributes)
+            .await?;
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    /// The acting user and the events a request caused, read now.
+    async fn changes(
+        &self,
+        c: &mut Conn<'_>,
+        before: &Before,
+        new_session_token: Option<&str>,
+    ) -> Result<Option<(String, Vec<(&'static str, Value)>)>, DbError> {
         let new_session = match new_session_token {
             Some(token) => read::session_by_token(c, token).await?,
             None => None,
@@ -242,7 +266,7 @@ impl Events {
             .actor
             .clone()
             .or_else(|| new_session.as_ref().map(|s| s.user_id.clone()));
-        let Some(actor) = actor else { return Ok(0) };
+        let Some(actor) = actor else { return Ok(None) };
         let mut events: Vec<(&'static str, Value)> = Vec::new();
         match before.trigger {
             Trigger::SignUp => {
@@ -273,7 +297,9 @@ impl Events {
                 } else {
                     ("session.revoked", "revoked")
                 };
-                let user = read::user(c, &self.schema, &actor).await?.map(|u| shapes::user(&u));
+                let user = read::user(c, &self.schema, &actor)
+                    .await?
+                    .map(|u| shapes::user(&u));
                 for s in before.sessions.iter().filter(|s| !now.contains(&s.id)) {
                     events.push((ty, shapes::session(s, status, user.clone())));
                 }
@@ -298,19 +324,12 @@ impl Events {
             && let Some(s) = &new_session
             && matches!(before.trigger, Trigger::SignIn | Trigger::SignUp)
         {
-            let user = read::user(c, &self.schema, &s.user_id).await?.map(|u| shapes::user(&u));
+            let user = read::user(c, &self.schema, &s.user_id)
+                .await?
+                .map(|u| shapes::user(&u));
             events.push(("session.created", shapes::session(s, "active", user)));
         }
-        drop(conn);
-        if events.is_empty() {
-            return Ok(0);
-        }
-        let mut tx = self.db.begin().await?;
-        let n = self
-            .queue(&mut tx.conn(), &actor, &events, &before.attributes)
-            .await?;
-        tx.commit().await?;
-        Ok(n)
+        Ok(Some((actor, events)))
     }
 
     /// The organizations around a user, with their members and invitations.

@@ -33,7 +33,7 @@ use std::str::FromStr;
 
 pub use schedule::{Next, after_attempt};
 pub use store::{Counts, NewDelivery, Row};
-pub use worker::{Worker, WorkerHandle};
+pub use worker::{DeliveryCounters, Waker, Worker, WorkerHandle};
 
 /// What a row delivers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
