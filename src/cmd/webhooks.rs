@@ -101,7 +101,10 @@ async fn replay(args: WebhooksReplayArgs) -> anyhow::Result<Exit> {
         .map(|t| parse_time(t, now).map_err(|e| UsageError(format!("--until: {e}"))))
         .transpose()?;
     let Some(webhooks) = &cfg.webhooks else {
-        return Err(UsageError("[webhooks] is not configured: there is nowhere to replay to".into()).into());
+        return Err(UsageError(
+            "[webhooks] is not configured: there is nowhere to replay to".into(),
+        )
+        .into());
     };
     for t in &args.types {
         if !crate::events::KNOWN_TYPES.contains(&t.as_str()) {
@@ -147,7 +150,10 @@ async fn replay(args: WebhooksReplayArgs) -> anyhow::Result<Exit> {
         for m in &messages {
             println!("{} {} {}", m.msg_id, m.event_type, format_ms(m.created_at));
         }
-        println!("dry run: {} event(s), {rows} delivery(ies) would be queued again", messages.len());
+        println!(
+            "dry run: {} event(s), {rows} delivery(ies) would be queued again",
+            messages.len()
+        );
     } else {
         tx.commit().await?;
         println!(
@@ -180,14 +186,21 @@ async fn enable(args: WebhooksEnableArgs) -> anyhow::Result<Exit> {
     let cfg = super::load_config(&args.config.path)?;
     let db = super::open_database(&cfg).await?;
     let mut conn = db.acquire().await?;
-    let changed = store::enable_destination(&mut conn.conn(), &args.endpoint, outbox::now_ms()).await?;
+    let changed =
+        store::enable_destination(&mut conn.conn(), &args.endpoint, outbox::now_ms()).await?;
     drop(conn);
     db.close().await;
     if changed {
-        println!("enabled {}", outbox::worker::redact_destination(&args.endpoint));
+        println!(
+            "enabled {}",
+            outbox::worker::redact_destination(&args.endpoint)
+        );
         Ok(Exit::Success)
     } else {
-        eprintln!("cutover: {} is not disabled", outbox::worker::redact_destination(&args.endpoint));
+        eprintln!(
+            "cutover: {} is not disabled",
+            outbox::worker::redact_destination(&args.endpoint)
+        );
         Ok(Exit::Failure)
     }
 }
@@ -220,11 +233,24 @@ pub fn parse_time(text: &str, now_ms: i64) -> Result<i64, String> {
 
 fn rfc3339_ms(t: &str) -> Option<i64> {
     let b = t.as_bytes();
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') || b[13] != b':' || b[16] != b':' {
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !matches!(b[10], b'T' | b't' | b' ')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
         return None;
     }
     let num = |r: std::ops::Range<usize>| t.get(r)?.parse::<i64>().ok();
-    let (y, mo, d, h, mi, s) = (num(0..4)?, num(5..7)?, num(8..10)?, num(11..13)?, num(14..16)?, num(17..19)?);
+    let (y, mo, d, h, mi, s) = (
+        num(0..4)?,
+        num(5..7)?,
+        num(8..10)?,
+        num(11..13)?,
+        num(14..16)?,
+        num(17..19)?,
+    );
     if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || s > 60 {
         return None;
     }
@@ -287,10 +313,16 @@ mod tests {
     #[test]
     fn times_parse_in_every_accepted_form() {
         assert_eq!(parse_time("2022-04-07T21:39:13Z", 0), Ok(1_649_367_553_000));
-        assert_eq!(parse_time("2022-04-07T23:39:13.5+02:00", 0), Ok(1_649_367_553_500));
+        assert_eq!(
+            parse_time("2022-04-07T23:39:13.5+02:00", 0),
+            Ok(1_649_367_553_500)
+        );
         assert_eq!(parse_time("1649367553000", 0), Ok(1_649_367_553_000));
         assert_eq!(parse_time("2h", 10_000_000), Ok(10_000_000 - 7_200_000));
-        assert_eq!(parse_time("7d", 1_000_000_000), Ok(1_000_000_000 - 604_800_000));
+        assert_eq!(
+            parse_time("7d", 1_000_000_000),
+            Ok(1_000_000_000 - 604_800_000)
+        );
         assert!(parse_time("yesterday", 0).is_err());
         assert!(parse_time("2022-13-07T21:39:13Z", 0).is_err());
         assert!(parse_time("2022-04-07T21:39:13", 0).is_err());

@@ -379,7 +379,9 @@ impl Section {
                 let mut out = Vec::with_capacity(items.len());
                 for (i, item) in items.into_iter().enumerate() {
                     match item {
-                        toml::Value::Integer(n) if n >= 0 && (n as u64) >= min && (n as u64) <= max => {
+                        toml::Value::Integer(n)
+                            if n >= 0 && (n as u64) >= min && (n as u64) <= max =>
+                        {
                             out.push(n as u64)
                         }
                         other => p.push(

@@ -305,7 +305,12 @@ fn a_webhooks_section_needs_an_endpoint_and_outbox_defaults_are_svix() {
     let p = problems(&format!("{MINIMAL}\n[webhooks]\ninstance_id = \"ins_1\"\n"));
     assert_eq!(keys(&p), vec!["webhooks.endpoints"]);
     let cfg = Config::parse(MINIMAL, Path::new("t.toml"), &env()).unwrap();
-    let secs: Vec<u64> = cfg.outbox.retry_schedule.iter().map(|d| d.as_secs()).collect();
+    let secs: Vec<u64> = cfg
+        .outbox
+        .retry_schedule
+        .iter()
+        .map(|d| d.as_secs())
+        .collect();
     assert_eq!(secs, SVIX_SCHEDULE_SECS.to_vec());
     assert_eq!(cfg.outbox.delivery_timeout.as_secs(), 15);
     assert!(cfg.webhooks.is_none());

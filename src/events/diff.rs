@@ -47,7 +47,10 @@ pub fn diff_orgs(before: &[OrgState], after: &[OrgState], actor: &str) -> Vec<Ch
                 }
                 Some(old)
                     if old.status == "pending"
-                        && matches!(inv.status.as_str(), "cancelled" | "canceled" | "rejected" | "revoked") =>
+                        && matches!(
+                            inv.status.as_str(),
+                            "cancelled" | "canceled" | "rejected" | "revoked"
+                        ) =>
                 {
                     out.push(Change::InvitationRevoked(inv.clone()))
                 }
@@ -142,7 +145,11 @@ mod tests {
     #[test]
     fn accepting_an_invitation_reports_the_acceptance_then_the_membership() {
         let owner = member("m1", "user_a", "owner");
-        let before = [state("Acme", vec![owner.clone()], vec![invitation("i1", "pending")])];
+        let before = [state(
+            "Acme",
+            vec![owner.clone()],
+            vec![invitation("i1", "pending")],
+        )];
         let after = [state(
             "Acme",
             vec![owner, member("m2", "user_b", "member")],
@@ -161,12 +168,19 @@ mod tests {
     fn renames_role_changes_removals_and_cancellations() {
         let before = [state(
             "Acme",
-            vec![member("m1", "user_a", "owner"), member("m2", "user_b", "member"), member("m3", "user_c", "member")],
+            vec![
+                member("m1", "user_a", "owner"),
+                member("m2", "user_b", "member"),
+                member("m3", "user_c", "member"),
+            ],
             vec![invitation("i1", "pending")],
         )];
         let after = [state(
             "Acme Inc",
-            vec![member("m1", "user_a", "owner"), member("m2", "user_b", "admin")],
+            vec![
+                member("m1", "user_a", "owner"),
+                member("m2", "user_b", "admin"),
+            ],
             vec![invitation("i1", "cancelled")],
         )];
         assert_eq!(
@@ -182,7 +196,11 @@ mod tests {
 
     #[test]
     fn nothing_changed_reports_nothing() {
-        let s = [state("Acme", vec![member("m1", "user_a", "owner")], vec![invitation("i1", "pending")])];
+        let s = [state(
+            "Acme",
+            vec![member("m1", "user_a", "owner")],
+            vec![invitation("i1", "pending")],
+        )];
         assert!(diff_orgs(&s, &s, "user_a").is_empty());
     }
 

@@ -105,14 +105,17 @@ pub fn classify(method: &Method, rel: &str) -> Option<Trigger> {
         return Some(Trigger::SignIn);
     }
     match rel {
-        "/update-user" | "/change-email" | "/change-password" | "/set-password"
-        | "/verify-email" | "/phone-number/verify" | "/two-factor/enable"
+        "/update-user"
+        | "/change-email"
+        | "/change-password"
+        | "/set-password"
+        | "/verify-email"
+        | "/phone-number/verify"
+        | "/two-factor/enable"
         | "/two-factor/disable" => Some(Trigger::UserUpdated),
         "/delete-user" => Some(Trigger::UserDeleted),
         "/sign-out" => Some(Trigger::SignOut),
-        "/revoke-session" | "/revoke-sessions" | "/revoke-other-sessions" => {
-            Some(Trigger::Revoke)
-        }
+        "/revoke-session" | "/revoke-sessions" | "/revoke-other-sessions" => Some(Trigger::Revoke),
         "/organization/create"
         | "/organization/update"
         | "/organization/delete"
@@ -194,8 +197,12 @@ impl Events {
         };
         match tokio::time::timeout(BUDGET, snap).await {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::warn!(error = %e, "events: cannot read the state before a request; its events may be incomplete"),
-            Err(_) => tracing::warn!("events: reading the state before a request took too long; its events may be incomplete"),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "events: cannot read the state before a request; its events may be incomplete")
+            }
+            Err(_) => tracing::warn!(
+                "events: reading the state before a request took too long; its events may be incomplete"
+            ),
         }
         before
     }
@@ -225,13 +232,19 @@ impl Events {
                 0
             }
             Err(_) => {
-                tracing::error!("events: queuing the webhook events of a request took too long; they are lost");
+                tracing::error!(
+                    "events: queuing the webhook events of a request took too long; they are lost"
+                );
                 0
             }
         }
     }
 
-    async fn after(&self, before: Before, new_session_token: Option<&str>) -> Result<usize, DbError> {
+    async fn after(
+        &self,
+        before: Before,
+        new_session_token: Option<&str>,
+    ) -> Result<usize, DbError> {
         let (actor, events) = {
             let mut conn = self.db.acquire().await?;
             let mut c = conn.conn();
@@ -333,7 +346,11 @@ impl Events {
     }
 
     /// The organizations around a user, with their members and invitations.
-    async fn orgs_around(&self, c: &mut Conn<'_>, user_id: &str) -> Result<Vec<read::OrgState>, DbError> {
+    async fn orgs_around(
+        &self,
+        c: &mut Conn<'_>,
+        user_id: &str,
+    ) -> Result<Vec<read::OrgState>, DbError> {
         let email = read::user(c, &self.schema, user_id).await?.map(|u| u.email);
         let ids = read::org_ids_around(c, user_id, email.as_deref()).await?;
         let mut out = Vec::with_capacity(ids.len());
@@ -368,7 +385,13 @@ impl Events {
             shapes::organization(
                 &state.org,
                 Some(state.members.len()),
-                Some(state.invitations.iter().filter(|i| i.status == "pending").count()),
+                Some(
+                    state
+                        .invitations
+                        .iter()
+                        .filter(|i| i.status == "pending")
+                        .count(),
+                ),
                 creator,
             )
         };
@@ -387,7 +410,10 @@ impl Events {
                 }
                 Change::OrgDeleted(id) => {
                     let slug = find(id).map(|s| s.org.slug.as_str());
-                    out.push(("organization.deleted", shapes::deleted_organization(id, slug)));
+                    out.push((
+                        "organization.deleted",
+                        shapes::deleted_organization(id, slug),
+                    ));
                 }
                 Change::MemberCreated(m) | Change::MemberUpdated(m) | Change::MemberDeleted(m) => {
                     let ty = match change {
@@ -395,12 +421,17 @@ impl Events {
                         Change::MemberUpdated(_) => "organizationMembership.updated",
                         _ => "organizationMembership.deleted",
                     };
-                    let org = find(&m.organization_id).map(org_json).unwrap_or(Value::Null);
+                    let org = find(&m.organization_id)
+                        .map(org_json)
+                        .unwrap_or(Value::Null);
                     let users = read::member_users(c, &self.schema, &[m.user_id.as_str()]).await?;
                     out.push((ty, shapes::membership(m, org, users.first())));
                 }
                 Change::InvitationCreated(i) => {
-                    out.push(("organizationInvitation.created", shapes::invitation(i, None)));
+                    out.push((
+                        "organizationInvitation.created",
+                        shapes::invitation(i, None),
+                    ));
                 }
                 Change::InvitationAccepted(i, user_id) => {
                     out.push((
@@ -409,7 +440,10 @@ impl Events {
                     ));
                 }
                 Change::InvitationRevoked(i) => {
-                    out.push(("organizationInvitation.revoked", shapes::invitation(i, None)));
+                    out.push((
+                        "organizationInvitation.revoked",
+                        shapes::invitation(i, None),
+                    ));
                 }
             }
         }
@@ -419,7 +453,12 @@ impl Events {
     /// A password moved into Kernia (lazy migration, reset, social sign-in):
     /// queue `user.updated` (and `cutover.user.migrated` when configured)
     /// inside the caller's transaction.
-    pub async fn migrated(&self, conn: &mut Conn<'_>, user_id: &str, method: &str) -> Result<(), DbError> {
+    pub async fn migrated(
+        &self,
+        conn: &mut Conn<'_>,
+        user_id: &str,
+        method: &str,
+    ) -> Result<(), DbError> {
         let Some(u) = read::user(conn, &self.schema, user_id).await? else {
             return Ok(());
         };
@@ -447,7 +486,8 @@ impl Events {
         let mut rows = Vec::new();
         for (ty, data) in events {
             let msg_id = outbox::new_msg_id();
-            let body = shapes::envelope(ty, data.clone(), &self.cfg.instance_id, now, attributes).to_string();
+            let body = shapes::envelope(ty, data.clone(), &self.cfg.instance_id, now, attributes)
+                .to_string();
             for endpoint in self.cfg.endpoints.iter().filter(|e| e.wants(ty)) {
                 rows.push(NewDelivery {
                     msg_id: msg_id.clone(),
@@ -466,10 +506,18 @@ impl Events {
 
     /// A test event to every endpoint (`cutover webhooks send-test`).
     pub async fn send_test(&self) -> Result<String, DbError> {
-        let data = serde_json::json!({"object": "cutover.test", "message": "a test event from cutover"});
+        let data =
+            serde_json::json!({"object": "cutover.test", "message": "a test event from cutover"});
         let now = outbox::now_ms();
         let msg_id = outbox::new_msg_id();
-        let body = shapes::envelope("cutover.test", data, &self.cfg.instance_id, now, &RequestAttributes::default()).to_string();
+        let body = shapes::envelope(
+            "cutover.test",
+            data,
+            &self.cfg.instance_id,
+            now,
+            &RequestAttributes::default(),
+        )
+        .to_string();
         let rows: Vec<NewDelivery> = self
             .cfg
             .endpoints
@@ -501,13 +549,25 @@ mod tests {
         let post = Method::POST;
         assert_eq!(classify(&post, "/sign-up/email"), Some(Trigger::SignUp));
         assert_eq!(classify(&post, "/sign-in/email"), Some(Trigger::SignIn));
-        assert_eq!(classify(&Method::GET, "/callback/google"), Some(Trigger::SignIn));
+        assert_eq!(
+            classify(&Method::GET, "/callback/google"),
+            Some(Trigger::SignIn)
+        );
         assert_eq!(classify(&post, "/update-user"), Some(Trigger::UserUpdated));
-        assert_eq!(classify(&post, "/change-password"), Some(Trigger::UserUpdated));
+        assert_eq!(
+            classify(&post, "/change-password"),
+            Some(Trigger::UserUpdated)
+        );
         assert_eq!(classify(&post, "/delete-user"), Some(Trigger::UserDeleted));
         assert_eq!(classify(&post, "/sign-out"), Some(Trigger::SignOut));
-        assert_eq!(classify(&post, "/revoke-other-sessions"), Some(Trigger::Revoke));
-        assert_eq!(classify(&post, "/organization/accept-invitation"), Some(Trigger::Organization));
+        assert_eq!(
+            classify(&post, "/revoke-other-sessions"),
+            Some(Trigger::Revoke)
+        );
+        assert_eq!(
+            classify(&post, "/organization/accept-invitation"),
+            Some(Trigger::Organization)
+        );
         // Reads change nothing.
         assert_eq!(classify(&Method::GET, "/get-session"), None);
         assert_eq!(classify(&post, "/organization/list"), None);
@@ -517,7 +577,11 @@ mod tests {
 
     #[test]
     fn every_trigger_type_is_known() {
-        for t in ["user.created", "session.revoked", "organizationInvitation.accepted"] {
+        for t in [
+            "user.created",
+            "session.revoked",
+            "organizationInvitation.accepted",
+        ] {
             assert!(KNOWN_TYPES.contains(&t));
         }
     }

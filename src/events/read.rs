@@ -33,7 +33,11 @@ pub struct UserRow {
 }
 
 /// The user as Kernia holds it now, with what the Clerk shape needs besides.
-pub async fn user(conn: &mut Conn<'_>, schema: &KerniaSchema, id: &str) -> Result<Option<UserRow>, DbError> {
+pub async fn user(
+    conn: &mut Conn<'_>,
+    schema: &KerniaSchema,
+    id: &str,
+) -> Result<Option<UserRow>, DbError> {
     let opt = |col: &str, alias: &str, fallback: &str| {
         if schema.has_user_column(col) {
             format!(r#", "{col}" AS {alias}"#)
@@ -71,15 +75,16 @@ pub async fn user(conn: &mut Conn<'_>, schema: &KerniaSchema, id: &str) -> Resul
         .await
         .map_err(DbError::query("reading a Kernia user for an event"))?);
     let Some(r) = raw else { return Ok(None) };
-    let accounts: Vec<(String, String, Option<String>, i64, i64)> = on_conn!(conn, |c| sqlx::query_as(
-        r#"SELECT "providerId", "accountId", password,
+    let accounts: Vec<(String, String, Option<String>, i64, i64)> =
+        on_conn!(conn, |c| sqlx::query_as(
+            r#"SELECT "providerId", "accountId", password,
                   CAST("createdAt" AS BIGINT), CAST("updatedAt" AS BIGINT)
              FROM account WHERE "userId" = $1 ORDER BY "createdAt" LIMIT 50"#
-    )
-    .bind(id)
-    .fetch_all(c)
-    .await
-    .map_err(DbError::query("reading a Kernia user's accounts"))?);
+        )
+        .bind(id)
+        .fetch_all(c)
+        .await
+        .map_err(DbError::query("reading a Kernia user's accounts"))?);
     let last_sign_in_at: Option<i64> = on_conn!(conn, |c| sqlx::query_scalar(
         r#"SELECT MAX(CAST("createdAt" AS BIGINT)) FROM session WHERE "userId" = $1"#
     )
@@ -132,7 +137,9 @@ const SESSION_SELECT: &str = r#"SELECT id, "userId", CAST("expiresAt" AS BIGINT)
 
 /// A user's sessions (to see which a sign-out or revoke ended).
 pub async fn sessions_of(conn: &mut Conn<'_>, user_id: &str) -> Result<Vec<SessionRow>, DbError> {
-    let sql = format!(r#"{SESSION_SELECT} WHERE "userId" = $1 ORDER BY "createdAt" DESC LIMIT {MAX_SESSIONS}"#);
+    let sql = format!(
+        r#"{SESSION_SELECT} WHERE "userId" = $1 ORDER BY "createdAt" DESC LIMIT {MAX_SESSIONS}"#
+    );
     on_conn!(conn, |c| sqlx::query_as(&sql)
         .bind(user_id)
         .fetch_all(c)
@@ -141,7 +148,10 @@ pub async fn sessions_of(conn: &mut Conn<'_>, user_id: &str) -> Result<Vec<Sessi
 }
 
 /// The session holding a raw token.
-pub async fn session_by_token(conn: &mut Conn<'_>, token: &str) -> Result<Option<SessionRow>, DbError> {
+pub async fn session_by_token(
+    conn: &mut Conn<'_>,
+    token: &str,
+) -> Result<Option<SessionRow>, DbError> {
     let sql = format!("{SESSION_SELECT} WHERE token = $1");
     on_conn!(conn, |c| sqlx::query_as(&sql)
         .bind(token)
@@ -193,7 +203,11 @@ pub struct OrgState {
 }
 
 /// The organizations a user belongs to or is invited to (by email).
-pub async fn org_ids_around(conn: &mut Conn<'_>, user_id: &str, email: Option<&str>) -> Result<Vec<String>, DbError> {
+pub async fn org_ids_around(
+    conn: &mut Conn<'_>,
+    user_id: &str,
+    email: Option<&str>,
+) -> Result<Vec<String>, DbError> {
     let sql = format!(
         r#"SELECT "organizationId" FROM member WHERE "userId" = $1
            UNION
@@ -210,7 +224,8 @@ pub async fn org_ids_around(conn: &mut Conn<'_>, user_id: &str, email: Option<&s
 
 /// An organization's current state, `None` when it does not exist.
 pub async fn org_state(conn: &mut Conn<'_>, org_id: &str) -> Result<Option<OrgState>, DbError> {
-    let org: Option<OrgRow> = on_conn!(conn, |c| sqlx::query_as(
+    let org: Option<OrgRow> = on_conn!(conn, |c| {
+        sqlx::query_as(
         r#"SELECT id, name, slug, logo, CAST(metadata AS TEXT) AS metadata,
                   CAST("createdAt" AS BIGINT) AS created_at, CAST("updatedAt" AS BIGINT) AS updated_at
              FROM organization WHERE id = $1"#
@@ -218,7 +233,8 @@ pub async fn org_state(conn: &mut Conn<'_>, org_id: &str) -> Result<Option<OrgSt
     .bind(org_id)
     .fetch_optional(c)
     .await
-    .map_err(DbError::query("reading an organization"))?);
+    .map_err(DbError::query("reading an organization"))?
+    });
     let Some(org) = org else { return Ok(None) };
     let members_sql = format!(
         r#"SELECT id, "organizationId" AS organization_id, "userId" AS user_id, role,
@@ -253,7 +269,16 @@ pub async fn member_users(
     conn: &mut Conn<'_>,
     schema: &KerniaSchema,
     ids: &[&str],
-) -> Result<Vec<(String, Option<String>, Option<String>, String, Option<String>)>, DbError> {
+) -> Result<
+    Vec<(
+        String,
+        Option<String>,
+        Option<String>,
+        String,
+        Option<String>,
+    )>,
+    DbError,
+> {
     let mut out = Vec::new();
     let username = if schema.has_user_column("username") {
         "username"
@@ -262,12 +287,11 @@ pub async fn member_users(
     };
     let sql = format!(r#"SELECT id, name, image, email, {username} FROM "user" WHERE id = $1"#);
     for id in ids {
-        let row: Option<(String, Option<String>, Option<String>, String, Option<String>)> =
-            on_conn!(conn, |c| sqlx::query_as(&sql)
-                .bind(*id)
-                .fetch_optional(c)
-                .await
-                .map_err(DbError::query("reading a member's user"))?);
+        let row: Option<super::shapes::PublicUser> = on_conn!(conn, |c| sqlx::query_as(&sql)
+            .bind(*id)
+            .fetch_optional(c)
+            .await
+            .map_err(DbError::query("reading a member's user"))?);
         out.extend(row);
     }
     Ok(out)

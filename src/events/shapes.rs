@@ -159,7 +159,7 @@ pub fn user(u: &UserRow) -> Value {
             })
         })
         .collect();
-    json!({
+    let head = json!({
         "id": u.id,
         "object": "user",
         "external_id": null,
@@ -180,6 +180,9 @@ pub fn user(u: &UserRow) -> Value {
         "phone_numbers": phones,
         "web3_wallets": [],
         "passkeys": [],
+    });
+    // Two halves: one `json!` this size exceeds the macro's recursion limit.
+    let rest = json!({
         "password_enabled": u.password_enabled,
         "two_factor_enabled": u.two_factor_enabled,
         "totp_enabled": u.two_factor_enabled,
@@ -205,7 +208,12 @@ pub fn user(u: &UserRow) -> Value {
         "bypass_client_trust": false,
         "created_at": ms(u.created_at),
         "updated_at": ms(u.updated_at),
-    })
+    });
+    if let (Value::Object(mut head), Value::Object(tail)) = (head, rest) {
+        head.extend(tail);
+        return Value::Object(head);
+    }
+    Value::Null
 }
 
 /// `user.deleted`'s data.
@@ -234,7 +242,12 @@ pub fn session(s: &SessionRow, status: &str, user: Option<Value>) -> Value {
 }
 
 /// A Backend API Organization.
-pub fn organization(o: &OrgRow, members: Option<usize>, pending: Option<usize>, created_by: Option<&str>) -> Value {
+pub fn organization(
+    o: &OrgRow,
+    members: Option<usize>,
+    pending: Option<usize>,
+    created_by: Option<&str>,
+) -> Value {
     let public: Value = o
         .metadata
         .as_deref()
@@ -269,7 +282,13 @@ pub fn deleted_organization(id: &str, slug: Option<&str>) -> Value {
 }
 
 /// The member's public user data: `(id, name, image, email, username)`.
-pub type PublicUser = (String, Option<String>, Option<String>, String, Option<String>);
+pub type PublicUser = (
+    String,
+    Option<String>,
+    Option<String>,
+    String,
+    Option<String>,
+);
 
 /// A Backend API OrganizationMembership.
 pub fn membership(m: &MemberRow, org: Value, user: Option<&PublicUser>) -> Value {
@@ -338,7 +357,13 @@ pub fn invitation(i: &InvitationRow, accepted_by: Option<&str>) -> Value {
 }
 
 /// The event envelope Clerk sends.
-pub fn envelope(event_type: &str, data: Value, instance_id: &str, timestamp_ms: i64, attributes: &RequestAttributes) -> Value {
+pub fn envelope(
+    event_type: &str,
+    data: Value,
+    instance_id: &str,
+    timestamp_ms: i64,
+    attributes: &RequestAttributes,
+) -> Value {
     json!({
         "data": data,
         "object": "event",
@@ -380,7 +405,12 @@ mod tests {
             two_factor_enabled: false,
             banned: false,
             password_enabled: true,
-            social: vec![("google".into(), "g-123".into(), 1_700_000_000, 1_700_000_000)],
+            social: vec![(
+                "google".into(),
+                "g-123".into(),
+                1_700_000_000,
+                1_700_000_000,
+            )],
             last_sign_in_at: Some(1_700_000_050),
         }
     }
@@ -394,10 +424,16 @@ mod tests {
         assert_eq!(v["last_name"], "Lovelace King");
         assert_eq!(v["created_at"], 1_700_000_000_000i64);
         assert_eq!(v["email_addresses"][0]["email_address"], "ada@example.com");
-        assert_eq!(v["email_addresses"][0]["verification"]["status"], "verified");
+        assert_eq!(
+            v["email_addresses"][0]["verification"]["status"],
+            "verified"
+        );
         assert_eq!(v["primary_email_address_id"], v["email_addresses"][0]["id"]);
         assert_eq!(v["external_accounts"][0]["provider"], "oauth_google");
-        assert_eq!(v["email_addresses"][0]["linked_to"][0]["type"], "oauth_google");
+        assert_eq!(
+            v["email_addresses"][0]["linked_to"][0]["type"],
+            "oauth_google"
+        );
         assert!(v["primary_phone_number_id"].is_null());
         assert_eq!(v["password_enabled"], true);
     }
@@ -436,7 +472,13 @@ mod tests {
 
     #[test]
     fn the_envelope_is_clerks() {
-        let v = envelope("user.deleted", deleted_user("user_1"), "ins_1", 1_700_000_000_123, &RequestAttributes::default());
+        let v = envelope(
+            "user.deleted",
+            deleted_user("user_1"),
+            "ins_1",
+            1_700_000_000_123,
+            &RequestAttributes::default(),
+        );
         assert_eq!(v["object"], "event");
         assert_eq!(v["type"], "user.deleted");
         assert_eq!(v["timestamp"], 1_700_000_000_123i64);

@@ -25,8 +25,8 @@ use crate::proxy::respond;
 
 use super::body::AuthBody;
 use super::notify::{self, ResetNotice};
-use crate::outbox::Waker;
 use super::{After, Intercept, Interceptor, Outcome};
+use crate::outbox::Waker;
 
 pub(super) struct Resets {
     cfg: ResetConfig,
@@ -76,7 +76,8 @@ impl Resets {
             link: &link,
             expires_at,
         };
-        let queued = notify::queue(&mut tx.conn(), &self.cfg, &notice, crate::outbox::now_ms()).await?;
+        let queued =
+            notify::queue(&mut tx.conn(), &self.cfg, &notice, crate::outbox::now_ms()).await?;
         if queued == 0 {
             // Mail only, and no address: nothing could deliver it (rolled back).
             return Err(StartError::NoChannel);
@@ -91,7 +92,9 @@ impl Resets {
 enum StartError {
     #[error(transparent)]
     Db(#[from] DbError),
-    #[error("the user has no email address and [reset] has no webhook: nothing can deliver the link")]
+    #[error(
+        "the user has no email address and [reset] has no webhook: nothing can deliver the link"
+    )]
     NoChannel,
 }
 

@@ -64,9 +64,6 @@ mod tests {
 
     #[test]
     fn a_single_attempt_schedule_gives_up_at_once() {
-        assert_eq!(
-            after_attempt(false, 1, 0, &[Duration::ZERO]),
-            Next::GiveUp
-        );
+        assert_eq!(after_attempt(false, 1, 0, &[Duration::ZERO]), Next::GiveUp);
     }
 }

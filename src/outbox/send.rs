@@ -98,7 +98,10 @@ impl Senders {
         let Some((url, secret)) = self.hooks.get(&row.destination) else {
             return Err((
                 None,
-                format!("`{}` is no longer a configured destination", row.destination),
+                format!(
+                    "`{}` is no longer a configured destination",
+                    row.destination
+                ),
             ));
         };
         let timestamp = crate::db::now_secs();

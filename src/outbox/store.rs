@@ -48,18 +48,24 @@ const ROW_COLUMNS: &str = "seq, msg_id, kind, event_type, ordering_key, destinat
 
 /// Write `rows` inside the caller's transaction. A row whose (message,
 /// destination) already exists is left alone, so enqueuing is idempotent.
-pub async fn enqueue(conn: &mut Conn<'_>, rows: &[NewDelivery], now_ms: i64) -> Result<(), DbError> {
+pub async fn enqueue(
+    conn: &mut Conn<'_>,
+    rows: &[NewDelivery],
+    now_ms: i64,
+) -> Result<(), DbError> {
     if rows.is_empty() {
         return Ok(());
     }
     let n = rows.len() as i64;
-    let last: i64 = on_conn!(conn, |c| sqlx::query_scalar(
+    let last: i64 = on_conn!(conn, |c| {
+        sqlx::query_scalar(
         "UPDATE cutover_outbox_counter SET next_seq = next_seq + $1 WHERE id = 1 RETURNING next_seq"
     )
     .bind(n)
     .fetch_one(c)
     .await
-    .map_err(DbError::query("taking outbox sequence numbers"))?);
+    .map_err(DbError::query("taking outbox sequence numbers"))?
+    });
     const INSERT: &str = "INSERT INTO cutover_outbox
         (seq, msg_id, kind, event_type, ordering_key, destination, payload, status,
          attempts, next_attempt_at, created_at, updated_at)
@@ -222,7 +228,11 @@ pub async fn mark_failed(
 }
 
 /// A destination answered well: it is not failing.
-pub async fn destination_ok(conn: &mut Conn<'_>, destination: &str, now_ms: i64) -> Result<(), DbError> {
+pub async fn destination_ok(
+    conn: &mut Conn<'_>,
+    destination: &str,
+    now_ms: i64,
+) -> Result<(), DbError> {
     on_conn!(conn, |c| {
         sqlx::query(
             "UPDATE cutover_outbox_destinations SET failing_since = NULL, updated_at = $1
@@ -277,8 +287,13 @@ pub async fn destination_failed(
 }
 
 /// Enable a disabled destination again; its waiting rows go out.
-pub async fn enable_destination(conn: &mut Conn<'_>, destination: &str, now_ms: i64) -> Result<bool, DbError> {
-    let n = on_conn!(conn, |c| sqlx::query(
+pub async fn enable_destination(
+    conn: &mut Conn<'_>,
+    destination: &str,
+    now_ms: i64,
+) -> Result<bool, DbError> {
+    let n = on_conn!(conn, |c| {
+        sqlx::query(
         "UPDATE cutover_outbox_destinations SET disabled_at = NULL, failing_since = NULL, updated_at = $1
           WHERE destination = $2 AND disabled_at IS NOT NULL"
     )
@@ -287,7 +302,8 @@ pub async fn enable_destination(conn: &mut Conn<'_>, destination: &str, now_ms: 
     .execute(c)
     .await
     .map_err(DbError::query("enabling a destination"))?
-    .rows_affected());
+    .rows_affected()
+    });
     Ok(n > 0)
 }
 
@@ -385,12 +401,14 @@ pub async fn requeue(
     destination: &str,
     now_ms: i64,
 ) -> Result<(), DbError> {
-    let seq: i64 = on_conn!(conn, |c| sqlx::query_scalar(
+    let seq: i64 = on_conn!(conn, |c| {
+        sqlx::query_scalar(
         "UPDATE cutover_outbox_counter SET next_seq = next_seq + 1 WHERE id = 1 RETURNING next_seq"
     )
     .fetch_one(c)
     .await
-    .map_err(DbError::query("taking an outbox sequence number"))?);
+    .map_err(DbError::query("taking an outbox sequence number"))?
+    });
     on_conn!(conn, |c| {
         sqlx::query(
             "INSERT INTO cutover_outbox

@@ -159,14 +159,22 @@ impl Worker {
         let lease_until = now + self.cfg.lease.as_millis() as i64;
         let claimed = {
             let mut tx = self.db.begin().await?;
-            let rows = store::claim(&mut tx.conn(), &self.owner, now, lease_until, self.cfg.batch).await?;
+            let rows = store::claim(
+                &mut tx.conn(),
+                &self.owner,
+                now,
+                lease_until,
+                self.cfg.batch,
+            )
+            .await?;
             tx.commit().await?;
             rows
         };
         if claimed.is_empty() {
             return Ok(0);
         }
-        let attempts = futures_util::future::join_all(claimed.iter().map(|row| self.senders.send(row))).await;
+        let attempts =
+            futures_util::future::join_all(claimed.iter().map(|row| self.senders.send(row))).await;
         for (row, attempt) in claimed.iter().zip(attempts) {
             if let Err(e) = self.record(row, &attempt).await {
                 // The lease runs out and the row is tried again: at least once.
@@ -178,8 +186,17 @@ impl Worker {
 
     async fn record(&self, row: &Claimed, a: &Attempt) -> Result<(), DbError> {
         let now = now_ms();
-        let wipe = row.kind.parse::<Kind>().map(Kind::is_reset).unwrap_or(false);
-        let next = after_attempt(a.error.is_none(), row.attempts, now, &self.cfg.retry_schedule);
+        let wipe = row
+            .kind
+            .parse::<Kind>()
+            .map(Kind::is_reset)
+            .unwrap_or(false);
+        let next = after_attempt(
+            a.error.is_none(),
+            row.attempts,
+            now,
+            &self.cfg.retry_schedule,
+        );
         let mut tx = self.db.begin().await?;
         match next {
             Next::Delivered => {
@@ -230,7 +247,9 @@ impl Worker {
     }
 
     async fn purge(&self) {
-        let Some(keep) = self.cfg.retention else { return };
+        let Some(keep) = self.cfg.retention else {
+            return;
+        };
         let before = now_ms() - keep.as_millis() as i64;
         let result = async {
             let mut conn = self.db.acquire().await?;

@@ -101,7 +101,12 @@ impl App {
                 let schema = crate::db::KerniaSchema::read(&db)
                     .await
                     .map_err(SetupError::Events)?;
-                Some(crate::events::Events::new(w, db.clone(), schema, waker.clone()))
+                Some(crate::events::Events::new(
+                    w,
+                    db.clone(),
+                    schema,
+                    waker.clone(),
+                ))
             }
             None => None,
         };
@@ -109,7 +114,8 @@ impl App {
         let outbox = (!senders.is_empty()).then(|| {
             crate::outbox::Worker::new(db.clone(), senders, cfg.outbox.clone()).spawn(waker.clone())
         });
-        let mut intercept = crate::intercept::Interceptor::new(cfg, db.clone(), state.clone(), waker);
+        let mut intercept =
+            crate::intercept::Interceptor::new(cfg, db.clone(), state.clone(), waker);
         if let Some(e) = &events {
             intercept = intercept.with_events(e.clone());
         }

@@ -21,6 +21,7 @@ mod import_support;
 mod kernia_sessions;
 mod migration;
 mod migration_safety;
+mod outbox;
 mod proxy;
 mod reset_delivery;
 mod webhooks;

@@ -410,7 +410,10 @@ async fn reset_links_can_go_to_the_app_as_a_signed_webhook() {
         if let Some(first) = receiver.got.lock().unwrap().first().cloned() {
             break first;
         }
-        assert!(std::time::Instant::now() < deadline, "the webhook was not called");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the webhook was not called"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     };
     let signed = cutover::svix::SignedHeaders::from_headers(&headers).expect("svix-* headers");

@@ -78,10 +78,21 @@ async fn a_reset_survives_a_silent_then_down_mail_server(engine: Engine) {
     let port = silent.port;
     let extra = format!(
         "[reset]\nlink = \"https://app.example.test/reset?token={{token}}\"\n[reset.smtp]\nurl = \"smtp://127.0.0.1:{port}\"\nfrom = \"Accounts <no-reply@example.test>\"\n{}",
-        FAST_OUTBOX.replace("delivery_timeout_secs = 2\nlease_secs = 3", "delivery_timeout_secs = 20\nlease_secs = 30")
+        FAST_OUTBOX.replace(
+            "delivery_timeout_secs = 2\nlease_secs = 3",
+            "delivery_timeout_secs = 20\nlease_secs = 30"
+        )
     );
     let f = fixture(engine, &extra).await;
-    seed(&f.db, "user_2slowmail", "slow@example.com", LedgerState::PendingReset, None, None).await;
+    seed(
+        &f.db,
+        "user_2slowmail",
+        "slow@example.com",
+        LedgerState::PendingReset,
+        None,
+        None,
+    )
+    .await;
 
     // The mail server is silent: the sign-in is answered while cutover's SMTP
     // client still waits for a banner (before the fix, the sign-in itself
@@ -99,7 +110,12 @@ async fn a_reset_survives_a_silent_then_down_mail_server(engine: Engine) {
         silent.accepted.load(Ordering::SeqCst)
     );
     // The reset is started (its token committed with the queued mail).
-    assert!(entry(&f.db, "user_2slowmail").await.reset_requested_at.is_some());
+    assert!(
+        entry(&f.db, "user_2slowmail")
+            .await
+            .reset_requested_at
+            .is_some()
+    );
 
     // The mail server goes away entirely, then comes back on the same port:
     // the queued mail is retried and arrives, once.
@@ -109,22 +125,41 @@ async fn a_reset_survives_a_silent_then_down_mail_server(engine: Engine) {
     assert!(mail[0].contains("To: slow@example.com"), "{}", mail[0]);
     assert!(mail[0].contains("https://app.example.test/reset?token="));
     // Only one reset per window: another sign-in sends nothing new.
-    assert_eq!(sign_in(&f.cutover, "slow@example.com", "again").await.status(), 403);
+    assert_eq!(
+        sign_in(&f.cutover, "slow@example.com", "again")
+            .await
+            .status(),
+        403
+    );
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
     assert_eq!(sink.messages().len(), 1);
-    let counts = f.cutover.app.outbox.as_ref().unwrap().counts().await.unwrap();
+    let counts = f
+        .cutover
+        .app
+        .outbox
+        .as_ref()
+        .unwrap()
+        .counts()
+        .await
+        .unwrap();
     assert_eq!((counts.pending, counts.delivered), (0, 1), "{counts:?}");
     // The delivered row no longer holds the link.
     let mut conn = f.db.acquire().await.unwrap();
     let rows = cutover::outbox::store::list(
         &mut conn.conn(),
-        &cutover::outbox::store::ListFilter { limit: 10, ..Default::default() },
+        &cutover::outbox::store::ListFilter {
+            limit: 10,
+            ..Default::default()
+        },
     )
     .await
     .unwrap();
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].kind, "reset_mail");
-    assert!(!rows[0].payload.contains("token"), "the link is wiped once delivered");
+    assert!(
+        !rows[0].payload.contains("token"),
+        "the link is wiped once delivered"
+    );
     assert!(rows[0].attempts >= 2, "{:?}", rows[0]);
 }
 both_engines!(a_reset_survives_a_silent_then_down_mail_server);

@@ -88,7 +88,13 @@ async fn kernia_side_changes_reach_an_apps_webhook_consumer(engine: Engine) {
     // Profile update, and the consumer fails it once with a 500: the same
     // svix-id comes again, and Ada's later events wait for it.
     consumer.fail_next(1, 500).await;
-    let r = post(&cutover, "/api/auth/update-user", Some(&ada_cookie), json!({"name": "Ada King"})).await;
+    let r = post(
+        &cutover,
+        "/api/auth/update-user",
+        Some(&ada_cookie),
+        json!({"name": "Ada King"}),
+    )
+    .await;
     assert_eq!(r.status(), 200);
     let r = post(
         &cutover,
@@ -98,7 +104,10 @@ async fn kernia_side_changes_reach_an_apps_webhook_consumer(engine: Engine) {
     )
     .await;
     assert_eq!(r.status(), 200, "{}", kernia.stderr());
-    let org_id = r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string();
+    let org_id = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
 
     // Bob signs up, Ada invites him, he accepts.
     let (bob, bob_cookie) = sign_up(&cutover, "bob@example.com", "Bob").await;
@@ -125,7 +134,15 @@ async fn kernia_side_changes_reach_an_apps_webhook_consumer(engine: Engine) {
 
     // A pending Clerk user migrates at sign-in: user.updated under the Clerk id.
     let (digest, password) = vector("bcrypt", "realistic");
-    seed(&db, "user_2carolClerk", "carol@example.com", LedgerState::PendingPassword, Some("bcrypt"), Some(&digest)).await;
+    seed(
+        &db,
+        "user_2carolClerk",
+        "carol@example.com",
+        LedgerState::PendingPassword,
+        Some("bcrypt"),
+        Some(&digest),
+    )
+    .await;
     let r = post(
         &cutover,
         "/api/auth/sign-in/email",
@@ -137,8 +154,19 @@ async fn kernia_side_changes_reach_an_apps_webhook_consumer(engine: Engine) {
     let carol_cookie = session_cookie(&r).unwrap();
 
     // Bob signs out; Carol deletes her account.
-    assert_eq!(post(&cutover, "/api/auth/sign-out", Some(&bob_cookie), json!({})).await.status(), 200);
-    let r = post(&cutover, "/api/auth/delete-user", Some(&carol_cookie), json!({"current_password": password})).await;
+    assert_eq!(
+        post(&cutover, "/api/auth/sign-out", Some(&bob_cookie), json!({}))
+            .await
+            .status(),
+        200
+    );
+    let r = post(
+        &cutover,
+        "/api/auth/delete-user",
+        Some(&carol_cookie),
+        json!({"current_password": password}),
+    )
+    .await;
     assert_eq!(r.status(), 200, "{}", kernia.stderr());
 
     let expected_total = 2 // Ada: user.created, session.created
@@ -156,10 +184,18 @@ async fn kernia_side_changes_reach_an_apps_webhook_consumer(engine: Engine) {
     // Nothing left to send: no later duplicate can come.
     let counts = cutover.app.outbox.as_ref().unwrap().counts().await.unwrap();
     assert_eq!((counts.pending, counts.failed), (0, 0), "{counts:?}");
-    let got = { let again = consumer.received().await; assert_eq!(again.len(), got.len()); again };
+    let got = {
+        let again = consumer.received().await;
+        assert_eq!(again.len(), got.len());
+        again
+    };
 
     // Every delivery verifies with @clerk/backend (in the consumer) …
-    assert!(got.iter().all(|d| d["verified"] == true), "{:#?}", summary(&got));
+    assert!(
+        got.iter().all(|d| d["verified"] == true),
+        "{:#?}",
+        summary(&got)
+    );
     // … and with the Python svix library.
     let python = verify_with_python_svix(&secret, &got).await;
     assert_eq!(python.len(), got.len());
@@ -170,7 +206,9 @@ async fn kernia_side_changes_reach_an_apps_webhook_consumer(engine: Engine) {
     assert_eq!(ok.len(), expected_total, "{:#?}", summary(&got));
     let mut seen = HashMap::new();
     for d in &ok {
-        *seen.entry(d["svix_id"].as_str().unwrap().to_string()).or_insert(0) += 1;
+        *seen
+            .entry(d["svix_id"].as_str().unwrap().to_string())
+            .or_insert(0) += 1;
     }
     assert!(seen.values().all(|n| *n == 1), "{seen:?}");
 
@@ -193,7 +231,10 @@ async fn kernia_side_changes_reach_an_apps_webhook_consumer(engine: Engine) {
     let updated = by_type("user.updated");
     assert_eq!(updated[0]["view"]["user_id"], ada.as_str());
     assert_eq!(updated[0]["view"]["last_name"], "King");
-    assert_eq!(updated[1]["view"]["user_id"], "user_2carolClerk", "a migrated user keeps the Clerk id");
+    assert_eq!(
+        updated[1]["view"]["user_id"], "user_2carolClerk",
+        "a migrated user keeps the Clerk id"
+    );
     assert_eq!(updated[1]["view"]["email"], "carol@example.com");
     assert_eq!(updated[1]["view"]["password_enabled"], true);
     let org = by_type("organization.created");
@@ -224,7 +265,10 @@ async fn kernia_side_changes_reach_an_apps_webhook_consumer(engine: Engine) {
     let envelope: Value = serde_json::from_str(ok[0]["body"].as_str().unwrap()).unwrap();
     assert_eq!(envelope["object"], "event");
     assert_eq!(envelope["instance_id"], "ins_test123");
-    assert!(envelope["timestamp"].as_i64().unwrap() > 1_000_000_000_000, "milliseconds");
+    assert!(
+        envelope["timestamp"].as_i64().unwrap() > 1_000_000_000_000,
+        "milliseconds"
+    );
 
     // In order per user: Ada's events arrived in the order she acted, the
     // 500'd update holding back her organization's events.
@@ -273,26 +317,54 @@ async fn kernia_side_changes_reach_an_apps_webhook_consumer(engine: Engine) {
         .filter(|d| d["view"]["user_id"] == "user_2carolClerk")
         .map(|d| d["type"].as_str().unwrap())
         .collect();
-    assert_eq!(carol, vec!["user.updated", "session.created", "user.deleted"]);
+    assert_eq!(
+        carol,
+        vec!["user.updated", "session.created", "user.deleted"]
+    );
 
     // Replay: `cutover webhooks replay` re-sends a range, same svix-ids.
-    let created_ids: Vec<String> = created.iter().map(|d| d["svix_id"].as_str().unwrap().to_string()).collect();
+    let created_ids: Vec<String> = created
+        .iter()
+        .map(|d| d["svix_id"].as_str().unwrap().to_string())
+        .collect();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("cutover.toml");
     std::fs::write(&path, &cfg).unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_cutover"))
-        .args(["webhooks", "replay", "--since", "1h", "--type", "user.created", "-c"])
+        .args([
+            "webhooks",
+            "replay",
+            "--since",
+            "1h",
+            "--type",
+            "user.created",
+            "-c",
+        ])
         .arg(&path)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("queued 2 event(s)"), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("queued 2 event(s)"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     let again = consumer
-        .wait_until("the replayed events", |g| accepted(g).len() >= expected_total + 2)
+        .wait_until("the replayed events", |g| {
+            accepted(g).len() >= expected_total + 2
+        })
         .await;
     let replayed = &accepted(&again)[expected_total..];
     assert_eq!(types(replayed), vec!["user.created", "user.created"]);
-    assert_eq!(of_user(replayed, &created_ids).len(), 2, "same svix-ids as the originals");
+    assert_eq!(
+        of_user(replayed, &created_ids).len(),
+        2,
+        "same svix-ids as the originals"
+    );
 
     // `cutover webhooks list` shows them, none failed.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_cutover"))
@@ -300,7 +372,11 @@ async fn kernia_side_changes_reach_an_apps_webhook_consumer(engine: Engine) {
         .arg(&path)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("0 failed"), "{text}");
     cutover.stop().await;
@@ -329,12 +405,16 @@ async fn a_killed_cutover_delivers_after_restart(engine: Engine) {
     let mut p = Process::start(&cfg);
     let r = client()
         .post(format!("{}/api/auth/sign-up/email", p.url))
-        .json(&json!({"email": "kill@example.com", "password": "a-long-password-1", "name": "Kill"}))
+        .json(
+            &json!({"email": "kill@example.com", "password": "a-long-password-1", "name": "Kill"}),
+        )
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let got = consumer.wait_until("the held delivery", |g| !g.is_empty()).await;
+    let got = consumer
+        .wait_until("the held delivery", |g| !g.is_empty())
+        .await;
     let first_id = got[0]["svix_id"].as_str().unwrap().to_string();
     assert_eq!(got[0]["type"], "user.created");
     p.kill9();
@@ -342,19 +422,28 @@ async fn a_killed_cutover_delivers_after_restart(engine: Engine) {
     let p = Process::start(&cfg);
     let got = consumer
         .wait_until("the redelivery after restart", |g| {
-            accepted(g).iter().any(|d| d["svix_id"] == first_id.as_str())
+            accepted(g)
+                .iter()
+                .any(|d| d["svix_id"] == first_id.as_str())
         })
         .await;
     assert_eq!(got[0]["answered"], "peer_gone", "{:#?}", summary(&got));
     // session.created waited for user.created (same user) and follows it.
-    let got = consumer.wait_until("session.created", |g| accepted(g).len() >= 2).await;
-    assert_eq!(types(&accepted(&got)), vec!["user.created", "session.created"]);
+    let got = consumer
+        .wait_until("session.created", |g| accepted(g).len() >= 2)
+        .await;
+    assert_eq!(
+        types(&accepted(&got)),
+        vec!["user.created", "session.created"]
+    );
 
     // 2. Between commit and delivery: the consumer is down.
     consumer.kill().await;
     let r = client()
         .post(format!("{}/api/auth/sign-up/email", p.url))
-        .json(&json!({"email": "down@example.com", "password": "a-long-password-1", "name": "Down"}))
+        .json(
+            &json!({"email": "down@example.com", "password": "a-long-password-1", "name": "Down"}),
+        )
         .send()
         .await
         .unwrap();
@@ -365,9 +454,14 @@ async fn a_killed_cutover_delivers_after_restart(engine: Engine) {
     let consumer = Consumer::start(&secret, Some(port)).await;
     let _p = Process::start(&cfg);
     let got = consumer
-        .wait_until("the queued events after restart", |g| accepted(g).len() >= 2)
+        .wait_until("the queued events after restart", |g| {
+            accepted(g).len() >= 2
+        })
         .await;
-    assert_eq!(types(&accepted(&got)), vec!["user.created", "session.created"]);
+    assert_eq!(
+        types(&accepted(&got)),
+        vec!["user.created", "session.created"]
+    );
     assert!(got.iter().all(|d| d["verified"] == true));
     let python = verify_with_python_svix(&secret, &got).await;
     assert!(python.iter().all(|(_, ok)| *ok), "{python:?}");

@@ -126,7 +126,11 @@ pub fn summary(got: &[Value]) -> Vec<Value> {
 /// The deliveries answered 2xx (the ones the app acted on), in order.
 pub fn accepted(got: &[Value]) -> Vec<Value> {
     got.iter()
-        .filter(|r| r["answered"].as_u64().is_some_and(|s| (200..300).contains(&s)))
+        .filter(|r| {
+            r["answered"]
+                .as_u64()
+                .is_some_and(|s| (200..300).contains(&s))
+        })
         .cloned()
         .collect()
 }
@@ -137,8 +141,17 @@ pub async fn verify_with_python_svix(secret: &str, deliveries: &[Value]) -> Vec<
         let out = std::process::Command::new(repo_root().join("scripts/webhook-consumer-env.sh"))
             .output()
             .expect("running scripts/webhook-consumer-env.sh");
-        assert!(out.status.success(), "scripts/webhook-consumer-env.sh failed: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8(out.stdout).unwrap().lines().last().unwrap().to_string()
+        assert!(
+            out.status.success(),
+            "scripts/webhook-consumer-env.sh failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .last()
+            .unwrap()
+            .to_string()
     });
     let mut child = Command::new(python)
         .arg(consumer_dir().join("verify_svix.py"))
@@ -160,7 +173,10 @@ pub async fn verify_with_python_svix(secret: &str, deliveries: &[Value]) -> Vec<
         .lines()
         .map(|l| {
             let v: Value = serde_json::from_str(l).unwrap();
-            (v["svix_id"].as_str().unwrap_or("").to_string(), v["ok"] == true)
+            (
+                v["svix_id"].as_str().unwrap_or("").to_string(),
+                v["ok"] == true,
+            )
         })
         .collect()
 }
