@@ -181,14 +181,30 @@ async fn kernia_side_changes_reach_an_apps_webhook_consumer(engine: Engine) {
     let got = consumer
         .wait_until("every event", |g| accepted(g).len() >= expected_total)
         .await;
-    // Nothing left to send: no later duplicate can come.
-    let counts = cutover.app.outbox.as_ref().unwrap().counts().await.unwrap();
-    assert_eq!((counts.pending, counts.failed), (0, 0), "{counts:?}");
-    let got = {
-        let again = consumer.received().await;
-        assert_eq!(again.len(), got.len());
-        again
-    };
+    // Wait until nothing is left to send (the last answers recorded): no
+    // later duplicate can come.
+    let outbox = cutover.app.outbox.as_ref().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let counts = outbox.counts().await.unwrap();
+        if counts.pending == 0 {
+            assert_eq!(counts.failed, 0, "{counts:?}");
+            assert_eq!(
+                counts.delivered as usize,
+                expected_total,
+                "{counts:?}: {:#?}",
+                summary(&got)
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{counts:?}: {:#?}",
+            summary(&got)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let got = consumer.received().await;
 
     // Every delivery verifies with @clerk/backend (in the consumer) …
     assert!(
@@ -222,32 +238,49 @@ async fn kernia_side_changes_reach_an_apps_webhook_consumer(engine: Engine) {
     // Types and the fields a consumer reads.
     let by_type = |t: &str| -> Vec<&Value> { ok.iter().filter(|d| d["type"] == t).collect() };
     let created = by_type("user.created");
-    assert_eq!(created.len(), 2);
+    assert_eq!(created.len(), 2, "{:#?}", summary(&got));
     assert_eq!(created[0]["view"]["user_id"], ada.as_str());
     assert_eq!(created[0]["view"]["email"], "ada@example.com");
     assert_eq!(created[0]["view"]["first_name"], "Ada");
     assert_eq!(created[0]["view"]["last_name"], "Lovelace");
-    assert_eq!(created[1]["view"]["user_id"], bob.as_str());
-    let updated = by_type("user.updated");
-    assert_eq!(updated[0]["view"]["user_id"], ada.as_str());
-    assert_eq!(updated[0]["view"]["last_name"], "King");
     assert_eq!(
-        updated[1]["view"]["user_id"], "user_2carolClerk",
-        "a migrated user keeps the Clerk id"
+        created[1]["view"]["user_id"],
+        bob.as_str(),
+        "{:#?}",
+        summary(&got)
     );
-    assert_eq!(updated[1]["view"]["email"], "carol@example.com");
-    assert_eq!(updated[1]["view"]["password_enabled"], true);
+    let updated = by_type("user.updated");
+    assert_eq!(updated.len(), 2);
+    let updated_of = |user: &str| {
+        *updated
+            .iter()
+            .find(|d| d["view"]["user_id"] == user)
+            .unwrap_or_else(|| panic!("no user.updated for {user}: {:#?}", summary(&got)))
+    };
+    assert_eq!(updated_of(&ada)["view"]["last_name"], "King");
+    // A migrated user keeps the Clerk id.
+    let carol = updated_of("user_2carolClerk");
+    assert_eq!(carol["view"]["email"], "carol@example.com");
+    assert_eq!(carol["view"]["password_enabled"], true);
     let org = by_type("organization.created");
     assert_eq!(org[0]["view"]["org_id"], org_id.as_str());
     assert_eq!(org[0]["view"]["name"], "Acme");
+    // Across users there is no order: find each user's membership.
     let memberships = by_type("organizationMembership.created");
     assert_eq!(memberships.len(), 2);
-    assert_eq!(memberships[0]["view"]["user_id"], ada.as_str());
-    assert_eq!(memberships[0]["view"]["role"], "org:admin");
-    assert_eq!(memberships[0]["view"]["org_id"], org_id.as_str());
-    assert_eq!(memberships[1]["view"]["user_id"], bob.as_str());
-    assert_eq!(memberships[1]["view"]["role"], "org:member");
-    assert_eq!(memberships[1]["view"]["identifier"], "bob@example.com");
+    let membership_of = |user: &str| {
+        *memberships
+            .iter()
+            .find(|d| d["view"]["user_id"] == user)
+            .unwrap_or_else(|| panic!("no membership for {user}: {:#?}", summary(&got)))
+    };
+    let ada_m = membership_of(&ada);
+    assert_eq!(ada_m["view"]["role"], "org:admin");
+    assert_eq!(ada_m["view"]["org_id"], org_id.as_str());
+    let bob_m = membership_of(&bob);
+    assert_eq!(bob_m["view"]["role"], "org:member");
+    assert_eq!(bob_m["view"]["org_id"], org_id.as_str());
+    assert_eq!(bob_m["view"]["identifier"], "bob@example.com");
     let invited = by_type("organizationInvitation.created");
     assert_eq!(invited[0]["view"]["email"], "bob@example.com");
     assert_eq!(invited[0]["view"]["org_id"], org_id.as_str());
