@@ -120,6 +120,21 @@ fn print_summary(path: &std::path::Path, cfg: &Config) {
             "; with overrides"
         }
     );
+    let s = &cfg.outbox.retry_schedule;
+    println!(
+        "  outbox           {} attempt(s) over {} s; {} s timeout",
+        s.len(),
+        s.iter().map(|d| d.as_secs()).sum::<u64>(),
+        cfg.outbox.delivery_timeout.as_secs()
+    );
+    match &cfg.webhooks {
+        Some(w) => println!(
+            "  webhooks         {} endpoint(s); instance {}",
+            w.endpoints.len(),
+            w.instance_id
+        ),
+        None => println!("  webhooks         off: no Clerk-shaped events are sent"),
+    }
     println!(
         "  assertion        {}",
         if cfg.assertion.is_some() {

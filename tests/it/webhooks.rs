@@ -500,3 +500,201 @@ async fn a_killed_cutover_delivers_after_restart(engine: Engine) {
     assert!(python.iter().all(|(_, ok)| *ok), "{python:?}");
 }
 both_engines!(a_killed_cutover_delivers_after_restart);
+
+/// The rest of the organization and session events through the real routes:
+/// update, invitation cancelled, role change, removal, revoked sessions,
+/// deletion — and `cutover webhooks send-test`.
+async fn organization_and_session_changes_become_clerk_events(engine: Engine) {
+    let secret = cutover::svix::SigningSecret::generate();
+    let consumer = Consumer::start(&secret, None).await;
+    let kernia = KerniaServer::start(engine).await;
+    let legacy = Echo::start("legacy").await;
+    let cfg = toml(
+        &legacy.url(),
+        &kernia.base_url,
+        &kernia.db.url,
+        &webhooks_section(&consumer.url(), &secret),
+    );
+    let cutover = Cutover::start(&cfg).await;
+
+    let (ada, ada_cookie) = sign_up(&cutover, "ada@example.com", "Ada").await;
+    let (bob, bob_cookie) = sign_up(&cutover, "bob@example.com", "Bob").await;
+    let ok = |r: reqwest::Response| async move {
+        let status = r.status();
+        let body: Value = r.json().await.unwrap_or(Value::Null);
+        assert_eq!(status, 200, "{body}");
+        body
+    };
+    let org = ok(post(
+        &cutover,
+        "/api/auth/organization/create",
+        Some(&ada_cookie),
+        json!({"name": "Acme", "slug": "acme"}),
+    )
+    .await)
+    .await;
+    let org_id = org["id"].as_str().unwrap().to_string();
+    ok(post(
+        &cutover,
+        "/api/auth/organization/update",
+        Some(&ada_cookie),
+        json!({"organizationId": org_id, "data": {"name": "Acme Inc"}}),
+    )
+    .await)
+    .await;
+    let stray = ok(post(
+        &cutover,
+        "/api/auth/organization/invite-member",
+        Some(&ada_cookie),
+        json!({"organizationId": org_id, "email": "stray@example.com", "role": "member"}),
+    )
+    .await)
+    .await;
+    ok(post(
+        &cutover,
+        "/api/auth/organization/cancel-invitation",
+        Some(&ada_cookie),
+        json!({"invitationId": stray["invitation"]["id"]}),
+    )
+    .await)
+    .await;
+    let inv = ok(post(
+        &cutover,
+        "/api/auth/organization/invite-member",
+        Some(&ada_cookie),
+        json!({"organizationId": org_id, "email": "bob@example.com", "role": "member"}),
+    )
+    .await)
+    .await;
+    let accepted_body = ok(post(
+        &cutover,
+        "/api/auth/organization/accept-invitation",
+        Some(&bob_cookie),
+        json!({"invitationId": inv["invitation"]["id"]}),
+    )
+    .await)
+    .await;
+    let member_id = accepted_body["member"]["id"].as_str().unwrap().to_string();
+    ok(post(
+        &cutover,
+        "/api/auth/organization/update-member-role",
+        Some(&ada_cookie),
+        json!({"organizationId": org_id, "memberId": member_id, "role": "admin"}),
+    )
+    .await)
+    .await;
+    ok(post(
+        &cutover,
+        "/api/auth/organization/remove-member",
+        Some(&ada_cookie),
+        json!({"organizationId": org_id, "memberIdOrEmail": member_id}),
+    )
+    .await)
+    .await;
+    // Ada signs in a second time, then revokes her other sessions.
+    let r = post(
+        &cutover,
+        "/api/auth/sign-in/email",
+        None,
+        json!({"email": "ada@example.com", "password": "a-long-password-1"}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let second = session_cookie(&r).unwrap();
+    ok(post(
+        &cutover,
+        "/api/auth/revoke-other-sessions",
+        Some(&second),
+        json!({}),
+    )
+    .await)
+    .await;
+    ok(post(
+        &cutover,
+        "/api/auth/organization/delete",
+        Some(&second),
+        json!({"organizationId": org_id}),
+    )
+    .await)
+    .await;
+
+    let expected = [
+        ("user.created", 2),
+        ("session.created", 3),
+        ("organization.created", 1),
+        ("organizationMembership.created", 2),
+        ("organization.updated", 1),
+        ("organizationInvitation.created", 2),
+        ("organizationInvitation.revoked", 1),
+        ("organizationInvitation.accepted", 1),
+        ("organizationMembership.updated", 1),
+        ("organizationMembership.deleted", 1),
+        ("session.revoked", 1),
+        ("organization.deleted", 1),
+    ];
+    let total: usize = expected.iter().map(|(_, n)| n).sum();
+    let got = consumer
+        .wait_until("every event", |g| accepted(g).len() >= total)
+        .await;
+    let ok_deliveries = accepted(&got);
+    for (ty, n) in expected {
+        let found: Vec<&Value> = ok_deliveries.iter().filter(|d| d["type"] == ty).collect();
+        assert_eq!(found.len(), n, "{ty}: {:#?}", summary(&got));
+    }
+    let find = |ty: &str| ok_deliveries.iter().find(|d| d["type"] == ty).unwrap();
+    assert_eq!(find("organization.updated")["view"]["name"], "Acme Inc");
+    assert_eq!(
+        find("organizationInvitation.revoked")["view"]["email"],
+        "stray@example.com"
+    );
+    assert_eq!(
+        find("organizationInvitation.revoked")["view"]["status"],
+        "revoked"
+    );
+    let role = find("organizationMembership.updated");
+    assert_eq!(
+        (
+            role["view"]["user_id"].as_str(),
+            role["view"]["role"].as_str()
+        ),
+        (Some(bob.as_str()), Some("org:admin"))
+    );
+    assert_eq!(
+        find("organizationMembership.deleted")["view"]["user_id"],
+        bob.as_str()
+    );
+    let revoked = find("session.revoked");
+    assert_eq!(revoked["view"]["user_id"], ada.as_str());
+    assert_eq!(revoked["view"]["status"], "revoked");
+    assert_eq!(
+        find("organization.deleted")["view"]["org_id"],
+        org_id.as_str()
+    );
+    assert_eq!(find("organization.deleted")["view"]["deleted"], true);
+    assert!(got.iter().all(|d| d["verified"] == true));
+
+    // `cutover webhooks send-test`: a verified cutover.test arrives.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cutover.toml");
+    std::fs::write(&path, &cfg).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cutover"))
+        .args(["webhooks", "send-test", "-c"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got = consumer
+        .wait_until("the test event", |g| {
+            g.iter().any(|d| d["type"] == "cutover.test")
+        })
+        .await;
+    let test_event = got.iter().find(|d| d["type"] == "cutover.test").unwrap();
+    assert_eq!(test_event["verified"], true);
+    assert_eq!(test_event["answered"], 200);
+    cutover.stop().await;
+}
+both_engines!(organization_and_session_changes_become_clerk_events);
