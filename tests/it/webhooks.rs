@@ -698,3 +698,69 @@ async fn organization_and_session_changes_become_clerk_events(engine: Engine) {
     cutover.stop().await;
 }
 both_engines!(organization_and_session_changes_become_clerk_events);
+
+/// SIGTERM with a delivery in flight: cutover finishes it and records it
+/// before exiting, so the next start does not send it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_finishes_the_delivery_in_flight() {
+    let secret = cutover::svix::SigningSecret::generate();
+    let consumer = Consumer::start(&secret, None).await;
+    let kernia = KerniaServer::start(Engine::Sqlite).await;
+    let legacy = Echo::start("legacy").await;
+    let cfg = toml(
+        &legacy.url(),
+        &kernia.base_url,
+        &kernia.db.url,
+        &webhooks_section(&consumer.url(), &secret),
+    );
+    consumer.hold(true).await;
+    let mut p = Process::start(&cfg);
+    let r = client()
+        .post(format!("{}/api/auth/sign-up/email", p.url))
+        .json(
+            &json!({"email": "term@example.com", "password": "a-long-password-1", "name": "Term"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let got = consumer
+        .wait_until("the held delivery", |g| !g.is_empty())
+        .await;
+    let held_id = got[0]["svix_id"].as_str().unwrap().to_string();
+    p.sigterm();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        p.child.try_wait().unwrap().is_none(),
+        "cutover waits for the delivery in hand"
+    );
+    consumer.hold(false).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(status) = p.child.try_wait().unwrap() {
+            assert!(status.success(), "cutover exited with {status}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "cutover did not exit");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(consumer.received().await[0]["answered"], 200);
+    // The next start sends what was left (session.created), not the delivered one again.
+    let _p = Process::start(&cfg);
+    let got = consumer
+        .wait_until("session.created", |g| accepted(g).len() >= 2)
+        .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let got2 = consumer.received().await;
+    assert_eq!(got2.len(), got.len(), "{:#?}", summary(&got2));
+    assert_eq!(
+        types(&accepted(&got2)),
+        vec!["user.created", "session.created"]
+    );
+    assert_eq!(
+        got2.iter()
+            .filter(|d| d["svix_id"] == held_id.as_str())
+            .count(),
+        1
+    );
+}
