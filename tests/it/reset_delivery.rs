@@ -98,7 +98,14 @@ async fn a_reset_survives_a_silent_then_down_mail_server(engine: Engine) {
     // client still waits for a banner (before the fix, the sign-in itself
     // waited out the SMTP timeout, so by the time it answered the client had
     // hung up).
+    let started = std::time::Instant::now();
     let resp = sign_in(&f.cutover, "slow@example.com", "whatever").await;
+    // Printed, not asserted (no timed assertions): the answer's latency with
+    // a mail server that never answers.
+    eprintln!(
+        "sign-in with a silent mail server answered in {:?}",
+        started.elapsed()
+    );
     assert_eq!(resp.status(), 403);
     assert_eq!(
         resp.json::<serde_json::Value>().await.unwrap()["code"],
