@@ -13,17 +13,16 @@ mod delivery;
 mod migration;
 mod reader;
 mod routing;
-mod secret;
 mod sections;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+pub use crate::secret::Secret;
 pub use delivery::{EndpointConfig, OutboxConfig, SVIX_SCHEDULE_SECS, WebhooksConfig};
 pub use migration::{CapsConfig, MigrationConfig, ResetConfig, SmtpConfig, WebhookConfig};
 pub use reader::{Env, Problem, ProcessEnv};
 pub use routing::{AssertionConfig, AssertionKey, DEFAULT_DENIED};
-pub use secret::Secret;
 pub use sections::*;
 
 use reader::{Problems, Section};

@@ -1,28 +1,43 @@
 //! A password sign-in through Kernia's routes: the lazy migration itself.
+//! The decisions are pure functions in [`super::decide`]; this file does the
+//! I/O around them (ledger, counters, lock, hashing pool, the credential write).
 
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use crate::db::{kernia, ledger};
 use crate::hash::{self, DigestError, LegacyDigest};
+use crate::secret::Secret;
 use crate::state::LockToken;
 
 use super::body::{AuthBody, Identifier};
+use super::decide::{self, SignInStep, Verdict, VerdictStep};
 use super::pool::PoolError;
-use super::{After, Intercept, Interceptor, Outcome, throttled, unavailable};
+use super::{After, Interceptor, Outcome, Refusal};
 
 /// How often a sign-in waiting for another's migration of the same user looks again.
 const LOCK_POLL: Duration = Duration::from_millis(25);
 
-pub(super) async fn run(ix: &Interceptor, body: AuthBody, client: IpAddr) -> (Intercept, Outcome) {
-    let forward = |body: &AuthBody, after: After| Intercept::Forward {
-        body: body.bytes.clone(),
-        after,
+/// What a sign-in does: go on to Kernia with an after-plan, or be refused.
+type Step = (Result<After, Refusal>, Outcome);
+
+const fn unavailable(secs: u64) -> Refusal {
+    Refusal::Unavailable {
+        retry_after: Duration::from_secs(secs),
+    }
+}
+
+const fn busy(secs: u64) -> Refusal {
+    Refusal::Busy {
+        retry_after: Duration::from_secs(secs),
+    }
+}
+
+pub(super) async fn run(ix: &Interceptor, body: &AuthBody, client: IpAddr) -> Step {
+    let (Some(id), Some(password)) = (&body.identifier, &body.password) else {
+        return (Ok(After::Nothing), "passthrough");
     };
-    let (Some(id), Some(password)) = (body.identifier.clone(), body.password.clone()) else {
-        return (forward(&body, After::Nothing), "passthrough");
-    };
-    let key = match &id {
+    let key = match id {
         Identifier::Email(v) => ledger::Identifier::Email(v),
         Identifier::Username(v) => ledger::Identifier::Username(v),
         Identifier::Phone(v) => ledger::Identifier::Phone(v),
@@ -31,72 +46,80 @@ pub(super) async fn run(ix: &Interceptor, body: AuthBody, client: IpAddr) -> (In
         Ok(e) => e,
         Err(e) => {
             tracing::error!(error = %e, "ledger unavailable; refusing sign-in");
-            return (
-                unavailable(5, "Sign-in is temporarily unavailable."),
-                "db_unavailable",
-            );
+            return (Err(unavailable(5)), "db_unavailable");
         }
     };
-    let Some(entry) = entry else {
-        return unknown_to_ledger(ix, &body, &id, password).await;
+    let entry = match (
+        decide::for_ledger_state(entry.as_ref().map(|e| e.state)),
+        entry,
+    ) {
+        (SignInStep::Unknown, _) => return unknown_to_ledger(ix, id, password, client).await,
+        (SignInStep::Forward, _) => return (Ok(After::Nothing), "passthrough"),
+        (SignInStep::RequireReset, Some(entry)) => return super::reset::required(ix, &entry).await,
+        (SignInStep::Verify, Some(entry)) => entry,
+        (_, None) => return (Ok(After::Nothing), "passthrough"),
     };
-    match entry.state {
-        ledger::LedgerState::PendingPassword => {}
-        ledger::LedgerState::PendingReset => return super::reset::required(ix, &entry).await,
-        ledger::LedgerState::Migrated
-        | ledger::LedgerState::SocialOnly
-        | ledger::LedgerState::Removed => {
-            return (forward(&body, After::Nothing), "passthrough");
-        }
-    }
 
     // Throttle before any hashing: per client address (every attempt counts,
     // so spraying many accounts from one address is caught), then per account.
+    if let Err(step) = throttle_address(ix, client).await {
+        return step;
+    }
     let m = &ix.cfg;
-    for (key, max, window) in [
-        (format!("signin:ip:{client}"), m.ip_attempts, m.ip_window),
-        (
-            format!("signin:acct:{}", entry.user_id),
-            m.account_attempts,
-            m.account_window,
-        ),
-    ] {
-        match ix.state.hit(&key, window).await {
-            Ok(n) if n > max => return (throttled(window.as_secs().max(1)), "throttled"),
-            Ok(_) => {}
-            Err(e) => {
-                tracing::error!(error = %e, "shared state unavailable; refusing sign-in of a pending user");
-                return (
-                    unavailable(5, "Sign-in is temporarily unavailable."),
-                    "state_unavailable",
-                );
-            }
-        }
+    if let Err(step) = throttle(
+        ix,
+        &format!("signin:acct:{}", entry.user_id),
+        m.account_attempts,
+        m.account_window,
+    )
+    .await
+    {
+        return step;
     }
 
     // One migration per user at a time, across copies.
     let lock_key = format!("migrate:{}", entry.user_id);
     let token = match acquire(ix, &lock_key).await {
         Ok(Some(t)) => t,
-        Ok(None) => {
-            return (
-                unavailable(2, "Sign-in is busy; try again in a moment."),
-                "lock_timeout",
-            );
-        }
+        Ok(None) => return (Err(busy(2)), "lock_timeout"),
         Err(e) => {
             tracing::error!(error = %e, "shared state unavailable; refusing sign-in of a pending user");
-            return (
-                unavailable(5, "Sign-in is temporarily unavailable."),
-                "state_unavailable",
-            );
+            return (Err(unavailable(5)), "state_unavailable");
         }
     };
-    let result = migrate_locked(ix, &entry.user_id, &body, password).await;
+    let result = migrate_locked(ix, &entry.user_id, password.clone()).await;
     if let Err(e) = ix.state.unlock(&lock_key, &token).await {
         tracing::warn!(error = %e, "cannot release a migration lock; it expires by itself");
     }
     result
+}
+
+/// Count one attempt from `client`; refused past `[migration].ip_attempts`.
+async fn throttle_address(ix: &Interceptor, client: IpAddr) -> Result<(), Step> {
+    let m = &ix.cfg;
+    throttle(
+        ix,
+        &format!("signin:ip:{client}"),
+        m.ip_attempts,
+        m.ip_window,
+    )
+    .await
+}
+
+async fn throttle(ix: &Interceptor, key: &str, max: u64, window: Duration) -> Result<(), Step> {
+    match ix.state.hit(key, window).await {
+        Ok(n) if n > max => Err((
+            Err(Refusal::Throttled {
+                retry_after: window.max(Duration::from_secs(1)),
+            }),
+            "throttled",
+        )),
+        Ok(_) => Ok(()),
+        Err(e) => {
+            tracing::error!(error = %e, "shared state unavailable; refusing a sign-in that would hash");
+            Err((Err(unavailable(5)), "state_unavailable"))
+        }
+    }
 }
 
 /// Take the lock, waiting (politely) while another sign-in of the same user
@@ -120,16 +143,7 @@ async fn acquire(
 
 /// Under the user's lock: read the row again (someone may just have migrated
 /// them), verify, and write.
-async fn migrate_locked(
-    ix: &Interceptor,
-    user_id: &str,
-    body: &AuthBody,
-    password: String,
-) -> (Intercept, Outcome) {
-    let forward = |after: After| Intercept::Forward {
-        body: body.bytes.clone(),
-        after,
-    };
+async fn migrate_locked(ix: &Interceptor, user_id: &str, password: Secret) -> Step {
     let entry = {
         let fresh = async {
             let mut conn = ix.db.acquire().await?;
@@ -137,19 +151,16 @@ async fn migrate_locked(
         };
         match fresh.await {
             Ok(Some(e)) => e,
-            Ok(None) => return (forward(After::Nothing), "passthrough"),
+            Ok(None) => return (Ok(After::Nothing), "passthrough"),
             Err(e) => {
                 tracing::error!(error = %e, "ledger unavailable; refusing sign-in");
-                return (
-                    unavailable(5, "Sign-in is temporarily unavailable."),
-                    "db_unavailable",
-                );
+                return (Err(unavailable(5)), "db_unavailable");
             }
         }
     };
     if entry.state != ledger::LedgerState::PendingPassword {
         // Migrated by a concurrent sign-in: Kernia now verifies the new hash.
-        return (forward(After::Nothing), "already_migrated");
+        return (Ok(After::Nothing), "already_migrated");
     }
     let digest = match hash::parse(
         entry.hasher.as_deref().unwrap_or(""),
@@ -161,59 +172,48 @@ async fn migrate_locked(
     };
 
     let params = ix.argon;
-    let job = move || verify_and_rehash(&digest, password.as_bytes(), &params);
+    let job = move || verify_and_rehash(&digest, password.expose().as_bytes(), &params);
     let verdict = match ix.pool.run(job).await {
         Ok(v) => v,
-        Err(PoolError::Saturated) => {
+        Err(PoolError::Saturated) => return (Err(busy(2)), "saturated"),
+        Err(PoolError::Panicked) => {
             return (
-                unavailable(2, "Sign-in is busy; try again in a moment."),
-                "saturated",
+                Err(Refusal::Failed {
+                    retry_after: Duration::from_secs(2),
+                }),
+                "hash_failed",
             );
         }
-        Err(PoolError::Panicked) => {
-            return (unavailable(2, "Sign-in failed; try again."), "hash_failed");
-        }
     };
-    match verdict {
-        Verdict::Match(phc) => match write_credential(ix, user_id, &phc).await {
-            Ok(()) => {
-                ix.announce(user_id).await;
-                tracing::info!(
-                    user_id,
-                    hasher = entry.hasher.as_deref().unwrap_or("-"),
-                    "password migrated"
-                );
-                (forward(After::Nothing), "migrated")
+    match (decide::for_verdict(&verdict, user_id), verdict) {
+        (VerdictStep::WriteAndForward, Verdict::Match(phc)) => {
+            match write_credential(ix, user_id, phc.expose()).await {
+                Ok(()) => {
+                    ix.announce(user_id).await;
+                    tracing::info!(
+                        user_id,
+                        hasher = entry.hasher.as_deref().unwrap_or("-"),
+                        "password migrated"
+                    );
+                    (Ok(After::Nothing), "migrated")
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot write the migrated credential");
+                    (Err(unavailable(5)), "db_unavailable")
+                }
             }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot write the migrated credential");
-                (
-                    unavailable(5, "Sign-in is temporarily unavailable."),
-                    "db_unavailable",
-                )
-            }
-        },
-        Verdict::Mismatch => {
+        }
+        (VerdictStep::CountAndForward(after), _) => {
             if let Ok(mut conn) = ix.db.acquire().await
                 && let Err(e) = ledger::count_legacy_failure(&mut conn.conn(), user_id).await
             {
                 tracing::warn!(error = %e, "cannot count a failed legacy verify");
             }
-            // Kernia's answer stands: the user may hold a Kernia password set another way.
-            let after = After::MigrateOnSuccess {
-                user_id: user_id.to_string(),
-                method: "kernia_password",
-            };
-            (forward(after), "legacy_mismatch")
+            (Ok(after), "legacy_mismatch")
         }
-        Verdict::HashFailed => (unavailable(2, "Sign-in failed; try again."), "hash_failed"),
+        (VerdictStep::Refuse(refusal), _) => (Err(refusal), "hash_failed"),
+        (VerdictStep::WriteAndForward, _) => (Err(unavailable(2)), "hash_failed"),
     }
-}
-
-enum Verdict {
-    Match(String),
-    Mismatch,
-    HashFailed,
 }
 
 /// On the blocking pool: the legacy verify, then (on a match) Kernia's hash.
@@ -226,7 +226,7 @@ fn verify_and_rehash(
         return Verdict::Mismatch;
     }
     match hash::kernia_argon2id(password, params) {
-        Ok(phc) => Verdict::Match(phc),
+        Ok(phc) => Verdict::Match(Secret::new(phc)),
         Err(e) => {
             tracing::error!(error = %e, "cannot make Kernia's hash");
             Verdict::HashFailed
@@ -254,11 +254,7 @@ async fn write_credential(
 
 /// The stored digest cannot be verified after all (malformed, over a cap, an
 /// unsupported hasher): the user must reset, like any `pending_reset` user.
-async fn unverifiable(
-    ix: &Interceptor,
-    mut entry: ledger::LedgerEntry,
-    why: DigestError,
-) -> (Intercept, Outcome) {
+async fn unverifiable(ix: &Interceptor, mut entry: ledger::LedgerEntry, why: DigestError) -> Step {
     tracing::warn!(user_id = %entry.user_id, reason = %why, "stored digest cannot be verified; the user must reset");
     if let Ok(mut conn) = ix.db.acquire().await
         && let Err(e) = ledger::set_state(
@@ -274,18 +270,16 @@ async fn unverifiable(
     super::reset::required(ix, &entry).await
 }
 
-/// Not in the ledger: a native Kernia user, or nobody. Nobody gets a dummy
-/// verify so the answer takes as long as a pending user's wrong password.
+/// Not in the ledger: a native Kernia user, or nobody. Nobody is throttled
+/// per client address (a flood of made-up identifiers must not reach the
+/// hashing pool), then gets a dummy verify so the answer takes as long as a
+/// pending user's wrong password.
 async fn unknown_to_ledger(
     ix: &Interceptor,
-    body: &AuthBody,
     id: &Identifier,
-    password: String,
-) -> (Intercept, Outcome) {
-    let forward = Intercept::Forward {
-        body: body.bytes.clone(),
-        after: After::Nothing,
-    };
+    password: &Secret,
+    client: IpAddr,
+) -> Step {
     let (column, value) = match id {
         Identifier::Email(v) => (kernia::UserKey::Email, v),
         Identifier::Username(v) => (kernia::UserKey::Username, v),
@@ -296,15 +290,19 @@ async fn unknown_to_ledger(
         kernia::user_id_by(&mut conn.conn(), column, value).await
     };
     match known.await {
-        Ok(Some(_)) => (forward, "passthrough"),
+        Ok(Some(_)) => (Ok(After::Nothing), "passthrough"),
         Ok(None) => {
+            if let Err(step) = throttle_address(ix, client).await {
+                return step;
+            }
+            let password = password.clone();
             let _ = ix
                 .pool
-                .run(move || hash::dummy_verify(password.as_bytes()))
+                .run(move || hash::dummy_verify(password.expose().as_bytes()))
                 .await;
-            (forward, "dummy_verify")
+            (Ok(After::Nothing), "dummy_verify")
         }
         // Kernia shares this database: it will fail the same way.
-        Err(_) => (forward, "passthrough"),
+        Err(_) => (Ok(After::Nothing), "passthrough"),
     }
 }
