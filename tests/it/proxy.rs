@@ -258,10 +258,12 @@ async fn denied_paths_answer_404_and_never_reach_kernia() {
         assert_eq!(body["code"], "NOT_FOUND");
     }
     assert_eq!(s.kernia.served() + s.legacy.served(), 0);
-    // Kernia's other routes pass, whatever the rollout says.
+    // Kernia's other routes pass, whatever the rollout says (a sign-in body
+    // cutover can read: an unreadable one is refused before Kernia).
     let e = echo::read(
         client()
             .post(s.cutover.url("/api/auth/sign-in/email"))
+            .json(&serde_json::json!({"email": "nobody@example.com", "password": "a-long-password-9"}))
             .send()
             .await
             .unwrap(),
