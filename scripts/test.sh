@@ -23,6 +23,9 @@ scripts/check-deploy.sh
 # Headless Chromium for the dashboard test (installs Debian's package when missing).
 chromium=$(scripts/browser-env.sh | tail -n 1)
 export CUTOVER_CHROMIUM="$chromium"
+# The webhook consumer (Node + @clerk/backend) and the Python svix library.
+CUTOVER_SVIX_PYTHON=$(scripts/webhook-consumer-env.sh | tail -n 1)
+export CUTOVER_SVIX_PYTHON
 
 # Two cores: keep the number of test threads (each may run a Kernia server) small.
 export RUST_TEST_THREADS=${RUST_TEST_THREADS:-4}

@@ -42,6 +42,9 @@ pub enum Command {
     DevCert(DevCertArgs),
     /// Run the pre-cutover checklist against a running deployment (staging)
     Validate(ValidateArgs),
+    /// Outgoing webhooks and queued deliveries: list, replay, send a test, enable
+    #[command(subcommand)]
+    Webhooks(WebhooksCommand),
 }
 
 /// The configuration file, shared by every subcommand that needs one.
@@ -310,4 +313,76 @@ pub struct DevCertArgs {
     /// Overwrite existing files
     #[arg(long)]
     pub force: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WebhooksCommand {
+    /// Queued and past deliveries (newest first), queue depth, disabled endpoints
+    List(WebhooksListArgs),
+    /// Send the webhook events of a time range again (same svix-id)
+    Replay(WebhooksReplayArgs),
+    /// Queue a `cutover.test` event to every configured endpoint
+    SendTest(WebhooksSendTestArgs),
+    /// Turn a disabled endpoint back on; its waiting deliveries go out
+    Enable(WebhooksEnableArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct WebhooksListArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Only rows in this state
+    #[arg(long, value_parser = ["pending", "delivered", "failed"])]
+    pub status: Option<String>,
+    /// Only this event type, e.g. user.created
+    #[arg(long = "type", value_name = "TYPE")]
+    pub event_type: Option<String>,
+    /// Only rows created at or after TIME (RFC 3339, or a duration ago such as 2h, 30m, 7d)
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// At most this many rows
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub limit: u32,
+    /// Print JSON lines for scripts
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct WebhooksReplayArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Events created at or after TIME (RFC 3339, or a duration ago such as 2h, 30m, 7d)
+    #[arg(long, value_name = "TIME")]
+    pub since: String,
+    /// … and before TIME
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+    /// Only these event types (repeat the flag)
+    #[arg(long = "type", value_name = "TYPE")]
+    pub types: Vec<String>,
+    /// Only to this configured endpoint URL [default: every configured endpoint]
+    #[arg(long, value_name = "URL")]
+    pub endpoint: Option<String>,
+    /// At most this many events
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub limit: u32,
+    /// Show what would be sent, change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct WebhooksSendTestArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+}
+
+#[derive(Debug, Args)]
+pub struct WebhooksEnableArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// The endpoint URL (or reset-mail / reset-webhook)
+    #[arg(long, value_name = "URL")]
+    pub endpoint: String,
 }

@@ -24,6 +24,9 @@
 //! - [`control`] — the live rollout shared by every copy (versioned, audited),
 //!   "last seen" records and migration progress; [`admin`] — the private
 //!   listener: probes, Prometheus [`metrics`], the rollout API, the dashboard.
+//! - [`outbox`] — durable, retried delivery after a commit: reset links and
+//!   webhooks, claimed by a worker on any copy.
+//! - [`events`] — Clerk-shaped webhook events from Kernia-side changes.
 //! - [`telemetry`] — logging setup.
 //!
 #![forbid(unsafe_code)]
@@ -34,12 +37,14 @@ pub mod cmd;
 pub mod config;
 pub mod control;
 pub mod db;
+pub mod events;
 pub mod hash;
 pub mod identifier;
 pub mod identify;
 pub mod import;
 pub mod intercept;
 pub mod metrics;
+pub mod outbox;
 pub mod proxy;
 pub mod route;
 pub mod secret;

@@ -36,6 +36,7 @@ struct Metrics {
     kill_switch: IntGauge,
     jwks_refresh: IntCounterVec,
     reset_deliveries: IntCounterVec,
+    webhook_deliveries: IntCounterVec,
     config_reloads: IntCounterVec,
     rollout_changes: IntCounterVec,
 }
@@ -130,6 +131,13 @@ fn build() -> Metrics {
                 "Password reset links sent, by channel and outcome"
             ),
             &["channel", "outcome"]
+        )),
+        webhook_deliveries: reg!(IntCounterVec::new(
+            Opts::new(
+                "cutover_webhook_deliveries_total",
+                "Attempts to deliver Clerk-shaped webhook events, by outcome"
+            ),
+            &["outcome"]
         )),
         config_reloads: reg!(IntCounterVec::new(
             Opts::new(
@@ -247,11 +255,20 @@ pub fn record_jwks_refresh(outcome: &'static str) {
     METRICS.jwks_refresh.with_label_values(&[outcome]).inc();
 }
 
-/// `channel`: `email` | `webhook`; `outcome`: `sent` | `failed`.
+/// `channel`: `email` | `webhook`; `outcome`: `sent` | `failed` (one failed
+/// attempt; the outbox retries it).
 pub fn record_reset_delivery(channel: &'static str, outcome: &'static str) {
     METRICS
         .reset_deliveries
         .with_label_values(&[channel, outcome])
+        .inc();
+}
+
+/// `outcome`: `delivered` | `retry` | `failed` (given up for good).
+pub fn record_webhook_delivery(outcome: &'static str) {
+    METRICS
+        .webhook_deliveries
+        .with_label_values(&[outcome])
         .inc();
 }
 
@@ -276,6 +293,9 @@ pub fn render() -> String {
         for outcome in ["sent", "failed"] {
             m.reset_deliveries.with_label_values(&[channel, outcome]);
         }
+    }
+    for outcome in ["delivered", "retry", "failed"] {
+        m.webhook_deliveries.with_label_values(&[outcome]);
     }
     let mut out = Vec::new();
     if let Err(e) = TextEncoder::new().encode(&m.registry.gather(), &mut out) {

@@ -18,6 +18,7 @@ mod serve;
 mod status;
 mod stragglers;
 mod validate;
+mod webhooks;
 
 use std::process::ExitCode;
 
@@ -80,6 +81,7 @@ async fn run_async(command: Command) -> anyhow::Result<Exit> {
         Command::Validate(args) => validate::run(args).await,
         Command::Rollout(args) => rollout::run(args).await,
         Command::Stragglers(args) => stragglers::run(args).await,
+        Command::Webhooks(command) => webhooks::run(command).await,
         Command::DevCert(_) | Command::Hash(_) => unreachable!("handled synchronously in run"),
     }
 }

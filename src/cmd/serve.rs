@@ -62,6 +62,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<Exit> {
     if let Err(e) = app.seen.flush(&app.db).await {
         tracing::warn!(error = %e, "cannot record the last sightings of users");
     }
+    // In-flight deliveries finish; what is still queued waits for the next start.
+    app.shutdown().await;
     drop(app);
     db.close().await;
     Ok(Exit::Success)
@@ -221,6 +223,21 @@ fn print_summary(path: &std::path::Path, cfg: &Config) {
             a.listen, a.token_env
         ),
         None => println!("  admin listener   off"),
+    }
+    let s = &cfg.outbox.retry_schedule;
+    println!(
+        "  outbox           {} attempt(s) over {} s; {} s timeout",
+        s.len(),
+        s.iter().map(|d| d.as_secs()).sum::<u64>(),
+        cfg.outbox.delivery_timeout.as_secs()
+    );
+    match &cfg.webhooks {
+        Some(w) => println!(
+            "  webhooks         {} endpoint(s); instance {}",
+            w.endpoints.len(),
+            w.instance_id
+        ),
+        None => println!("  webhooks         off: no Clerk-shaped events are sent"),
     }
     println!(
         "  assertion        {}",

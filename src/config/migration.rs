@@ -98,8 +98,8 @@ pub struct SmtpConfig {
 #[derive(Debug, Clone)]
 pub struct WebhookConfig {
     pub url: String,
-    /// Signs the body (Standard Webhooks: `webhook-signature: v1,<base64>`).
-    pub secret: Secret,
+    /// Signs the body (Svix / Standard Webhooks: `v1,<base64>`): a `whsec_` secret.
+    pub secret: crate::svix::SigningSecret,
 }
 
 impl ResetConfig {
@@ -158,6 +158,11 @@ impl ResetConfig {
                     "is required (or secret_env): the app checks the signature with it",
                 );
             }
+            let secret = secret.and_then(|raw| {
+                crate::svix::SigningSecret::parse(raw.expose())
+                    .map_err(|e| p.push(t.key("secret"), e.to_string()))
+                    .ok()
+            });
             t.finish(p);
             Some(WebhookConfig {
                 url: url?,

@@ -10,6 +10,7 @@
 //! module (a test loads it).
 
 mod admin;
+mod delivery;
 mod import_only;
 mod migration;
 mod reader;
@@ -21,6 +22,7 @@ use std::path::{Path, PathBuf};
 
 pub use crate::secret::Secret;
 pub use admin::{AdminConfig, MIN_TOKEN_CHARS};
+pub use delivery::{EndpointConfig, OutboxConfig, SVIX_SCHEDULE_SECS, WebhooksConfig};
 pub use import_only::ImportSettings;
 pub use migration::{CapsConfig, MigrationConfig, ResetConfig, SmtpConfig, WebhookConfig};
 pub use reader::{Env, Problem, ProcessEnv};
@@ -51,6 +53,10 @@ pub struct Config {
     pub migration: MigrationConfig,
     /// Without `[reset]`, users who must reset are told so but no link is sent.
     pub reset: Option<ResetConfig>,
+    /// `[outbox]`: how queued deliveries (reset links, webhooks) are retried.
+    pub outbox: OutboxConfig,
+    /// `[webhooks]`: Clerk-shaped events to the app's consumers; off without it.
+    pub webhooks: Option<WebhooksConfig>,
 }
 
 /// Why a configuration could not be loaded.
@@ -144,6 +150,10 @@ impl Config {
         let reset = root
             .optional_section(&mut p, "reset")
             .and_then(|s| ResetConfig::read(s, &mut p, env));
+        let outbox = OutboxConfig::read(root.section(&mut p, "outbox"), &mut p);
+        let webhooks = root
+            .optional_section(&mut p, "webhooks")
+            .and_then(|s| WebhooksConfig::read(s, &mut p, env));
         root.finish(&mut p);
 
         if !p.is_empty() {
@@ -169,6 +179,8 @@ impl Config {
                 assertion,
                 migration,
                 reset,
+                outbox,
+                webhooks,
             }),
             _ => Err(ConfigError::Invalid {
                 path: origin.to_path_buf(),

@@ -334,3 +334,71 @@ impl Section {
         }
     }
 }
+
+impl Section {
+    /// An array of tables (`[[section.key]]`), each as a [`Section`] whose
+    /// keys read as `section.key[i].name`.
+    pub fn tables(&mut self, p: &mut Problems, key: &str) -> Vec<Section> {
+        let path = self.key(key);
+        match self.take(key) {
+            None => Vec::new(),
+            Some(toml::Value::Array(items)) => {
+                let mut out = Vec::with_capacity(items.len());
+                for (i, item) in items.into_iter().enumerate() {
+                    match item {
+                        toml::Value::Table(table) => out.push(Section {
+                            path: format!("{path}[{i}]"),
+                            table,
+                        }),
+                        other => p.push(
+                            format!("{path}[{i}]"),
+                            format!("expected a table, found {}", other.type_str()),
+                        ),
+                    }
+                }
+                out
+            }
+            Some(other) => {
+                p.push(
+                    &path,
+                    format!(
+                        "expected an array of tables ([[{path}]]), found {}",
+                        other.type_str()
+                    ),
+                );
+                Vec::new()
+            }
+        }
+    }
+
+    /// A list of integers, each within `min..=max`.
+    pub fn ints(&mut self, p: &mut Problems, key: &str, min: u64, max: u64) -> Option<Vec<u64>> {
+        let dotted = self.key(key);
+        match self.take(key)? {
+            toml::Value::Array(items) => {
+                let mut out = Vec::with_capacity(items.len());
+                for (i, item) in items.into_iter().enumerate() {
+                    match item {
+                        toml::Value::Integer(n)
+                            if n >= 0 && (n as u64) >= min && (n as u64) <= max =>
+                        {
+                            out.push(n as u64)
+                        }
+                        other => p.push(
+                            format!("{dotted}[{i}]"),
+                            format!("expected an integer from {min} to {max}, found {other}"),
+                        ),
+                    }
+                }
+                Some(out)
+            }
+            other => {
+                p.push(
+                    dotted,
+                    format!("expected an array of integers, found {}", other.type_str()),
+                );
+                None
+            }
+        }
+    }
+}

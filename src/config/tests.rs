@@ -21,6 +21,10 @@ fn env() -> FakeEnv {
             "an-assertion-secret-of-32-or-more-chars",
         ),
         ("CUTOVER_SMTP_URL", "smtp://127.0.0.1:2525"),
+        (
+            "CLERK_WEBHOOK_SIGNING_SECRET",
+            "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD",
+        ),
     ]))
 }
 
@@ -294,4 +298,42 @@ fn edge_deadlines_and_database_bounds_have_defaults_and_can_be_set() {
     let zero_pool = MINIMAL.replace("[kernia]\n", "[kernia]\ndb_pool_size = 0\n");
     let err = Config::parse(&zero_pool, Path::new("m.toml"), &env()).unwrap_err();
     assert!(err.to_string().contains("kernia.db_pool_size"), "{err}");
+}
+
+#[test]
+fn webhooks_and_outbox_problems_name_their_keys() {
+    let text = format!(
+        "{MINIMAL}\n[outbox]\ndelivery_timeout_secs = 30\nlease_secs = 10\nretry_schedule_secs = [0, \"5\"]\n\
+         [webhooks]\n[[webhooks.endpoints]]\nurl = \"ftp://x\"\nsecret = \"not-a-whsec\"\ntypes = [\"user.exploded\"]\n\
+         [[webhooks.endpoints]]\nurl = \"https://ok.example\"\nsecret_env = \"UNSET_VAR\"\n"
+    );
+    let p = problems(&text);
+    let k = keys(&p);
+    for expected in [
+        "outbox.lease_secs",
+        "outbox.retry_schedule_secs[1]",
+        "webhooks.instance_id",
+        "webhooks.endpoints[0].url",
+        "webhooks.endpoints[0].secret",
+        "webhooks.endpoints[0].types[0]",
+        "webhooks.endpoints[1].secret_env",
+    ] {
+        assert!(k.contains(&expected), "{expected} missing from {p:#?}");
+    }
+}
+
+#[test]
+fn a_webhooks_section_needs_an_endpoint_and_outbox_defaults_are_svix() {
+    let p = problems(&format!("{MINIMAL}\n[webhooks]\ninstance_id = \"ins_1\"\n"));
+    assert_eq!(keys(&p), vec!["webhooks.endpoints"]);
+    let cfg = Config::parse(MINIMAL, Path::new("t.toml"), &env()).unwrap();
+    let secs: Vec<u64> = cfg
+        .outbox
+        .retry_schedule
+        .iter()
+        .map(|d| d.as_secs())
+        .collect();
+    assert_eq!(secs, SVIX_SCHEDULE_SECS.to_vec());
+    assert_eq!(cfg.outbox.delivery_timeout.as_secs(), 15);
+    assert!(cfg.webhooks.is_none());
 }

@@ -23,6 +23,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../migrations/0002_import.sql"),
     ),
     (
+        3,
+        "outbox",
+        include_str!("../../migrations/0003_outbox.sql"),
+    ),
+    (
         4,
         "control",
         include_str!("../../migrations/0004_control.sql"),

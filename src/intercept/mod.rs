@@ -171,6 +171,9 @@ pub struct Interceptor {
     argon: KerniaArgon2Params,
     cfg: MigrationConfig,
     reset: Option<reset::Resets>,
+    /// Clerk-shaped events: a migrated password is a `user.updated`.
+    events: Option<std::sync::Arc<crate::events::Events>>,
+    waker: crate::outbox::Waker,
 }
 
 impl Interceptor {
@@ -178,7 +181,8 @@ impl Interceptor {
         cfg: &Config,
         db: Db,
         state: SharedState,
-    ) -> Result<Interceptor, notify::NotifyError> {
+        waker: crate::outbox::Waker,
+    ) -> Interceptor {
         let m = &cfg.migration;
         let caps = Caps {
             bcrypt_cost: u64::from(m.caps.bcrypt_max_cost),
@@ -187,7 +191,7 @@ impl Interceptor {
             argon2_memory_kib: m.caps.argon2_max_memory_mib * 1024,
             ..Caps::default()
         };
-        Ok(Interceptor {
+        Interceptor {
             pool: pool::HashPool::new(
                 m.hash_pool_size,
                 m.queue_limit,
@@ -204,11 +208,19 @@ impl Interceptor {
             reset: cfg
                 .reset
                 .as_ref()
-                .map(|r| reset::Resets::new(r, db.clone()))
-                .transpose()?,
+                .map(|r| reset::Resets::new(r, db.clone(), waker.clone())),
+            events: None,
+            waker,
             db,
             state,
-        })
+        }
+    }
+
+    /// Record Clerk-shaped events for the users whose password moves (set by
+    /// the proxy when `[webhooks]` is configured).
+    pub fn with_events(mut self, events: std::sync::Arc<crate::events::Events>) -> Interceptor {
+        self.events = Some(events);
+        self
     }
 
     pub fn pool(&self) -> &pool::HashPool {
@@ -333,13 +345,22 @@ impl Interceptor {
             .map(|s| s.user_id)
     }
 
+    /// Mark the user migrated and queue its events (when `[webhooks]` is on)
+    /// in one transaction.
     async fn mark_migrated(&self, user_id: &str, method: &str) {
         let done = async {
-            let mut conn = self.db.acquire().await?;
-            ledger::mark_migrated(&mut conn.conn(), user_id, method).await
+            let mut tx = self.db.begin().await?;
+            let changed = ledger::mark_migrated(&mut tx.conn(), user_id, method).await?;
+            if changed {
+                self.queue_migration_events(&mut tx.conn(), user_id, method)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok::<_, crate::db::DbError>(changed)
         };
         match done.await {
             Ok(true) => {
+                self.waker.wake();
                 tracing::info!(user_id, method, "user migrated");
                 self.announce(user_id).await;
             }
@@ -370,6 +391,20 @@ impl Interceptor {
             .await
         {
             tracing::warn!(error = %e, "cannot broadcast a sign-out; other copies forget it when their cache expires");
+        }
+    }
+
+    /// Queue the events of a migration (when `[webhooks]` is on) inside the
+    /// transaction that marks it.
+    pub(crate) async fn queue_migration_events(
+        &self,
+        conn: &mut crate::db::Conn<'_>,
+        user_id: &str,
+        method: &str,
+    ) -> Result<(), crate::db::DbError> {
+        match &self.events {
+            Some(events) => events.migrated(conn, user_id, method).await,
+            None => Ok(()),
         }
     }
 

@@ -1,20 +1,22 @@
-//! Delivering password-reset links: by mail (SMTP, lettre) and/or a signed
-//! webhook to the app (Standard Webhooks: `webhook-id`, `webhook-timestamp`,
-//! `webhook-signature: v1,<base64 HMAC-SHA256 of "id.timestamp.body">`).
+//! Reset links: what is queued, and the mail that carries one.
 //!
-//! Kernia 0.1.0 sends no reset mail itself. The link carries the token in
-//! plaintext, so neither the link nor the token is ever logged.
+//! Kernia 0.1.0 sends no reset mail itself, so cutover does. A reset is not
+//! delivered inside the sign-in: [`queue`] writes the link to the outbox in
+//! the transaction that issues the token, and the outbox worker
+//! ([`crate::outbox`]) sends the mail ([`Mailer`], SMTP via lettre) and/or the
+//! signed webhook to the app after the commit, with retries. The link carries
+//! the token in plaintext, so neither the link nor the token is ever logged,
+//! and the outbox wipes the row's copy once delivered or given up.
 
 use std::time::Duration;
 
-use base64::Engine as _;
-use hmac::{Hmac, Mac as _};
 use lettre::message::Mailbox;
 use lettre::message::header::ContentType;
 use lettre::{AsyncSmtpTransport, AsyncTransport as _, Message, Tokio1Executor};
-use sha2::Sha256;
 
-use crate::config::{ResetConfig, SmtpConfig, WebhookConfig};
+use crate::config::{ResetConfig, SmtpConfig};
+use crate::db::{Conn, DbError};
+use crate::outbox::{self, Kind, NewDelivery, send::StoredNotice};
 
 /// One reset to deliver.
 pub struct ResetNotice<'a> {
@@ -32,86 +34,91 @@ pub enum NotifyError {
     Mail(String),
     #[error("SMTP delivery failed: {0}")]
     Smtp(#[from] lettre::transport::smtp::Error),
-    #[error("webhook delivery failed: {0}")]
-    Webhook(String),
+    #[error("SMTP delivery took longer than {0:?}")]
+    Timeout(Duration),
 }
 
-pub struct Notifier {
-    smtp: Option<(AsyncSmtpTransport<Tokio1Executor>, SmtpConfig)>,
-    webhook: Option<(reqwest::Client, WebhookConfig)>,
-}
-
-impl Notifier {
-    pub fn new(cfg: &ResetConfig) -> Result<Notifier, NotifyError> {
-        let smtp = match &cfg.smtp {
-            Some(s) => {
-                let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(s.url.expose())?
-                    .timeout(Some(Duration::from_secs(10)))
-                    .build();
-                Some((transport, s.clone()))
-            }
-            None => None,
-        };
-        let webhook = match &cfg.webhook {
-            Some(w) => {
-                let client = reqwest::Client::builder()
-                    .timeout(Duration::from_secs(10))
-                    .build()
-                    .map_err(|e| NotifyError::Webhook(e.to_string()))?;
-                Some((client, w.clone()))
-            }
-            None => None,
-        };
-        Ok(Notifier { smtp, webhook })
-    }
-
-    /// Deliver through every configured channel; succeeds when at least one did.
-    pub async fn deliver(&self, notice: &ResetNotice<'_>) -> Result<(), NotifyError> {
-        let mut last_error = None;
-        let mut delivered = false;
-        if let Some((transport, cfg)) = &self.smtp {
-            match send_mail(transport, cfg, notice).await {
-                Ok(()) => {
-                    crate::metrics::record_reset_delivery("email", "sent");
-                    delivered = true
-                }
-                Err(e) => {
-                    crate::metrics::record_reset_delivery("email", "failed");
-                    last_error = Some(e)
-                }
-            }
-        }
-        if let Some((client, cfg)) = &self.webhook {
-            match send_webhook(client, cfg, notice).await {
-                Ok(()) => {
-                    crate::metrics::record_reset_delivery("webhook", "sent");
-                    delivered = true
-                }
-                Err(e) => {
-                    crate::metrics::record_reset_delivery("webhook", "failed");
-                    last_error = Some(e)
-                }
-            }
-        }
-        match (delivered, last_error) {
-            (true, Some(e)) => {
-                tracing::warn!(error = %e, "one reset channel failed; another delivered");
-                Ok(())
-            }
-            (true, None) => Ok(()),
-            (false, Some(e)) => Err(e),
-            (false, None) => Err(NotifyError::Webhook(
-                "no delivery channel configured".into(),
-            )),
-        }
-    }
-}
-
-async fn send_mail(
-    transport: &AsyncSmtpTransport<Tokio1Executor>,
-    cfg: &SmtpConfig,
+/// Queue the reset for every configured channel, inside the caller's
+/// transaction (the one that writes the token). Returns how many rows.
+pub async fn queue(
+    conn: &mut Conn<'_>,
+    cfg: &ResetConfig,
     n: &ResetNotice<'_>,
-) -> Result<(), NotifyError> {
+    now_ms: i64,
+) -> Result<usize, DbError> {
+    let msg_id = outbox::new_msg_id();
+    let mut rows = Vec::new();
+    if cfg.smtp.is_some() && n.email.is_some() {
+        let notice = StoredNotice {
+            user_id: n.user_id.to_string(),
+            email: n.email.map(str::to_string),
+            link: n.link.to_string(),
+            expires_at: n.expires_at,
+        };
+        rows.push(NewDelivery {
+            msg_id: msg_id.clone(),
+            kind: Kind::ResetMail,
+            event_type: "password_reset.required".into(),
+            ordering_key: Some(n.user_id.to_string()),
+            destination: outbox::RESET_MAIL.into(),
+            payload: serde_json::to_string(&notice).unwrap_or_default(),
+            due_at: now_ms,
+        });
+    }
+    if cfg.webhook.is_some() {
+        rows.push(NewDelivery {
+            msg_id,
+            kind: Kind::ResetWebhook,
+            event_type: "password_reset.required".into(),
+            ordering_key: Some(n.user_id.to_string()),
+            destination: outbox::RESET_WEBHOOK.into(),
+            payload: webhook_body(n),
+            due_at: now_ms,
+        });
+    }
+    outbox::store::enqueue(conn, &rows, now_ms).await?;
+    Ok(rows.len())
+}
+
+/// The reset webhook's body (unchanged from the synchronous sender it replaces).
+pub fn webhook_body(n: &ResetNotice<'_>) -> String {
+    serde_json::json!({
+        "type": "password_reset.required",
+        "data": { "user_id": n.user_id, "email": n.email, "link": n.link, "expires_at": n.expires_at },
+    })
+    .to_string()
+}
+
+/// Sends reset mail over one SMTP transport.
+pub struct Mailer {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    cfg: SmtpConfig,
+    timeout: Duration,
+}
+
+impl Mailer {
+    pub fn new(cfg: &SmtpConfig, timeout: Duration) -> Result<Mailer, NotifyError> {
+        let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(cfg.url.expose())?
+            .timeout(Some(timeout))
+            .build();
+        Ok(Mailer {
+            transport,
+            cfg: cfg.clone(),
+            timeout,
+        })
+    }
+
+    /// Send one reset mail; the whole exchange is bounded by the timeout.
+    pub async fn send(&self, n: &ResetNotice<'_>) -> Result<(), NotifyError> {
+        let message = build_mail(&self.cfg, n)?;
+        match tokio::time::timeout(self.timeout, self.transport.send(message)).await {
+            Ok(result) => result.map(|_| ()).map_err(NotifyError::from),
+            Err(_) => Err(NotifyError::Timeout(self.timeout)),
+        }
+    }
+}
+
+fn build_mail(cfg: &SmtpConfig, n: &ResetNotice<'_>) -> Result<Message, NotifyError> {
     let to: Mailbox = n
         .email
         .ok_or(NotifyError::NoEmail)?
@@ -128,82 +135,11 @@ async fn send_mail(
         ((n.expires_at - crate::db::now_secs()).max(60) / 60),
         n.link
     );
-    let message = Message::builder()
+    Message::builder()
         .from(from)
         .to(to)
         .subject(&cfg.subject)
         .header(ContentType::TEXT_PLAIN)
         .body(body)
-        .map_err(|e| NotifyError::Mail(e.to_string()))?;
-    transport.send(message).await?;
-    Ok(())
-}
-
-async fn send_webhook(
-    client: &reqwest::Client,
-    cfg: &WebhookConfig,
-    n: &ResetNotice<'_>,
-) -> Result<(), NotifyError> {
-    let body = serde_json::json!({
-        "type": "password_reset.required",
-        "data": { "user_id": n.user_id, "email": n.email, "link": n.link, "expires_at": n.expires_at },
-    })
-    .to_string();
-    let id = format!("msg_{}", crate::db::kernia::new_id());
-    let timestamp = crate::db::now_secs().to_string();
-    let signature = sign_webhook(cfg.secret.expose(), &id, &timestamp, &body);
-    let resp = client
-        .post(&cfg.url)
-        .header("content-type", "application/json")
-        .header("webhook-id", &id)
-        .header("webhook-timestamp", &timestamp)
-        .header("webhook-signature", signature)
-        .body(body)
-        .send()
-        .await
-        .map_err(|e| NotifyError::Webhook(e.without_url().to_string()))?;
-    if !resp.status().is_success() {
-        return Err(NotifyError::Webhook(format!(
-            "the app answered {}",
-            resp.status()
-        )));
-    }
-    Ok(())
-}
-
-/// `v1,<base64 HMAC-SHA256(key, "id.timestamp.body")>`; a `whsec_` secret is
-/// base64-decoded first, as Standard Webhooks libraries do.
-pub fn sign_webhook(secret: &str, id: &str, timestamp: &str, body: &str) -> String {
-    let key = match secret.strip_prefix("whsec_") {
-        Some(b64) => base64::engine::general_purpose::STANDARD
-            .decode(b64)
-            .unwrap_or_else(|_| secret.as_bytes().to_vec()),
-        None => secret.as_bytes().to_vec(),
-    };
-    let mut mac = match Hmac::<Sha256>::new_from_slice(&key) {
-        Ok(m) => m,
-        Err(_) => unreachable!("HMAC accepts any key length"),
-    };
-    mac.update(format!("{id}.{timestamp}.{body}").as_bytes());
-    format!(
-        "v1,{}",
-        base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn webhook_signature_matches_the_svix_test_vector() {
-        // Svix's published test vector
-        let sig = sign_webhook(
-            "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD",
-            "msg_27UH4WbU6Z5A5EzD8u03UvzRbpk",
-            "1649367553",
-            r#"{"email":"test@example.com","username":"test_user"}"#,
-        );
-        assert_eq!(sig, "v1,tZ1I4/hDygAJgO5TYxiSd6Sd0kDW6hPenDe+bTa3Kkw=");
-    }
+        .map_err(|e| NotifyError::Mail(e.to_string()))
 }

@@ -4,7 +4,11 @@
 //! — at most once per `[reset].window_secs` — cutover starts a reset the way
 //! Kernia's own `/forget-password` would: a `verification` row with identifier
 //! `reset:<userId>` and a random token, valid for `token_ttl_secs`. Kernia
-//! 0.1.0 sends no mail, so cutover delivers the link itself ([`super::notify`]).
+//! 0.1.0 sends no mail, so cutover delivers the link itself: the link is
+//! queued in the outbox in the transaction that issues the token
+//! ([`super::notify::queue`]) and sent after the commit by the outbox worker,
+//! with retries, so a slow or down mail server never slows the sign-in and a
+//! crash after the commit loses no reset.
 //!
 //! Kernia's `/reset-password` only *updates* an existing credential row (with
 //! none, it answers success and writes nothing), so before issuing a token
@@ -19,25 +23,28 @@ use crate::config::ResetConfig;
 use crate::db::{Db, DbError, kernia, ledger, now_secs};
 
 use super::body::AuthBody;
-use super::notify::{Notifier, NotifyError, ResetNotice};
+use super::notify::{self, ResetNotice};
 use super::{After, Interceptor, Outcome, Refusal};
+use crate::outbox::Waker;
 
 pub(super) struct Resets {
     cfg: ResetConfig,
-    notifier: Notifier,
     db: Db,
+    waker: Waker,
 }
 
 impl Resets {
-    pub(super) fn new(cfg: &ResetConfig, db: Db) -> Result<Resets, NotifyError> {
-        Ok(Resets {
-            notifier: Notifier::new(cfg)?,
+    pub(super) fn new(cfg: &ResetConfig, db: Db, waker: Waker) -> Resets {
+        Resets {
             cfg: cfg.clone(),
             db,
-        })
+            waker,
+        }
     }
 
-    /// Issue a token and deliver the link, unless one went out within the window.
+    /// Issue a token and queue the link, unless one went out within the
+    /// window. The token, the ledger's note and the queued deliveries commit
+    /// together; delivery happens after the commit.
     async fn start(&self, entry: &ledger::LedgerEntry) -> Result<bool, StartError> {
         let now = now_secs();
         let token = random_token();
@@ -61,7 +68,6 @@ impl Resets {
             expires_at,
         )
         .await?;
-        tx.commit().await?;
         let link = self.cfg.link.replace("{token}", &token);
         let notice = ResetNotice {
             user_id: &entry.user_id,
@@ -69,13 +75,14 @@ impl Resets {
             link: &link,
             expires_at,
         };
-        if let Err(e) = self.notifier.deliver(&notice).await {
-            // Let the next sign-in try again rather than wait out the window.
-            if let Ok(mut conn) = self.db.acquire().await {
-                let _ = ledger::set_reset_requested(&mut conn.conn(), &entry.user_id, None).await;
-            }
-            return Err(e.into());
+        let queued =
+            notify::queue(&mut tx.conn(), &self.cfg, &notice, crate::outbox::now_ms()).await?;
+        if queued == 0 {
+            // Mail only, and no address: nothing could deliver it (rolled back).
+            return Err(StartError::NoChannel);
         }
+        tx.commit().await?;
+        self.waker.wake();
         Ok(true)
     }
 }
@@ -84,8 +91,10 @@ impl Resets {
 enum StartError {
     #[error(transparent)]
     Db(#[from] DbError),
-    #[error(transparent)]
-    Notify(#[from] NotifyError),
+    #[error(
+        "the user has no email address and [reset] has no webhook: nothing can deliver the link"
+    )]
+    NoChannel,
 }
 
 /// [`Refusal::ResetRequired`], starting a reset when allowed.

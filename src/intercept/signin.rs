@@ -257,7 +257,13 @@ async fn write_credential(
     let mut tx = ix.db.begin().await?;
     kernia::upsert_credential(&mut tx.conn(), user_id, phc).await?;
     ledger::mark_migrated(&mut tx.conn(), user_id, "legacy_password").await?;
-    tx.commit().await
+    // The password moved: a `user.updated` for the app's consumers, queued in
+    // this same transaction.
+    ix.queue_migration_events(&mut tx.conn(), user_id, "legacy_password")
+        .await?;
+    tx.commit().await?;
+    ix.waker.wake();
+    Ok(())
 }
 
 /// The stored digest cannot be verified after all (malformed, over a cap, an

@@ -1,5 +1,6 @@
 //! The request path, top to bottom: identify → route → intercept (before) →
-//! forward → intercept (after) → observe.
+//! forward → intercept (after) → observe. Around the forward of a Kernia auth
+//! request, [`events`] reads the state for outgoing webhooks.
 //!
 //! [`handle`] is what the server calls for each request: it opens the
 //! per-request [`Ctx`] inside an [`Observation`] (so the request is observed
@@ -19,7 +20,7 @@ use super::context::{Ctx, Peer};
 use super::forward::Upstream;
 use super::observe::Observation;
 use super::server::ConnInfo;
-use super::{App, ProxyBody, headers, intercept, relay, respond};
+use super::{App, ProxyBody, events, headers, intercept, relay, respond};
 use crate::db::now_secs;
 use crate::identify::clerk::ClerkOutcome;
 use crate::identify::kernia::KerniaOutcome;
@@ -79,6 +80,16 @@ pub async fn drive(app: &Arc<App>, ctx: &mut Ctx, req: Request<ProxyBody>) -> Re
                 match intercept::before(app, ctx, req, &rel).await {
                     Err(answer) => answer,
                     Ok(ready) => {
+                        // Webhook events: what the request may delete, read
+                        // before Kernia deletes it
+                        let events = events::before(
+                            app,
+                            ctx,
+                            ready.req.method(),
+                            ready.req.headers(),
+                            &ready.kernia_path,
+                        )
+                        .await;
                         // 4. forward
                         let resp = if ready.body_read {
                             relay::forward_read(app, ctx, ready.req, Upstream::Kernia).await
@@ -89,6 +100,10 @@ pub async fn drive(app: &Arc<App>, ctx: &mut Ctx, req: Request<ProxyBody>) -> Re
                         let answer = Answer::of(resp.status(), resp.headers());
                         intercept::after(app.clone(), ctx, ready.kernia_path, ready.after, answer)
                             .await;
+                        // … and what it changed, queued once Kernia answered
+                        if let Some(before) = events {
+                            events::after(app, ctx, before).await;
+                        }
                         resp
                     }
                 }

@@ -32,6 +32,7 @@
 pub mod assertion;
 pub mod context;
 pub mod driver;
+mod events;
 pub mod facts;
 pub mod forward;
 pub mod headers;
@@ -76,6 +77,11 @@ pub struct App {
     pub intercept: crate::intercept::Interceptor,
     pub db: Db,
     pub state: SharedState,
+    /// Clerk-shaped webhook events (`[webhooks]`); `None` when off.
+    pub events: Option<Arc<crate::events::Events>>,
+    /// The outbox worker of this copy (reset links, webhooks); `None` when
+    /// nothing is configured to deliver to.
+    pub outbox: Option<crate::outbox::WorkerHandle>,
     /// What sees every finished request besides the access line.
     pub observers: Arc<observe::Observers>,
 }
@@ -89,10 +95,12 @@ pub enum SetupError {
     Assertion(#[source] jsonwebtoken::errors::Error),
     #[error("cannot set up Clerk token verification: {0}")]
     Clerk(#[source] crate::identify::clerk::ClerkSetupError),
-    #[error("cannot set up reset delivery: {0}")]
-    Notifier(#[source] crate::intercept::notify::NotifyError),
     #[error("cannot load the live rollout: {0}")]
     Rollout(#[source] crate::control::store::ControlError),
+    #[error("cannot set up outbox delivery: {0}")]
+    Outbox(#[source] crate::outbox::send::SendSetupError),
+    #[error("cannot set up webhook events: {0}")]
+    Events(#[source] crate::db::DbError),
 }
 
 impl App {
@@ -110,6 +118,30 @@ impl App {
         state: SharedState,
         upstreams: Arc<dyn forward::Forward>,
     ) -> Result<Arc<App>, SetupError> {
+        let waker = crate::outbox::Waker::default();
+        let events = match &cfg.webhooks {
+            Some(w) => {
+                let schema = crate::db::KerniaSchema::read(&db)
+                    .await
+                    .map_err(SetupError::Events)?;
+                Some(crate::events::Events::new(
+                    w,
+                    db.clone(),
+                    schema,
+                    waker.clone(),
+                ))
+            }
+            None => None,
+        };
+        let senders = crate::outbox::send::Senders::new(cfg).map_err(SetupError::Outbox)?;
+        let outbox = (!senders.is_empty()).then(|| {
+            crate::outbox::Worker::new(db.clone(), senders, cfg.outbox.clone()).spawn(waker.clone())
+        });
+        let mut intercept =
+            crate::intercept::Interceptor::new(cfg, db.clone(), state.clone(), waker);
+        if let Some(e) = &events {
+            intercept = intercept.with_events(e.clone());
+        }
         let lookups = Arc::new(crate::db::bounded::Bounded::new(cfg.kernia.db.lookups));
         let routing = crate::control::live::LiveRollout::start(
             cfg.routing.clone(),
@@ -150,16 +182,25 @@ impl App {
                 .map(assertion::Signer::new)
                 .transpose()
                 .map_err(SetupError::Assertion)?,
-            intercept: crate::intercept::Interceptor::new(cfg, db.clone(), state.clone())
-                .map_err(SetupError::Notifier)?,
+            intercept,
             db,
             state,
+            events,
+            outbox,
             observers: Arc::new(observe::Observers::default()),
         });
         // Prometheus request metrics hang off the observe phase.
         app.observers.add(Arc::new(crate::metrics::RequestMetrics));
         tokio::spawn(listen_for_invalidations(Arc::downgrade(&app)));
         Ok(app)
+    }
+
+    /// Stop this copy's outbox worker after the deliveries in hand (graceful
+    /// shutdown; undelivered rows stay queued for the next start).
+    pub async fn shutdown(&self) {
+        if let Some(outbox) = &self.outbox {
+            outbox.shutdown().await;
+        }
     }
 
     fn is_trusted(&self, ip: std::net::IpAddr) -> bool {

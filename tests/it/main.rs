@@ -27,5 +27,8 @@ mod import_support;
 mod kernia_sessions;
 mod migration;
 mod migration_safety;
+mod outbox;
 mod proxy;
 mod request_path;
+mod reset_delivery;
+mod webhooks;

@@ -404,21 +404,25 @@ async fn reset_links_can_go_to_the_app_as_a_signed_webhook() {
         sign_in(&f.cutover, "hook@example.com", "x").await.status(),
         403
     );
-    let (headers, body) = receiver
-        .got
-        .lock()
+    // Delivered after the sign-in's commit, by the outbox worker.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let (headers, body) = loop {
+        if let Some(first) = receiver.got.lock().unwrap().first().cloned() {
+            break first;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the webhook was not called"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let signed = cutover::svix::SignedHeaders::from_headers(&headers).expect("svix-* headers");
+    assert!(signed.id.starts_with("msg_"));
+    assert_eq!(headers["webhook-id"], headers["svix-id"]);
+    cutover::svix::SigningSecret::parse(secret)
         .unwrap()
-        .first()
-        .cloned()
-        .expect("the webhook was called");
-    let id = headers["webhook-id"].to_str().unwrap();
-    let ts = headers["webhook-timestamp"].to_str().unwrap();
-    let text = std::str::from_utf8(&body).unwrap();
-    assert_eq!(
-        headers["webhook-signature"].to_str().unwrap(),
-        cutover::intercept::notify::sign_webhook(secret, id, ts, text),
-        "Standard Webhooks signature over id.timestamp.body"
-    );
+        .verify(&signed, &body, cutover::db::now_secs())
+        .expect("Svix signature over id.timestamp.body");
     let event: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(event["type"], "password_reset.required");
     assert_eq!(event["data"]["user_id"], "user_2hook");

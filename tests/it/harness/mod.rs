@@ -22,6 +22,7 @@ pub mod better_auth;
 pub mod browser;
 pub mod clerk;
 pub mod clerk_api;
+pub mod consumer;
 pub mod copies;
 pub mod databases;
 pub mod echo;

@@ -119,6 +119,7 @@ impl Cutover {
         if let Some(task) = self.task.take() {
             let _ = tokio::time::timeout(Duration::from_secs(30), task).await;
         }
+        self.app.shutdown().await;
     }
 }
 

@@ -18,10 +18,16 @@ pub struct SmtpSink {
 
 impl SmtpSink {
     pub async fn start() -> SmtpSink {
+        SmtpSink::start_on(0).await
+    }
+
+    /// On a given port (0: a free one).
+    pub async fn start_on(port: u16) -> SmtpSink {
         let dir = tempfile::tempdir().unwrap();
         let mut child = Command::new(python())
             .arg(repo_root().join("tests/support/smtp_sink.py"))
             .arg(dir.path())
+            .arg(port.to_string())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .kill_on_drop(true)
