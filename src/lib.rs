@@ -17,11 +17,14 @@
 //!   who is this, where does it go, lazy password migration, forwarding.
 //! - [`hash`] — legacy password digests from Clerk (parse with work-factor
 //!   caps, verify in constant time) and Kernia's own Argon2id hash.
+//! - [`clerk_sync`] — the live half while Clerk runs: Clerk's webhooks in,
+//!   live password verification with Clerk's Backend API.
 //! - [`svix`] — Svix's webhook signatures (Clerk's webhooks in, cutover's out).
 //! - [`telemetry`] — logging setup.
 //!
 #![forbid(unsafe_code)]
 
+pub mod clerk_sync;
 pub mod cli;
 pub mod cmd;
 pub mod config;

@@ -9,6 +9,7 @@
 //! `config/cutover.example.toml` documents every key; keep it in step with this
 //! module (a test loads it).
 
+mod clerk_sync;
 mod migration;
 mod reader;
 mod routing;
@@ -18,6 +19,7 @@ mod sections;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+pub use clerk_sync::{ClerkSyncConfig, DEFAULT_WEBHOOK_PATH, LiveVerifyConfig};
 pub use migration::{CapsConfig, MigrationConfig, ResetConfig, SmtpConfig, WebhookConfig};
 pub use reader::{Env, Problem, ProcessEnv};
 pub use routing::{AssertionConfig, AssertionKey, DEFAULT_DENIED};
@@ -43,6 +45,8 @@ pub struct Config {
     pub migration: MigrationConfig,
     /// Without `[reset]`, users who must reset are told so but no link is sent.
     pub reset: Option<ResetConfig>,
+    /// `[clerk_sync]`: Clerk's webhooks in and live password verification.
+    pub clerk_sync: Option<ClerkSyncConfig>,
 }
 
 /// Why a configuration could not be loaded.
@@ -124,6 +128,9 @@ impl Config {
         let reset = root
             .optional_section(&mut p, "reset")
             .and_then(|s| ResetConfig::read(s, &mut p, env));
+        let clerk_sync = root
+            .optional_section(&mut p, "clerk_sync")
+            .and_then(|s| ClerkSyncConfig::read(s, &mut p, env, &import.clerk_api_url));
         root.finish(&mut p);
 
         if !p.is_empty() {
@@ -147,6 +154,7 @@ impl Config {
                 assertion,
                 migration,
                 reset,
+                clerk_sync,
             }),
             _ => Err(ConfigError::Invalid {
                 path: origin.to_path_buf(),

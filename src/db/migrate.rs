@@ -22,6 +22,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "import",
         include_str!("../../migrations/0002_import.sql"),
     ),
+    (
+        5,
+        "clerk_sync",
+        include_str!("../../migrations/0005_clerk_sync.sql"),
+    ),
 ];
 
 /// An arbitrary constant naming cutover's advisory lock.

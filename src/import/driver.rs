@@ -262,6 +262,16 @@ async fn write_batch(
                     }
                 }
             }
+            // Users an earlier run (or a webhook) wrote are refreshed, not skipped.
+            let plans = store::refresh::known_users(
+                &mut conn,
+                schema,
+                plans,
+                store::refresh::csv_exported_at(&opts.inputs.csv),
+                c,
+                &mut issues,
+            )
+            .await?;
             store::users::write(&mut conn, schema, plans, c, &mut issues).await?;
         }
         Items::Organizations(records) => {

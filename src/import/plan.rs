@@ -34,6 +34,18 @@ pub struct UserPlan {
     pub ledger: NewLedgerEntry,
     /// Warnings and re-enrolment notes, recorded if the user is imported.
     pub notes: Vec<Issue>,
+    /// What the Backend API said about the account now, when it was an input
+    /// (a later run or a webhook refreshes a pending user with it).
+    pub clerk: Option<ClerkNow>,
+}
+
+/// The Backend API's word on an account's current state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClerkNow {
+    pub banned: bool,
+    pub password_enabled: Option<bool>,
+    /// `password_last_updated_at`, epoch seconds.
+    pub password_changed_at: Option<i64>,
 }
 
 /// A user's fate, decided before any database is asked.
@@ -260,12 +272,18 @@ pub fn plan(group: UserGroup, csv_name: &str, now: i64) -> Planned {
         had_backup_codes,
         had_passkeys,
     };
+    let clerk = api.as_ref().map(|a| ClerkNow {
+        banned: a.banned,
+        password_enabled: a.password_enabled,
+        password_changed_at: a.password_last_updated_at,
+    });
     Planned::User(Box::new(UserPlan {
         user,
         accounts,
         totp_secret,
         ledger,
         notes,
+        clerk,
     }))
 }
 

@@ -27,6 +27,7 @@
 //! closed with 503; nothing else waits on them.
 
 pub mod body;
+mod live;
 pub mod notify;
 pub mod pool;
 mod reset;
@@ -79,6 +80,8 @@ pub struct Interceptor {
     argon: KerniaArgon2Params,
     cfg: MigrationConfig,
     reset: Option<reset::Resets>,
+    /// Live verification with Clerk (`[clerk_sync]`), while Clerk runs.
+    pub live: Option<std::sync::Arc<crate::clerk_sync::live::LiveVerifier>>,
 }
 
 impl Interceptor {
@@ -114,6 +117,7 @@ impl Interceptor {
                 .as_ref()
                 .map(|r| reset::Resets::new(r, db.clone()))
                 .transpose()?,
+            live: live_verifier(cfg),
             db,
             state,
         })
@@ -210,6 +214,18 @@ impl Interceptor {
             .await
         {
             tracing::warn!(error = %e, "cannot broadcast a migration; other copies learn it when their cache expires");
+        }
+    }
+}
+
+/// The live verifier, when `[clerk_sync]` configures one.
+fn live_verifier(cfg: &Config) -> Option<std::sync::Arc<crate::clerk_sync::live::LiveVerifier>> {
+    let live = cfg.clerk_sync.as_ref()?.live.as_ref()?;
+    match crate::clerk_sync::live::LiveVerifier::new(live) {
+        Ok(v) => Some(std::sync::Arc::new(v)),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot set up live verification with Clerk; users without a usable digest must reset");
+            None
         }
     }
 }

@@ -42,6 +42,8 @@ pub(super) async fn run(ix: &Interceptor, body: AuthBody, client: IpAddr) -> (In
     };
     match entry.state {
         ledger::LedgerState::PendingPassword => {}
+        // Clerk can still check it (digest missing, stale, unsupported).
+        ledger::LedgerState::PendingReset if ix.live.is_some() => {}
         ledger::LedgerState::PendingReset => return super::reset::required(ix, &entry).await,
         ledger::LedgerState::Migrated
         | ledger::LedgerState::SocialOnly
@@ -147,6 +149,9 @@ async fn migrate_locked(
             }
         }
     };
+    if entry.state == ledger::LedgerState::PendingReset {
+        return super::live::verify(ix, entry, body, password).await;
+    }
     if entry.state != ledger::LedgerState::PendingPassword {
         // Migrated by a concurrent sign-in: Kernia now verifies the new hash.
         return (forward(After::Nothing), "already_migrated");
@@ -157,6 +162,7 @@ async fn migrate_locked(
         &ix.caps,
     ) {
         Ok(d) => d,
+        Err(_) if ix.live.is_some() => return super::live::verify(ix, entry, body, password).await,
         Err(e) => return unverifiable(ix, entry, e).await,
     };
 

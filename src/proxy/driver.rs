@@ -50,6 +50,16 @@ async fn drive(
     peer: Peer,
     req: Request<Incoming>,
 ) -> Response<ProxyBody> {
+    // Clerk's webhooks (crate::clerk_sync): cutover's own endpoint, before any
+    // identity or routing; its signature is the only credential.
+    if let Some(sync) = &app.clerk_sync
+        && sync.is_endpoint(req.uri().path())
+    {
+        let (resp, outcome) = sync.webhook(req).await;
+        ctx.route = "clerk_webhook";
+        ctx.intercept = Some(outcome);
+        return resp;
+    }
     // 1. identify
     let identity = identify(app, ctx, &req).await;
     ctx.provider = identity.provider();

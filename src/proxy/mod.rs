@@ -69,6 +69,8 @@ pub struct App {
     pub intercept: crate::intercept::Interceptor,
     pub db: Db,
     pub state: SharedState,
+    /// Clerk's webhooks in (`[clerk_sync]` with a webhook secret).
+    pub clerk_sync: Option<crate::clerk_sync::ClerkSync>,
 }
 
 /// Why the proxy could not be set up.
@@ -117,6 +119,17 @@ impl App {
                 .map_err(SetupError::Assertion)?,
             intercept: crate::intercept::Interceptor::new(cfg, db.clone(), state.clone())
                 .map_err(SetupError::Notifier)?,
+            clerk_sync: cfg.clerk_sync.as_ref().and_then(|c| {
+                crate::clerk_sync::ClerkSync::new(
+                    c,
+                    crate::import::RoleMap::new(
+                        cfg.import.roles.clone(),
+                        cfg.import.creator_role.clone(),
+                    ),
+                    db.clone(),
+                    state.clone(),
+                )
+            }),
             db,
             state,
         });

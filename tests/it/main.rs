@@ -10,6 +10,7 @@ mod harness;
 mod binary;
 mod clerk_identify;
 mod clerk_routing;
+mod clerk_sync;
 mod cli;
 mod foundation;
 mod hash_cli;

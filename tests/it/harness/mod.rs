@@ -9,7 +9,9 @@
 //! - [`redis`]: the Redis URL and a key prefix of the test's own;
 //! - [`server`]: cutover itself, in-process on loopback ports;
 //! - [`echo`]: an upstream that answers with what it received;
-//! - [`clerk_api`]: a local Clerk Backend API (pagination, 429s) for imports.
+//! - [`clerk_api`]: a local Clerk Backend API (pagination, 429s) for imports,
+//!   and its `verify_password` for live verification;
+//! - [`svix_sender`]: Clerk's webhooks, signed as Svix signs them.
 //!
 //! Nothing here skips: when a service a test needs is missing, the test fails
 //! and says what to start (`scripts/test.sh` starts or installs them).
@@ -24,6 +26,7 @@ pub mod process;
 pub mod redis;
 pub mod server;
 pub mod smtp;
+pub mod svix_sender;
 
 use std::path::PathBuf;
 
