@@ -535,7 +535,7 @@ both_engines!(a_user_created_at_clerk_after_the_import_signs_in);
 
 async fn a_user_deleted_at_clerk_loses_their_kernia_session(engine: Engine) {
     // A long session cache: only the broadcast can make cutover forget in time.
-    let f = fixture_with(engine, 600_000, "breaker_failures = 1000").await;
+    let f = fixture_with(engine, 300_000, "breaker_failures = 1000").await;
     let (digest, password) = vector("bcrypt", "cost 4");
     seed(
         &f.db,
