@@ -277,6 +277,9 @@ async fn write_batch(
         Items::Organizations(records) => {
             let valid = sort_out(records, |c| &mut c.organizations, c, &mut issues);
             if schema.organizations() {
+                let valid =
+                    store::refresh::known_organizations(&mut conn, valid, now, c, &mut issues)
+                        .await?;
                 store::orgs::write_organizations(&mut conn, valid, now, c, &mut issues).await?;
             } else {
                 no_plugin(
@@ -291,6 +294,15 @@ async fn write_batch(
         Items::Memberships(records) => {
             let valid = sort_out(records, |c| &mut c.memberships, c, &mut issues);
             if schema.organizations() {
+                let valid = store::refresh::known_members(
+                    &mut conn,
+                    valid,
+                    &opts.roles,
+                    now,
+                    c,
+                    &mut issues,
+                )
+                .await?;
                 store::orgs::write_members(&mut conn, valid, &opts.roles, now, c, &mut issues)
                     .await?;
             } else {

@@ -624,3 +624,164 @@ async fn a_user_deleted_at_clerk_loses_their_kernia_session(engine: Engine) {
     assert_eq!(refused.status(), 403);
 }
 both_engines!(a_user_deleted_at_clerk_loses_their_kernia_session);
+
+/// `cutover import` as an operator runs it, against the emulator.
+fn import_cmd(
+    config: &std::path::Path,
+    dir: &std::path::Path,
+    csv: &std::path::Path,
+) -> (String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cutover"))
+        .args(["import", "--from-clerk-api", "--progress", "none", "-c"])
+        .arg(config)
+        .arg("--csv")
+        .arg(csv)
+        .arg("--api-dir")
+        .arg(dir.join("pulled"))
+        .env("TEST_CLERK_KEY", KEY)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    (stdout, stderr)
+}
+
+const CSV_HEADER: &str = "id,first_name,last_name,username,primary_email_address,primary_phone_number,verified_email_addresses,unverified_email_addresses,verified_phone_numbers,unverified_phone_numbers,totp_secret,password_digest,password_hasher\n";
+
+fn csv_row(id: &str, email: &str, digest: &str) -> String {
+    format!("{id},,,,{email},,{email},,,,,{digest},bcrypt\n")
+}
+
+async fn a_missed_webhook_gap_is_closed_by_the_next_pull(engine: Engine) {
+    let kernia = KerniaServer::start(engine).await;
+    let db = kernia.db.connect().await;
+    let t0 = (now() - 3600) * 1000;
+    let ids = [
+        "user_2a", "user_2b", "user_2c", "user_2d", "user_2e", "user_2f",
+    ];
+    let org = json!({"object": "organization", "id": "org_2gap", "name": "Gap Inc", "slug": "gap",
+        "has_image": false, "public_metadata": {}, "created_by": "user_2a",
+        "created_at": t0, "updated_at": t0});
+    let mut data = ClerkData {
+        retry_after_secs: 1,
+        ..ClerkData::default()
+    };
+    for id in ids {
+        data.users.push(user(id, &format!("{id}@x.com"), id, t0));
+    }
+    data.organizations.push(org.clone());
+    data.memberships.push(
+        json!({"object": "organization_membership", "id": "orgmem_2f",
+        "role": "org:member", "organization": org, "public_user_data": {"user_id": "user_2f"},
+        "created_at": t0, "updated_at": t0}),
+    );
+    data.invitations.push(
+        json!({"object": "organization_invitation", "id": "orginv_2gap",
+        "email_address": "guest@x.com", "role": "org:member", "organization_id": "org_2gap",
+        "inviter_id": "user_2a", "status": "pending", "expires_at": (now() + 86_400) * 1000,
+        "created_at": t0, "updated_at": t0}),
+    );
+    let api = ClerkApi::start(data).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("cutover.toml");
+    let extra = format!(
+        "[import]\nclerk_api_url = \"{}\"\nclerk_secret_key_env = \"TEST_CLERK_KEY\"\n",
+        api.url()
+    );
+    std::fs::write(
+        &config,
+        toml(
+            "http://127.0.0.1:9",
+            "http://127.0.0.1:9",
+            &kernia.db.url,
+            &extra,
+        ),
+    )
+    .unwrap();
+    let (old_digest, _) = vector("bcrypt", "cost 4");
+    let (new_digest, _) = vector("bcrypt", "realistic");
+    let csv = dir.path().join("users.csv");
+    let mut text = CSV_HEADER.to_string();
+    for id in ids {
+        text.push_str(&csv_row(id, &format!("{id}@x.com"), &old_digest));
+    }
+    std::fs::write(&csv, &text).unwrap();
+    import_cmd(&config, dir.path(), &csv);
+    assert_eq!(
+        entry(&db, "user_2b").await.state,
+        LedgerState::PendingPassword
+    );
+
+    // Meanwhile at Clerk, with every webhook missed (the endpoint was down):
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let t1 = now() * 1000;
+    {
+        let mut d = api.data();
+        d.users[0]["first_name"] = json!("Renamed"); // user_2a's profile
+        d.users[0]["updated_at"] = json!(t1);
+        d.users[1]["password_last_updated_at"] = json!(t1); // user_2b changed their password
+        d.users[1]["updated_at"] = json!(t1);
+        d.users[2]["banned"] = json!(true); // user_2c banned
+        d.users[2]["updated_at"] = json!(t1);
+        d.users.retain(|u| u["id"] != "user_2d"); // user_2d deleted
+        d.memberships[0]["role"] = json!("org:admin");
+        d.memberships[0]["updated_at"] = json!(t1);
+        d.invitations.clear(); // revoked: no longer pending
+        d.organizations[0]["name"] = json!("Gap Renamed");
+        d.organizations[0]["updated_at"] = json!(t1);
+    }
+    // ... and a fresh dashboard export has user_2e's new digest.
+    std::fs::write(
+        &csv,
+        text.replace(
+            &csv_row("user_2e", "user_2e@x.com", &old_digest),
+            &csv_row("user_2e", "user_2e@x.com", &new_digest),
+        ),
+    )
+    .unwrap();
+
+    let (stdout, stderr) = import_cmd(&config, dir.path(), &csv);
+    assert!(stderr.contains("pulling again to catch up"), "{stderr}");
+    assert!(stdout.contains("refreshed:"), "{stdout}");
+    assert!(
+        stdout.contains("1 users removed, 0 memberships deleted, 1 invitations no longer pending"),
+        "{stdout}"
+    );
+
+    assert_eq!(
+        kernia_name(&db, "user_2a").await.as_deref(),
+        Some("Renamed Tester")
+    );
+    let b = entry(&db, "user_2b").await;
+    assert_eq!(
+        (b.state, b.digest.is_none()),
+        (LedgerState::PendingReset, true),
+        "stale digest dropped"
+    );
+    assert!(kernia_banned(&db, "user_2c").await);
+    assert_eq!(entry(&db, "user_2d").await.state, LedgerState::Removed);
+    assert_eq!(
+        entry(&db, "user_2e").await.digest.as_deref(),
+        Some(new_digest.as_str())
+    );
+    assert_eq!(
+        entry(&db, "user_2f").await.digest.as_deref(),
+        Some(old_digest.as_str()),
+        "unchanged users keep theirs"
+    );
+    let mut conn = db.acquire().await.unwrap();
+    let (org_name, role, status): (String, String, String) =
+        on_conn!(&mut conn.conn(), |c| sqlx::query_as(
+            "SELECT o.name, m.role, i.status FROM organization o, member m, invitation i
+         WHERE o.id = 'org_2gap' AND m.id = 'orgmem_2f' AND i.id = 'orginv_2gap'"
+        )
+        .fetch_one(c)
+        .await
+        .unwrap());
+    assert_eq!(
+        (org_name.as_str(), role.as_str(), status.as_str()),
+        ("Gap Renamed", "admin", "canceled")
+    );
+}
+both_engines!(a_missed_webhook_gap_is_closed_by_the_next_pull);

@@ -761,3 +761,143 @@ pub async fn known_users(
     }
     Ok(fresh)
 }
+
+/// An import batch of organizations: refresh those Kernia has (Clerk's newer
+/// name, slug, logo, metadata), hand back the rest for the insert-only writer.
+pub async fn known_organizations(
+    conn: &mut Conn<'_>,
+    orgs: Vec<crate::import::records::OrgRecord>,
+    now: i64,
+    c: &mut Counters,
+    issues: &mut Vec<Issue>,
+) -> Result<Vec<crate::import::records::OrgRecord>, DbError> {
+    let mut fresh = Vec::with_capacity(orgs.len());
+    for o in orgs {
+        if !exists(conn, "organization", &o.id).await? {
+            fresh.push(o);
+            continue;
+        }
+        let before = c.organizations.conflicts;
+        let r = organization(conn, o, now, c, issues).await?;
+        if c.organizations.conflicts == before {
+            c.organizations.already_present += 1;
+        }
+        if r == RowRefresh::Updated {
+            *c.refreshed
+                .entry("organizations: updated".into())
+                .or_default() += 1;
+        }
+    }
+    Ok(fresh)
+}
+
+/// An import batch of memberships: refresh the role of those Kernia has.
+pub async fn known_members(
+    conn: &mut Conn<'_>,
+    members: Vec<crate::import::records::MemberRecord>,
+    roles: &crate::import::RoleMap,
+    now: i64,
+    c: &mut Counters,
+    issues: &mut Vec<Issue>,
+) -> Result<Vec<crate::import::records::MemberRecord>, DbError> {
+    let mut fresh = Vec::with_capacity(members.len());
+    for m in members {
+        if !exists(conn, "member", &m.id).await? {
+            fresh.push(m);
+            continue;
+        }
+        c.memberships.already_present += 1;
+        if member(conn, m, roles, now, c, issues).await? == RowRefresh::Updated {
+            *c.refreshed.entry("memberships: role".into()).or_default() += 1;
+        }
+    }
+    Ok(fresh)
+}
+
+/// What a complete Backend API pull no longer lists, gone at Clerk since the
+/// last run: users (→ `removed`, sessions revoked, banned), memberships
+/// (deleted) and pending invitations (no longer pending: `canceled`). Only
+/// rows cutover imported (Clerk ids) are considered. A pull that would remove
+/// more than `max_share` of the ledger's users is refused as a likely mistake
+/// (another Clerk instance, a filtered key), and nothing is changed.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Gone {
+    pub users: u64,
+    pub memberships: u64,
+    pub invitations: u64,
+    /// Kernia session tokens revoked (to broadcast, when a proxy is listening).
+    pub revoked_tokens: Vec<String>,
+}
+
+/// Why [`absent`] changed nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum AbsentError {
+    #[error(
+        "the pull lists {listed} users but {absent} of the {ledgered} users cutover imported are missing from it; refusing to mark them removed (wrong instance or key?)"
+    )]
+    TooMany {
+        listed: usize,
+        absent: usize,
+        ledgered: usize,
+    },
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+pub async fn absent(
+    conn: &mut Conn<'_>,
+    schema: &ImportSchema,
+    users: &std::collections::HashSet<String>,
+    memberships: &std::collections::HashSet<String>,
+    pending_invitations: &std::collections::HashSet<String>,
+    max_share: f64,
+) -> Result<Gone, AbsentError> {
+    let ledgered: Vec<String> = on_conn!(conn, |c| sqlx::query_scalar(
+        "SELECT user_id FROM cutover_ledger WHERE state <> 'removed'"
+    )
+    .fetch_all(c)
+    .await
+    .map_err(DbError::query("reading the ledger"))?);
+    let gone_users: Vec<&String> = ledgered.iter().filter(|u| !users.contains(*u)).collect();
+    if !ledgered.is_empty() && gone_users.len() as f64 > max_share * ledgered.len() as f64 {
+        return Err(AbsentError::TooMany {
+            listed: users.len(),
+            absent: gone_users.len(),
+            ledgered: ledgered.len(),
+        });
+    }
+    let mut out = Gone::default();
+    for u in gone_users {
+        if let Some(tokens) = remove_user(conn, schema, u).await? {
+            out.users += 1;
+            out.revoked_tokens.extend(tokens);
+        }
+    }
+    if schema.organizations() {
+        let members: Vec<String> = on_conn!(conn, |c| sqlx::query_scalar(
+            "SELECT id FROM member WHERE id LIKE 'orgmem\\_%' ESCAPE '\\'"
+        )
+        .fetch_all(c)
+        .await
+        .map_err(DbError::query("reading members"))?);
+        for m in members.iter().filter(|m| !memberships.contains(*m)) {
+            if delete_member(conn, m).await? == RowRefresh::Deleted {
+                out.memberships += 1;
+            }
+        }
+        let invites: Vec<String> = on_conn!(conn, |c| {
+            sqlx::query_scalar(
+            "SELECT id FROM invitation WHERE status = 'pending' AND id LIKE 'orginv\\_%' ESCAPE '\\'"
+        )
+        .fetch_all(c)
+        .await
+        .map_err(DbError::query("reading invitations"))?
+        });
+        for i in invites.iter().filter(|i| !pending_invitations.contains(*i)) {
+            if close_invitation(conn, i, "canceled").await? == RowRefresh::Updated {
+                out.invitations += 1;
+            }
+        }
+    }
+    Ok(out)
+}
