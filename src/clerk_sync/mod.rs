@@ -158,6 +158,15 @@ impl ClerkSync {
         let Some(object_id) = parsed.object_id() else {
             return Ok(Applied::Ignored);
         };
+        // Two deliveries about one object apply one after the other (SQLite's
+        // write lock already serialises every transaction).
+        if let Conn::Postgres(c) = conn {
+            sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
+                .bind(object_id)
+                .execute(&mut **c)
+                .await
+                .map_err(DbError::query("locking a Clerk object"))?;
+        }
         if !is_newer(conn, object_id, parsed.version_ms).await? {
             return Ok(Applied::Stale);
         }
@@ -317,7 +326,8 @@ async fn remember(
         "INSERT INTO cutover_clerk_objects (object_id, kind, version, deleted, updated_at)
         VALUES ($1, $2, $3, $4, $5)
         ON CONFLICT (object_id) DO UPDATE SET version = excluded.version,
-            deleted = excluded.deleted, updated_at = excluded.updated_at";
+            deleted = excluded.deleted, updated_at = excluded.updated_at
+        WHERE cutover_clerk_objects.version <= excluded.version OR excluded.deleted";
     on_conn!(conn, |c| {
         sqlx::query(SQL)
             .bind(object_id)
