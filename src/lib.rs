@@ -6,7 +6,7 @@
 //! - [`cli`] — the command line (clap); [`cmd`] — one module per subcommand, and
 //!   the one place an outcome becomes an exit status.
 //! - [`config`] — one TOML file read into validated types; every problem
-//!   reported at once; secrets that never print.
+//!   reported at once. [`secret`] — the one type for values never printed.
 //! - [`db`] — Kernia 0.1.0's tables on PostgreSQL or SQLite, and cutover's own
 //!   `cutover_*` tables (the migration ledger) beside them.
 //! - [`import`] — `cutover import`: a Clerk export (CSV, Backend API JSON or a
@@ -14,7 +14,10 @@
 //! - [`state`] — ephemeral state shared by several cutover copies: counters,
 //!   locks, invalidation messages; in-process or Redis.
 //! - [`identify`], [`route`], [`intercept`], [`proxy`] — the request path:
-//!   who is this, where does it go, lazy password migration, forwarding.
+//!   who is this, where does it go, lazy password migration, forwarding,
+//!   observing (`docs/ARCHITECTURE.md` walks it). [`web`] — the low layer
+//!   they share: bodies and cutover's own answers. [`identifier`] — the one
+//!   form of emails, usernames and phone numbers (intercept and import).
 //! - [`hash`] — legacy password digests from Clerk (parse with work-factor
 //!   caps, verify in constant time) and Kernia's own Argon2id hash.
 //! - [`clerk_sync`] — the live half while Clerk runs: Clerk's webhooks in,
@@ -30,11 +33,14 @@ pub mod cmd;
 pub mod config;
 pub mod db;
 pub mod hash;
+pub mod identifier;
 pub mod identify;
 pub mod import;
 pub mod intercept;
 pub mod proxy;
 pub mod route;
+pub mod secret;
 pub mod state;
 pub mod svix;
 pub mod telemetry;
+pub mod web;

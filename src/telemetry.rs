@@ -1,7 +1,12 @@
 //! Logging: `tracing` to stderr, as text or one JSON object per line.
 //!
+//! Text carries ANSI colours only when stderr is a terminal and `NO_COLOR` is
+//! not set: a file, a pipe or a log collector gets plain text.
+//!
 //! Nothing logged anywhere in cutover may carry a token, cookie, password,
 //! digest or secret; types that hold them redact themselves in `Debug`.
+
+use std::io::IsTerminal as _;
 
 use tracing_subscriber::EnvFilter;
 
@@ -14,6 +19,10 @@ pub fn init(cfg: &LogConfig) {
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colours(
+            std::io::stderr().is_terminal(),
+            std::env::var_os("NO_COLOR"),
+        ))
         .with_writer(std::io::stderr);
     // A second init (tests, or a command that logs before loading its config) is harmless.
     let _ = match cfg.format {
@@ -32,4 +41,23 @@ pub fn init_default() {
         format: LogFormat::Text,
         level: "warn".into(),
     });
+}
+
+/// Colours on a terminal, unless `NO_COLOR` is set to anything non-empty
+/// (<https://no-color.org>).
+fn colours(terminal: bool, no_color: Option<std::ffi::OsString>) -> bool {
+    terminal && no_color.is_none_or(|v| v.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn colours_only_on_a_terminal_without_no_color() {
+        assert!(colours(true, None));
+        assert!(colours(true, Some("".into())));
+        assert!(!colours(true, Some("1".into())));
+        assert!(!colours(false, None));
+    }
 }

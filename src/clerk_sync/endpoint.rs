@@ -15,20 +15,19 @@
 use std::time::Duration;
 
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
-use http_body_util::BodyExt as _;
-use hyper::body::Incoming;
 
 use super::{Applied, ClerkSync, event};
 use crate::db::now_secs;
-use crate::proxy::{ProxyBody, respond};
+use crate::proxy::ProxyBody;
 use crate::svix::SignedHeaders;
+use crate::web::{self as respond};
 
 /// Longest `svix-id` accepted (Svix's are ~30 characters).
 const MAX_ID: usize = 256;
 
 impl ClerkSync {
     /// Handle one request to the endpoint; the `&str` is one word for the log.
-    pub async fn webhook(&self, req: Request<Incoming>) -> (Response<ProxyBody>, &'static str) {
+    pub async fn webhook(&self, req: Request<ProxyBody>) -> (Response<ProxyBody>, &'static str) {
         if req.method() != Method::POST {
             let mut resp = respond::json(
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -125,17 +124,19 @@ enum ReadError {
 }
 
 async fn read_body(
-    body: Incoming,
+    body: ProxyBody,
     limit: usize,
     deadline: Duration,
 ) -> Result<bytes::Bytes, ReadError> {
-    let limited = http_body_util::Limited::new(body, limit);
-    match tokio::time::timeout(deadline, limited.collect()).await {
-        Err(_) => Err(ReadError::Slow),
-        Ok(Ok(collected)) => Ok(collected.to_bytes()),
-        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(ReadError::TooLarge),
-        Ok(Err(_)) => Err(ReadError::Broken),
-    }
+    crate::web::read_whole(body, limit, deadline)
+        .await
+        .map_err(|e| match e {
+            crate::web::ReadError::TooLarge { .. } => ReadError::TooLarge,
+            crate::web::ReadError::TimedOut { .. } => ReadError::Slow,
+            crate::web::ReadError::ClientGone | crate::web::ReadError::Malformed(_) => {
+                ReadError::Broken
+            }
+        })
 }
 
 fn answer(outcome: Applied) -> Response<ProxyBody> {

@@ -86,7 +86,7 @@ fn load_config(path: &std::path::Path) -> anyhow::Result<Config> {
 /// Connect to Kernia's database and bring cutover's tables up to date.
 async fn open_database(cfg: &Config) -> anyhow::Result<crate::db::Db> {
     use anyhow::Context as _;
-    let db = crate::db::Db::connect(cfg.kernia.database_url.expose(), 16)
+    let db = crate::db::Db::connect(cfg.kernia.database_url.expose(), cfg.kernia.db.pool_size)
         .await
         .context("kernia.database_url")?;
     db.migrate().await.context("creating cutover's tables")?;

@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use super::reader::{Env, Problems, Section};
-use super::secret::Secret;
+use crate::secret::Secret;
 
 /// Where Clerk's webhooks arrive by default (on the public listener).
 pub const DEFAULT_WEBHOOK_PATH: &str = "/__cutover/clerk/webhooks";

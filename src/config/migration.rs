@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::reader::{Env, Problems, Section};
-use super::secret::Secret;
+use crate::secret::Secret;
 
 /// How sign-ins of pending users are verified and throttled.
 #[derive(Debug, Clone)]

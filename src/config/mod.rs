@@ -13,17 +13,16 @@ mod clerk_sync;
 mod migration;
 mod reader;
 mod routing;
-mod secret;
 mod sections;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+pub use crate::secret::Secret;
 pub use clerk_sync::{ClerkSyncConfig, DEFAULT_WEBHOOK_PATH, LiveVerifyConfig};
 pub use migration::{CapsConfig, MigrationConfig, ResetConfig, SmtpConfig, WebhookConfig};
 pub use reader::{Env, Problem, ProcessEnv};
 pub use routing::{AssertionConfig, AssertionKey, DEFAULT_DENIED};
-pub use secret::Secret;
 pub use sections::*;
 
 use reader::{Problems, Section};

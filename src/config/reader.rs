@@ -8,7 +8,7 @@
 
 use std::fmt;
 
-use super::secret::Secret;
+use crate::secret::Secret;
 
 /// One configuration problem: the dotted key it is about and what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -5,13 +5,22 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::reader::{Env, Problems, Section};
-use super::secret::Secret;
 use crate::route::paths;
 use crate::route::{Overrides, RouteSettings};
+use crate::secret::Secret;
 
-/// Paths Kernia 0.1.0 serves without authentication (reference §7, holes 1–2),
-/// relative to its base path. Denied unless `danger_allow_unauthenticated_kernia_routes`.
-pub const DEFAULT_DENIED: &[&str] = &["/admin/create-user", "/two-factor/view-backup-codes"];
+/// Paths Kernia 0.1.0 serves without authentication, relative to its base
+/// path. Denied unless `danger_allow_unauthenticated_kernia_routes`.
+/// - `/admin/create-user`: creates any user, admins included, with no session;
+/// - `/two-factor/view-backup-codes`: shows a user's backup codes;
+/// - `/admin/has-permission`: answers for any `userId` or `role` with no
+///   session, so an anonymous caller learns who is an admin (and, from its
+///   404, which user ids exist).
+pub const DEFAULT_DENIED: &[&str] = &[
+    "/admin/create-user",
+    "/two-factor/view-backup-codes",
+    "/admin/has-permission",
+];
 
 /// `[rollout]` and `[routes]`, resolved against Kernia's base path.
 pub(super) fn read_routing(

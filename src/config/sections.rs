@@ -11,7 +11,7 @@ use base64::Engine as _;
 use ipnet::IpNet;
 
 use super::reader::{Env, Problems, Section};
-use super::secret::Secret;
+use crate::secret::Secret;
 
 // ---------------------------------------------------------------- [server]
 
@@ -189,8 +189,20 @@ pub struct KerniaConfig {
     pub database_url: Secret,
     /// How long a looked-up Kernia session is trusted before it is read again.
     pub session_cache: Duration,
+    /// The connection pool and the bounds of request-path look-ups.
+    pub db: DbSettings,
     /// Where a page navigation is sent when it must sign in at Kernia.
     pub sign_in_url: String,
+}
+
+/// `[kernia]` database keys: the pool, and how long a request may wait for a
+/// session or ledger look-up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DbSettings {
+    /// `db_pool_size`: connections per cutover process (default 16).
+    pub pool_size: u32,
+    /// `db_lookup_timeout_ms` (250) and `db_retry_after_ms` (1000).
+    pub lookups: crate::db::bounded::LookupLimits,
 }
 
 impl KerniaConfig {
@@ -245,6 +257,13 @@ impl KerniaConfig {
             None => {}
         }
         let session_cache = Duration::from_millis(s.int(p, "session_cache_ms", 5_000, 0, 300_000));
+        let db = DbSettings {
+            pool_size: s.int(p, "db_pool_size", 16, 1, 1_000) as u32,
+            lookups: crate::db::bounded::LookupLimits {
+                timeout: Duration::from_millis(s.int(p, "db_lookup_timeout_ms", 250, 10, 60_000)),
+                retry_after: Duration::from_millis(s.int(p, "db_retry_after_ms", 1_000, 0, 60_000)),
+            },
+        };
         let sign_in_url = s
             .string(p, "sign_in_url")
             .unwrap_or_else(|| "/sign-in".into());
@@ -255,6 +274,7 @@ impl KerniaConfig {
                 secret,
                 database_url,
                 session_cache,
+                db,
                 sign_in_url,
             }),
             _ => None,
@@ -465,7 +485,13 @@ pub struct LimitsConfig {
     pub max_body_bytes: u64,
     /// Largest body of an intercepted auth route, which cutover reads whole.
     pub auth_body_bytes: usize,
+    /// How long the whole body of an intercepted auth route may take to arrive.
+    pub auth_body_timeout: Duration,
+    /// How long an HTTP connection may stay open with no request in flight.
     pub idle_timeout: Duration,
+    /// From accept to a complete first request head: TLS handshake, protocol
+    /// detection (HTTP/1.1 or the HTTP/2 preface) and the head itself.
+    pub header_read_timeout: Duration,
     pub max_connections: usize,
 }
 
@@ -475,7 +501,15 @@ impl LimitsConfig {
             max_header_bytes: s.int(p, "max_header_bytes", 32 * 1024, 1024, 1024 * 1024) as usize,
             max_body_bytes: s.int(p, "max_body_bytes", 10 * 1024 * 1024, 0, 1 << 40),
             auth_body_bytes: s.int(p, "auth_body_bytes", 16 * 1024, 256, 1024 * 1024) as usize,
+            auth_body_timeout: Duration::from_secs(s.int(p, "auth_body_timeout_secs", 10, 1, 300)),
             idle_timeout: Duration::from_secs(s.int(p, "idle_timeout_secs", 60, 1, 3600)),
+            header_read_timeout: Duration::from_millis(s.int(
+                p,
+                "header_read_timeout_ms",
+                10_000,
+                50,
+                300_000,
+            )),
             max_connections: s.int(p, "max_connections", 10_000, 1, 1_000_000) as usize,
         };
         s.finish(p);

@@ -10,6 +10,15 @@ use std::str::FromStr;
 
 use super::{Conn, DbError, now_secs, on_conn};
 
+/// The prefix of a ledger row's invalidation topic.
+pub const TOPIC_PREFIX: &str = "ledger:";
+
+/// The invalidation topic of a user's ledger row: every copy drops what it
+/// cached about the user when it hears it.
+pub fn topic(user_id: &str) -> String {
+    format!("{TOPIC_PREFIX}{user_id}")
+}
+
 /// Where a user is in the migration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum LedgerState {

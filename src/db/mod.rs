@@ -15,9 +15,11 @@
 //! Dates are integer epoch seconds (PostgreSQL `INTEGER`, i.e. 32-bit, as Kernia
 //! creates them); reads cast them to `BIGINT` so both engines decode to `i64`.
 
+pub mod bounded;
 pub mod kernia;
 pub mod ledger;
 mod migrate;
+pub mod users;
 
 use std::str::FromStr;
 use std::time::Duration;

@@ -1,5 +1,10 @@
 //! Kernia sessions: `better-auth.session_token` = `<token>.<sig>`.
 //!
+//! The cookie is read exactly as Kernia reads it ([`session_cookie`]): the
+//! last occurrence wins and quotes are kept (a quoted value then fails the
+//! signature, as it does in Kernia). Reading it any other way lets a client
+//! send two values so that cutover names one user and Kernia serves another.
+//!
 //! `sig` is base64url (no padding) of HMAC-SHA256 keyed with Kernia's secret
 //! over the 43-character token; it is checked in constant time, so a forged
 //! cookie costs one HMAC and never reaches the database. A valid signature alone
@@ -7,7 +12,10 @@
 //! `session` table (a signed-out or expired session is gone or stale there).
 //! Lookups are cached for a few seconds (`[kernia].session_cache_ms`), keyed by
 //! a hash of the token, negative answers included; a sign-out through cutover
-//! drops the entry on every copy at once (an invalidation message).
+//! drops the entry on every copy at once (an invalidation message). A lookup
+//! is bounded ([`crate::db::bounded`]): a slow or hung database answers
+//! [`KerniaOutcome::Unverified`] within `[kernia].db_lookup_timeout_ms`, and
+//! concurrent misses for one token share one query.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,6 +24,7 @@ use base64::Engine as _;
 use hmac::{Hmac, Mac as _};
 use sha2::{Digest as _, Sha256};
 
+use crate::db::bounded::{Bounded, SingleFlight};
 use crate::db::{Db, DbError, kernia as kernia_db};
 
 /// Kernia's session cookie. Not configurable in Kernia 0.1.0.
@@ -49,14 +58,18 @@ type Cached = Option<Arc<KerniaIdentity>>;
 pub struct KerniaSessions {
     secret: Vec<u8>,
     db: Db,
+    bounded: Arc<Bounded>,
+    flights: SingleFlight<[u8; 32], Option<Cached>>,
     cache: moka::sync::Cache<[u8; 32], Cached>,
 }
 
 impl KerniaSessions {
-    pub fn new(secret: &str, db: Db, cache_for: Duration) -> KerniaSessions {
+    pub fn new(secret: &str, db: Db, bounded: Arc<Bounded>, cache_for: Duration) -> KerniaSessions {
         KerniaSessions {
             secret: secret.as_bytes().to_vec(),
             db,
+            bounded,
+            flights: SingleFlight::default(),
             cache: moka::sync::Cache::builder()
                 .max_capacity(100_000)
                 .time_to_live(cache_for.max(Duration::from_millis(1)))
@@ -71,7 +84,7 @@ impl KerniaSessions {
     }
 
     pub async fn identify(&self, headers: &http::HeaderMap, now: i64) -> KerniaOutcome {
-        let Some(value) = super::cookies::get(headers, COOKIE) else {
+        let Some(value) = session_cookie(headers) else {
             return KerniaOutcome::NoCookie;
         };
         let Some(token) = self.verified_token(value) else {
@@ -80,16 +93,25 @@ impl KerniaSessions {
         let key = cache_key(token);
         let cached = match self.cache.get(&key) {
             Some(hit) => hit,
-            None => match self.lookup(token).await {
-                Ok(found) => {
-                    self.cache.insert(key, found.clone());
-                    found
+            None => {
+                let lookup = async {
+                    match self.bounded.run(self.lookup(token)).await {
+                        Ok(found) => {
+                            self.cache.insert(key, found.clone());
+                            Some(found)
+                        }
+                        Err(crate::db::bounded::LookupError::Backoff) => None,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "cannot look up a Kernia session");
+                            None
+                        }
+                    }
+                };
+                match self.flights.run(key, lookup).await {
+                    Some(found) => found,
+                    None => return KerniaOutcome::Unverified,
                 }
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot look up a Kernia session");
-                    return KerniaOutcome::Unverified;
-                }
-            },
+            }
         };
         match cached {
             Some(id) if id.expires_at > now => KerniaOutcome::SignedIn(id),
@@ -127,6 +149,12 @@ impl KerniaSessions {
     pub fn forget_all(&self) {
         self.cache.invalidate_all();
     }
+}
+
+/// The session cookie's value, read as Kernia reads it (last occurrence,
+/// quotes kept).
+pub fn session_cookie(headers: &http::HeaderMap) -> Option<&str> {
+    super::cookies::get_last_raw(headers, COOKIE)
 }
 
 const TOPIC_PREFIX: &str = "kernia-session:";

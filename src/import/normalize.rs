@@ -6,59 +6,26 @@
 //! both engines alike.
 
 /// The longest string a Kernia `VARCHAR(255)` column holds.
-pub const MAX_TEXT: usize = 255;
+pub const MAX_TEXT: usize = crate::identifier::MAX_TEXT;
 
-/// An email address as Kernia stores it: trimmed and lower-cased, because Kernia
-/// compares sign-in emails byte for byte.
+/// An email address as Kernia stores it, in the one form
+/// [`crate::identifier`] defines (the form sign-ins are looked up by).
 pub fn email(raw: &str) -> Result<String, String> {
-    let e = raw.trim().to_lowercase();
-    let Some((local, domain)) = e.split_once('@') else {
-        return Err(format!(
-            "{} is not an email address",
-            super::issue::quote(raw)
-        ));
-    };
-    if local.is_empty()
-        || domain.is_empty()
-        || domain.contains('@')
-        || e.chars().any(|c| c.is_whitespace() || c.is_control())
-    {
-        return Err(format!(
-            "{} is not an email address",
-            super::issue::quote(raw)
-        ));
-    }
-    if e.len() > MAX_TEXT {
-        return Err(format!("email address longer than {MAX_TEXT} bytes"));
-    }
-    Ok(e)
+    crate::identifier::checked_email(raw).map_err(|e| match e {
+        crate::identifier::Invalid::EmailTooLong => e.to_string(),
+        _ => format!("{} is not an email address", super::issue::quote(raw)),
+    })
 }
 
-/// A phone number in E.164 (`+` and 7 to 15 digits). Spaces, dashes, dots and
-/// parentheses are dropped and a leading `00` becomes `+`; a number without a
-/// country code is refused rather than guessed.
+/// A phone number in E.164, in the one form [`crate::identifier`] defines;
+/// a number without a country code is refused rather than guessed.
 pub fn phone(raw: &str) -> Result<String, String> {
-    let compact: String = raw
-        .trim()
-        .chars()
-        .filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')' | '\u{a0}'))
-        .collect();
-    let digits = compact
-        .strip_prefix('+')
-        .or_else(|| compact.strip_prefix("00"));
-    match digits {
-        Some(d)
-            if (7..=15).contains(&d.len())
-                && d.bytes().all(|b| b.is_ascii_digit())
-                && !d.starts_with('0') =>
-        {
-            Ok(format!("+{d}"))
-        }
-        _ => Err(format!(
+    crate::identifier::checked_phone(raw).map_err(|_| {
+        format!(
             "{} is not an E.164 phone number (+ country code and number)",
             super::issue::quote(raw)
-        )),
-    }
+        )
+    })
 }
 
 /// A multi-valued CSV cell: split on `|`, `,` or `;`, trimmed, empties dropped.

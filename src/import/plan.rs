@@ -120,7 +120,9 @@ pub fn plan(group: UserGroup, csv_name: &str, now: i64) -> Planned {
         .as_ref()
         .and_then(|a| a.username.clone())
         .or_else(|| csv.as_ref().and_then(|c| c.username.clone()));
-    let username = display_username.as_ref().map(|u| u.to_lowercase());
+    let username = display_username
+        .as_ref()
+        .map(|u| crate::identifier::username(u));
 
     // Kernia needs an email. Without one, use the placeholder Kernia's own
     // username and phone-number plugins use, so the user signs in with those.

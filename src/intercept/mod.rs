@@ -1,71 +1,163 @@
-//! Phase three: Kernia's sign-in, sign-up, reset and callback routes — lazy
-//! password migration.
+//! Phase three: Kernia's sign-in, sign-up, reset, callback and sign-out
+//! routes — lazy password migration.
 //!
-//! For `POST <base>/sign-in/{email,username,phone-number}` the body is read
-//! whole (under `[limits].auth_body_bytes`), its identifier normalized
-//! ([`body`]) and looked up in the ledger:
+//! Intercept has two halves around the upstream call, and knows nothing of
+//! HTTP responses: it returns domain values, and the proxy turns a
+//! [`Refusal`] into an answer in one place.
+//!
+//! - [`Interceptor::before`] reads the body ([`body`]: the way Kernia reads
+//!   it, identifiers in their one form) and decides: [`Before::Forward`]
+//!   (with the rewritten body, maybe another path, and an [`After`] plan) or
+//!   [`Before::Refuse`].
+//! - [`Interceptor::after`] sees Kernia's answer ([`Answer`]) and completes
+//!   the plan: mark a user migrated after a reset or social sign-in, reopen a
+//!   failed reset, forget a signed-out session everywhere.
+//!
+//! For a password sign-in (`/sign-in/{email,username,phone-number}`) the
+//! identifier is looked up in the ledger; what happens next is decided by
+//! pure functions in [`decide`]:
 //!
 //! - **unknown** to the ledger: forwarded. When Kernia does not know the
-//!   identifier either, a dummy verify runs first, so an unknown identifier
-//!   takes as long as a wrong password of a pending user;
+//!   identifier either, the attempt is throttled per client address and a
+//!   dummy verify runs, so an unknown identifier takes as long as a wrong
+//!   password of a pending user, and a flood of them is stopped before it
+//!   reaches the hashing pool;
 //! - **migrated**, **social_only**, **removed**: forwarded, no hashing;
-//! - **pending_password**: throttled per account and per client address (shared
-//!   counters) → the per-user lock (one migration per user across copies) →
-//!   the legacy digest verified on the bounded [`pool`] → on a match, Kernia's
-//!   Argon2id hash is written as the user's credential and the ledger says
-//!   `migrated`, in **one** transaction → the original request goes on, so
-//!   Kernia itself issues the session (or its two-factor challenge). A
-//!   mismatch is counted and also goes on: Kernia's answer stands, and when it
-//!   is a success (the user holds a Kernia password set another way) the user
-//!   is marked migrated. A stale ledger never locks anyone out;
-//! - **pending_reset** (no verifiable digest): `403 PASSWORD_RESET_REQUIRED`,
-//!   and a reset is started at most once per window ([`reset`]).
+//! - **pending_password**: throttled per client address and per account
+//!   (shared counters) → the per-user lock (one migration per user across
+//!   copies) → the legacy digest verified on the bounded [`pool`] → on a
+//!   match, Kernia's Argon2id hash is written as the user's credential and
+//!   the ledger says `migrated`, in **one** transaction → the request goes
+//!   on, so Kernia itself issues the session (or its two-factor challenge).
+//!   A mismatch is counted and also goes on: Kernia's answer stands;
+//! - **pending_reset** (no verifiable digest): refused with
+//!   [`Refusal::ResetRequired`], and a reset is started at most once per
+//!   window ([`reset`]).
 //!
-//! Sign-ups are normalized the same way. A successful `/reset-password` (or
-//! `/phone-number/reset-password`) or social callback marks the user migrated.
 //! If the database or Redis cannot be asked, sign-ins of pending users fail
-//! closed with 503; nothing else waits on them.
+//! closed ([`Refusal::Unavailable`]); nothing else waits on them.
 
 pub mod body;
+pub mod decide;
 mod live;
 pub mod notify;
 pub mod pool;
 mod reset;
+pub mod routes;
 mod signin;
 
+use std::net::IpAddr;
+use std::time::Duration;
+
 use bytes::Bytes;
-use http::{HeaderValue, Response, StatusCode, header};
+use http::{HeaderMap, StatusCode, header};
 
 use crate::config::{Config, MigrationConfig};
-use crate::db::{Db, ledger};
+use crate::db::{Db, kernia, ledger};
 use crate::hash::{Caps, KerniaArgon2Params};
-use crate::proxy::{ProxyBody, respond};
+use crate::identify::kernia::{self as kernia_id, KerniaSessions};
+use crate::secret::Secret;
 use crate::state::SharedState;
-use body::AuthRoute;
+pub use decide::AfterStep;
+pub use routes::AuthRoute;
 
-/// What intercept decided.
-pub enum Intercept {
-    /// Forward `body` (possibly normalized) to Kernia, then run `after` with
-    /// Kernia's answer.
-    Forward { body: Bytes, after: After },
-    /// Answer by ourselves.
-    Answer(Response<ProxyBody>),
+/// Why intercept answered by itself. The proxy turns each into a response
+/// (`proxy::respond`); intercept never builds one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// Too many attempts from this address or for this account (429).
+    Throttled { retry_after: Duration },
+    /// A dependency (database, Redis) cannot be asked (503).
+    Unavailable { retry_after: Duration },
+    /// The hashing pool or the user's lock is busy (503).
+    Busy { retry_after: Duration },
+    /// Hashing failed; trying again may work (503).
+    Failed { retry_after: Duration },
+    /// No verifiable password: the user must reset (403
+    /// `PASSWORD_RESET_REQUIRED`); a link may be on its way.
+    ResetRequired,
+    /// A body cutover cannot read, though Kernia might (400).
+    Unreadable(body::Unreadable),
 }
 
-/// Work to do once Kernia has answered a forwarded auth request.
+/// What [`Interceptor::before`] decided.
+#[derive(Debug)]
+pub enum Before {
+    Forward(Forward),
+    Refuse(Refusal),
+}
+
+/// Send the request on to Kernia.
+#[derive(Debug)]
+pub struct Forward {
+    /// The body to send instead of the client's (already read), if any.
+    pub body: Option<Bytes>,
+    /// The path below Kernia's base path to send it to, when it differs.
+    pub path: Option<&'static str>,
+    /// What to do once Kernia has answered.
+    pub after: After,
+}
+
+/// Work for [`Interceptor::after`], planned before the request went on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum After {
     Nothing,
     /// On a 2xx, mark this user migrated, recording `method`.
-    MigrateOnSuccess {
+    Migrate {
         user_id: String,
         method: &'static str,
     },
-    /// On a 2xx carrying a new Kernia session cookie, mark its user migrated
-    /// (a social sign-in callback).
-    MigrateSessionUser {
-        method: &'static str,
+    /// A reset of this user's password: on a 2xx mark them migrated; on a
+    /// failure let their next sign-in send a new link at once.
+    Reset {
+        user_id: String,
     },
+    /// A social sign-in completing: when Kernia issues a session (its 302
+    /// redirect carries it), mark that session's user migrated.
+    SocialCallback,
+    /// On a 2xx, forget this session on every copy.
+    SignOut {
+        token: Secret,
+    },
+}
+
+/// What the after-step needs of Kernia's answer. Take it before any await
+/// (a response body is not `Sync`).
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub status: StatusCode,
+    /// The new Kernia session cookie value (`token.signature`) the answer sets.
+    pub session_cookie: Option<Secret>,
+}
+
+impl Answer {
+    pub fn of(status: StatusCode, headers: &HeaderMap) -> Answer {
+        let session_cookie = headers
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(|c| {
+                c.strip_prefix(kernia_id::COOKIE)
+                    .and_then(|r| r.strip_prefix('='))
+            })
+            .and_then(|c| c.split(';').next())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(Secret::new);
+        Answer {
+            status,
+            session_cookie,
+        }
+    }
+}
+
+/// What the after-step found out.
+#[derive(Debug, Default, Clone)]
+pub struct AfterReport {
+    /// The user of the session Kernia's answer issued, if any.
+    pub session_user: Option<String>,
+    /// The verified session token of that session.
+    pub session_token: Option<Secret>,
 }
 
 /// One word for the log line.
@@ -127,50 +219,68 @@ impl Interceptor {
         &self.pool
     }
 
-    /// Phase three for one intercepted route. `client` keys the per-address throttle.
-    pub async fn run(
+    /// The half before Kernia. `body` is the request body read whole, for
+    /// routes that [`AuthRoute::reads_body`]; `headers` and `sessions` serve
+    /// the sign-out (whose session is this?); `client` keys the per-address
+    /// throttle.
+    pub async fn before(
         &self,
         route: AuthRoute,
-        raw: Bytes,
-        client: std::net::IpAddr,
-    ) -> (Intercept, Outcome) {
-        let parsed = body::parse(route, raw);
+        body: Option<&[u8]>,
+        headers: &HeaderMap,
+        sessions: &KerniaSessions,
+        client: IpAddr,
+    ) -> (Before, Outcome) {
+        let forward = |body: Option<Bytes>, after: After| {
+            Before::Forward(Forward {
+                body,
+                path: route.kernia_path(),
+                after,
+            })
+        };
         match route {
-            AuthRoute::SignInEmail | AuthRoute::SignInUsername | AuthRoute::SignInPhone => {
-                signin::run(self, parsed, client).await
+            AuthRoute::SocialCallback => {
+                return (forward(None, After::SocialCallback), "social_callback");
             }
-            AuthRoute::SignUpEmail | AuthRoute::SignUpUsername => (
-                Intercept::Forward {
-                    body: parsed.bytes,
-                    after: After::Nothing,
-                },
-                "normalized",
-            ),
-            AuthRoute::ResetPassword => reset::completing(self, parsed).await,
-            AuthRoute::PhoneResetPassword => self.phone_reset(parsed).await,
+            AuthRoute::SignOut => {
+                let token = kernia_id::session_cookie(headers)
+                    .and_then(|v| sessions.verified_token(v))
+                    .map(Secret::new);
+                let after = token.map_or(After::Nothing, |token| After::SignOut { token });
+                return (forward(None, after), "sign_out");
+            }
+            _ => {}
+        }
+        let parsed = match body::parse(route, body.unwrap_or_default()) {
+            Ok(p) => p,
+            Err(why) => return (Before::Refuse(Refusal::Unreadable(why)), "unreadable_body"),
+        };
+        let (decision, outcome) = match route {
+            r if r.is_sign_in() => signin::run(self, &parsed, client).await,
+            AuthRoute::ResetPassword => reset::completing(self, &parsed).await,
+            AuthRoute::PhoneResetPassword => self.phone_reset(&parsed).await,
+            AuthRoute::ForgetPassword | AuthRoute::RequestPasswordReset => {
+                (Ok(After::Nothing), "reset_request")
+            }
+            _ => (Ok(After::Nothing), "normalized"),
+        };
+        match decision {
+            Ok(after) => (forward(Some(parsed.bytes), after), outcome),
+            Err(refusal) => (Before::Refuse(refusal), outcome),
         }
     }
 
-    async fn phone_reset(&self, parsed: body::AuthBody) -> (Intercept, Outcome) {
+    async fn phone_reset(&self, parsed: &body::AuthBody) -> (Result<After, Refusal>, Outcome) {
         let after = match &parsed.identifier {
             Some(body::Identifier::Phone(phone)) => {
                 match self.ledger_entry(&ledger::Identifier::Phone(phone)).await {
-                    Ok(Some(e)) if is_pending(e.state) => After::MigrateOnSuccess {
-                        user_id: e.user_id,
-                        method: "reset",
-                    },
+                    Ok(Some(e)) if is_pending(e.state) => After::Reset { user_id: e.user_id },
                     _ => After::Nothing,
                 }
             }
             _ => After::Nothing,
         };
-        (
-            Intercept::Forward {
-                body: parsed.bytes,
-                after,
-            },
-            "reset_phone",
-        )
+        (Ok(after), "reset_phone")
     }
 
     async fn ledger_entry(
@@ -181,38 +291,95 @@ impl Interceptor {
         ledger::find(&mut conn.conn(), *id).await
     }
 
-    /// After Kernia answered: complete what `after` asks for.
-    pub async fn complete(&self, after: After, status: StatusCode, session_user: Option<&str>) {
-        if !status.is_success() {
-            return;
+    /// The half after Kernia answered: complete the plan. Also finds out
+    /// whose session the answer issued (for observers), on every route.
+    pub async fn after(
+        &self,
+        plan: &After,
+        answer: &Answer,
+        sessions: &KerniaSessions,
+    ) -> AfterReport {
+        let mut report = AfterReport::default();
+        if let Some(cookie) = &answer.session_cookie
+            && let Some(token) = sessions.verified_token(cookie.expose())
+        {
+            report.session_user = self.session_user(token).await;
+            report.session_token = Some(Secret::new(token));
         }
-        let (user_id, method) = match (&after, session_user) {
-            (After::Nothing, _) => return,
-            (After::MigrateOnSuccess { user_id, method }, _) => (user_id.as_str(), *method),
-            (After::MigrateSessionUser { method }, Some(user)) => (user, *method),
-            (After::MigrateSessionUser { .. }, None) => return,
+        let step = decide::after_step(plan, answer.status, answer.session_cookie.is_some());
+        match step {
+            AfterStep::Nothing => {}
+            AfterStep::MarkMigrated { user_id, method } => {
+                self.mark_migrated(&user_id, method).await;
+            }
+            AfterStep::MarkSessionUserMigrated { method } => match &report.session_user {
+                Some(user_id) => self.mark_migrated(user_id, method).await,
+                None => tracing::warn!(
+                    "a social sign-in set a session cutover cannot look up; its user is marked migrated at their next sign-in"
+                ),
+            },
+            AfterStep::ReopenReset { user_id } => self.reopen_reset(&user_id).await,
+            AfterStep::ForgetSession => {
+                if let After::SignOut { token } = plan {
+                    self.forget_session(sessions, token).await;
+                }
+            }
+        }
+        report
+    }
+
+    async fn session_user(&self, token: &str) -> Option<String> {
+        let mut conn = self.db.acquire().await.ok()?;
+        kernia::find_session(&mut conn.conn(), token)
+            .await
+            .ok()
+            .flatten()
+            .map(|s| s.user_id)
+    }
+
+    async fn mark_migrated(&self, user_id: &str, method: &str) {
+        let done = async {
+            let mut conn = self.db.acquire().await?;
+            ledger::mark_migrated(&mut conn.conn(), user_id, method).await
         };
-        if let Err(e) = self.mark_migrated(user_id, method).await {
-            tracing::warn!(error = %e, "cannot mark a user migrated; the next sign-in tries again");
+        match done.await {
+            Ok(true) => {
+                tracing::info!(user_id, method, "user migrated");
+                self.announce(user_id).await;
+            }
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot mark a user migrated; the next sign-in tries again")
+            }
         }
     }
 
-    async fn mark_migrated(&self, user_id: &str, method: &str) -> Result<(), crate::db::DbError> {
-        let mut conn = self.db.acquire().await?;
-        if ledger::mark_migrated(&mut conn.conn(), user_id, method).await? {
-            tracing::info!(user_id, method, "user migrated");
-            self.announce(user_id).await;
+    /// A reset through cutover failed (a bad or expired token, a refused
+    /// password): the user's next sign-in may send a new link at once.
+    async fn reopen_reset(&self, user_id: &str) {
+        let done = async {
+            let mut conn = self.db.acquire().await?;
+            ledger::set_reset_requested(&mut conn.conn(), user_id, None).await
+        };
+        if let Err(e) = done.await {
+            tracing::warn!(error = %e, "cannot reopen a failed reset");
         }
-        Ok(())
+    }
+
+    async fn forget_session(&self, sessions: &KerniaSessions, token: &Secret) {
+        sessions.forget(token.expose());
+        if let Err(e) = self
+            .state
+            .invalidate(&kernia_id::topic(token.expose()))
+            .await
+        {
+            tracing::warn!(error = %e, "cannot broadcast a sign-out; other copies forget it when their cache expires");
+        }
     }
 
     /// Tell every copy that this user's ledger row changed.
     async fn announce(&self, user_id: &str) {
-        if let Err(e) = self
-            .state
-            .invalidate(&crate::proxy::facts::topic(user_id))
-            .await
-        {
+        if let Err(e) = self.state.invalidate(&ledger::topic(user_id)).await {
             tracing::warn!(error = %e, "cannot broadcast a migration; other copies learn it when their cache expires");
         }
     }
@@ -237,38 +404,4 @@ fn is_pending(state: ledger::LedgerState) -> bool {
             | ledger::LedgerState::PendingReset
             | ledger::LedgerState::SocialOnly
     )
-}
-
-/// `503` with `Retry-After`: busy or a dependency is down; try again shortly.
-pub fn unavailable(retry_after_secs: u64, message: &str) -> Intercept {
-    Intercept::Answer(unavailable_response(retry_after_secs, message))
-}
-
-fn unavailable_response(retry_after_secs: u64, message: &str) -> Response<ProxyBody> {
-    let mut resp = respond::json(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "TEMPORARILY_UNAVAILABLE",
-        message,
-    );
-    if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {
-        resp.headers_mut().insert(header::RETRY_AFTER, v);
-    }
-    resp
-}
-
-/// `429` with `Retry-After`.
-pub fn throttled(retry_after_secs: u64) -> Intercept {
-    Intercept::Answer(throttled_response(retry_after_secs))
-}
-
-fn throttled_response(retry_after_secs: u64) -> Response<ProxyBody> {
-    let mut resp = respond::json(
-        StatusCode::TOO_MANY_REQUESTS,
-        "TOO_MANY_ATTEMPTS",
-        "Too many sign-in attempts. Try again later.",
-    );
-    if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {
-        resp.headers_mut().insert(header::RETRY_AFTER, v);
-    }
-    resp
 }

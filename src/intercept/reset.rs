@@ -17,11 +17,10 @@ use rand::RngCore as _;
 
 use crate::config::ResetConfig;
 use crate::db::{Db, DbError, kernia, ledger, now_secs};
-use crate::proxy::respond;
 
 use super::body::AuthBody;
 use super::notify::{Notifier, NotifyError, ResetNotice};
-use super::{After, Intercept, Interceptor, Outcome};
+use super::{After, Interceptor, Outcome, Refusal};
 
 pub(super) struct Resets {
     cfg: ResetConfig,
@@ -89,11 +88,11 @@ enum StartError {
     Notify(#[from] NotifyError),
 }
 
-/// `403 PASSWORD_RESET_REQUIRED`, starting a reset when allowed.
+/// [`Refusal::ResetRequired`], starting a reset when allowed.
 pub(super) async fn required(
     ix: &Interceptor,
     entry: &ledger::LedgerEntry,
-) -> (Intercept, Outcome) {
+) -> (Result<After, Refusal>, Outcome) {
     let outcome = match &ix.reset {
         None => "reset_required",
         Some(resets) => match resets.start(entry).await {
@@ -108,27 +107,24 @@ pub(super) async fn required(
             }
         },
     };
-    let resp = respond::json(
-        http::StatusCode::FORBIDDEN,
-        "PASSWORD_RESET_REQUIRED",
-        "Your password must be reset before you can sign in. If you have not received a link by email, try again later or contact support.",
-    );
-    (Intercept::Answer(resp), outcome)
+    (Err(Refusal::ResetRequired), outcome)
 }
 
 /// `/reset-password`: find whose token this is before Kernia consumes it.
-pub(super) async fn completing(ix: &Interceptor, parsed: AuthBody) -> (Intercept, Outcome) {
+pub(super) async fn completing(
+    ix: &Interceptor,
+    parsed: &AuthBody,
+) -> (Result<After, Refusal>, Outcome) {
     let after = match &parsed.reset_token {
         Some(token) => {
             let owner = async {
                 let mut conn = ix.db.acquire().await?;
-                kernia::find_verification(&mut conn.conn(), token).await
+                kernia::find_verification(&mut conn.conn(), token.expose()).await
             };
             match owner.await {
                 Ok(Some((identifier, _))) => match identifier.strip_prefix("reset:") {
-                    Some(user_id) => After::MigrateOnSuccess {
+                    Some(user_id) => After::Reset {
                         user_id: user_id.to_string(),
-                        method: "reset",
                     },
                     None => After::Nothing,
                 },
@@ -137,13 +133,7 @@ pub(super) async fn completing(ix: &Interceptor, parsed: AuthBody) -> (Intercept
         }
         None => After::Nothing,
     };
-    (
-        Intercept::Forward {
-            body: parsed.bytes,
-            after,
-        },
-        "reset_password",
-    )
+    (Ok(after), "reset_password")
 }
 
 /// 32 random bytes, base64url: what Kernia's `secrets.token_urlsafe(32)` makes.

@@ -1,28 +1,43 @@
 //! A password sign-in through Kernia's routes: the lazy migration itself.
+//! The decisions are pure functions in [`super::decide`]; this file does the
+//! I/O around them (ledger, counters, lock, hashing pool, the credential write).
 
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use crate::db::{kernia, ledger};
 use crate::hash::{self, DigestError, LegacyDigest};
+use crate::secret::Secret;
 use crate::state::LockToken;
 
 use super::body::{AuthBody, Identifier};
+use super::decide::{self, Check, SignInStep, Verdict, VerdictStep};
 use super::pool::PoolError;
-use super::{After, Intercept, Interceptor, Outcome, throttled, unavailable};
+use super::{After, Interceptor, Outcome, Refusal};
 
 /// How often a sign-in waiting for another's migration of the same user looks again.
 const LOCK_POLL: Duration = Duration::from_millis(25);
 
-pub(super) async fn run(ix: &Interceptor, body: AuthBody, client: IpAddr) -> (Intercept, Outcome) {
-    let forward = |body: &AuthBody, after: After| Intercept::Forward {
-        body: body.bytes.clone(),
-        after,
+/// What a sign-in does: go on to Kernia with an after-plan, or be refused.
+type Step = (Result<After, Refusal>, Outcome);
+
+const fn unavailable(secs: u64) -> Refusal {
+    Refusal::Unavailable {
+        retry_after: Duration::from_secs(secs),
+    }
+}
+
+const fn busy(secs: u64) -> Refusal {
+    Refusal::Busy {
+        retry_after: Duration::from_secs(secs),
+    }
+}
+
+pub(super) async fn run(ix: &Interceptor, body: &AuthBody, client: IpAddr) -> Step {
+    let (Some(id), Some(password)) = (&body.identifier, &body.password) else {
+        return (Ok(After::Nothing), "passthrough");
     };
-    let (Some(id), Some(password)) = (body.identifier.clone(), body.password.clone()) else {
-        return (forward(&body, After::Nothing), "passthrough");
-    };
-    let key = match &id {
+    let key = match id {
         Identifier::Email(v) => ledger::Identifier::Email(v),
         Identifier::Username(v) => ledger::Identifier::Username(v),
         Identifier::Phone(v) => ledger::Identifier::Phone(v),
@@ -31,74 +46,80 @@ pub(super) async fn run(ix: &Interceptor, body: AuthBody, client: IpAddr) -> (In
         Ok(e) => e,
         Err(e) => {
             tracing::error!(error = %e, "ledger unavailable; refusing sign-in");
-            return (
-                unavailable(5, "Sign-in is temporarily unavailable."),
-                "db_unavailable",
-            );
+            return (Err(unavailable(5)), "db_unavailable");
         }
     };
-    let Some(entry) = entry else {
-        return unknown_to_ledger(ix, &body, &id, password).await;
+    let entry = match (
+        decide::for_ledger_state(entry.as_ref().map(|e| e.state), ix.live.is_some()),
+        entry,
+    ) {
+        (SignInStep::Unknown, _) => return unknown_to_ledger(ix, id, password, client).await,
+        (SignInStep::Forward, _) => return (Ok(After::Nothing), "passthrough"),
+        (SignInStep::RequireReset, Some(entry)) => return super::reset::required(ix, &entry).await,
+        (SignInStep::Verify, Some(entry)) => entry,
+        (_, None) => return (Ok(After::Nothing), "passthrough"),
     };
-    match entry.state {
-        ledger::LedgerState::PendingPassword => {}
-        // Clerk can still check it (digest missing, stale, unsupported).
-        ledger::LedgerState::PendingReset if ix.live.is_some() => {}
-        ledger::LedgerState::PendingReset => return super::reset::required(ix, &entry).await,
-        ledger::LedgerState::Migrated
-        | ledger::LedgerState::SocialOnly
-        | ledger::LedgerState::Removed => {
-            return (forward(&body, After::Nothing), "passthrough");
-        }
-    }
 
     // Throttle before any hashing: per client address (every attempt counts,
     // so spraying many accounts from one address is caught), then per account.
+    if let Err(step) = throttle_address(ix, client).await {
+        return step;
+    }
     let m = &ix.cfg;
-    for (key, max, window) in [
-        (format!("signin:ip:{client}"), m.ip_attempts, m.ip_window),
-        (
-            format!("signin:acct:{}", entry.user_id),
-            m.account_attempts,
-            m.account_window,
-        ),
-    ] {
-        match ix.state.hit(&key, window).await {
-            Ok(n) if n > max => return (throttled(window.as_secs().max(1)), "throttled"),
-            Ok(_) => {}
-            Err(e) => {
-                tracing::error!(error = %e, "shared state unavailable; refusing sign-in of a pending user");
-                return (
-                    unavailable(5, "Sign-in is temporarily unavailable."),
-                    "state_unavailable",
-                );
-            }
-        }
+    if let Err(step) = throttle(
+        ix,
+        &format!("signin:acct:{}", entry.user_id),
+        m.account_attempts,
+        m.account_window,
+    )
+    .await
+    {
+        return step;
     }
 
     // One migration per user at a time, across copies.
     let lock_key = format!("migrate:{}", entry.user_id);
     let token = match acquire(ix, &lock_key).await {
         Ok(Some(t)) => t,
-        Ok(None) => {
-            return (
-                unavailable(2, "Sign-in is busy; try again in a moment."),
-                "lock_timeout",
-            );
-        }
+        Ok(None) => return (Err(busy(2)), "lock_timeout"),
         Err(e) => {
             tracing::error!(error = %e, "shared state unavailable; refusing sign-in of a pending user");
-            return (
-                unavailable(5, "Sign-in is temporarily unavailable."),
-                "state_unavailable",
-            );
+            return (Err(unavailable(5)), "state_unavailable");
         }
     };
-    let result = migrate_locked(ix, &entry.user_id, &body, password).await;
+    let result = migrate_locked(ix, &entry.user_id, password.clone()).await;
     if let Err(e) = ix.state.unlock(&lock_key, &token).await {
         tracing::warn!(error = %e, "cannot release a migration lock; it expires by itself");
     }
     result
+}
+
+/// Count one attempt from `client`; refused past `[migration].ip_attempts`.
+async fn throttle_address(ix: &Interceptor, client: IpAddr) -> Result<(), Step> {
+    let m = &ix.cfg;
+    throttle(
+        ix,
+        &format!("signin:ip:{client}"),
+        m.ip_attempts,
+        m.ip_window,
+    )
+    .await
+}
+
+async fn throttle(ix: &Interceptor, key: &str, max: u64, window: Duration) -> Result<(), Step> {
+    match ix.state.hit(key, window).await {
+        Ok(n) if n > max => Err((
+            Err(Refusal::Throttled {
+                retry_after: window.max(Duration::from_secs(1)),
+            }),
+            "throttled",
+        )),
+        Ok(_) => Ok(()),
+        Err(e) => {
+            tracing::error!(error = %e, "shared state unavailable; refusing a sign-in that would hash");
+            Err((Err(unavailable(5)), "state_unavailable"))
+        }
+    }
 }
 
 /// Take the lock, waiting (politely) while another sign-in of the same user
@@ -121,17 +142,8 @@ async fn acquire(
 }
 
 /// Under the user's lock: read the row again (someone may just have migrated
-/// them), verify, and write.
-async fn migrate_locked(
-    ix: &Interceptor,
-    user_id: &str,
-    body: &AuthBody,
-    password: String,
-) -> (Intercept, Outcome) {
-    let forward = |after: After| Intercept::Forward {
-        body: body.bytes.clone(),
-        after,
-    };
+/// them), verify (the exported digest, or Clerk live), and write.
+async fn migrate_locked(ix: &Interceptor, user_id: &str, password: Secret) -> Step {
     let entry = {
         let fresh = async {
             let mut conn = ix.db.acquire().await?;
@@ -139,87 +151,103 @@ async fn migrate_locked(
         };
         match fresh.await {
             Ok(Some(e)) => e,
-            Ok(None) => return (forward(After::Nothing), "passthrough"),
+            Ok(None) => return (Ok(After::Nothing), "passthrough"),
             Err(e) => {
                 tracing::error!(error = %e, "ledger unavailable; refusing sign-in");
-                return (
-                    unavailable(5, "Sign-in is temporarily unavailable."),
-                    "db_unavailable",
-                );
+                return (Err(unavailable(5)), "db_unavailable");
             }
         }
     };
-    if entry.state == ledger::LedgerState::PendingReset {
-        return super::live::verify(ix, entry, body, password).await;
-    }
-    if entry.state != ledger::LedgerState::PendingPassword {
+    let parsed = (entry.state == ledger::LedgerState::PendingPassword).then(|| {
+        hash::parse(
+            entry.hasher.as_deref().unwrap_or(""),
+            entry.digest.as_deref().unwrap_or(""),
+            &ix.caps,
+        )
+    });
+    let check = decide::check_for(
+        entry.state,
+        matches!(parsed, Some(Ok(_))),
+        ix.live.is_some(),
+    );
+    let verdict = match (check, parsed) {
         // Migrated by a concurrent sign-in: Kernia now verifies the new hash.
-        return (forward(After::Nothing), "already_migrated");
-    }
-    let digest = match hash::parse(
-        entry.hasher.as_deref().unwrap_or(""),
-        entry.digest.as_deref().unwrap_or(""),
-        &ix.caps,
-    ) {
-        Ok(d) => d,
-        Err(_) if ix.live.is_some() => return super::live::verify(ix, entry, body, password).await,
-        Err(e) => return unverifiable(ix, entry, e).await,
+        (Check::Settled, _) => return (Ok(After::Nothing), "already_migrated"),
+        (Check::RequireReset, _) => return super::reset::required(ix, &entry).await,
+        (Check::Unverifiable, parsed) => {
+            let why = parsed.and_then(Result::err);
+            return unverifiable(ix, entry, why).await;
+        }
+        (Check::Digest, Some(Ok(digest))) => {
+            let params = ix.argon;
+            let password = password.clone();
+            let job = move || verify_and_rehash(&digest, password.expose().as_bytes(), &params);
+            ix.pool.run(job).await
+        }
+        (Check::Live, _) => super::live::verdict(ix, &entry.user_id, &password).await,
+        (Check::Digest, _) => return (Err(unavailable(2)), "hash_failed"),
     };
-
-    let params = ix.argon;
-    let job = move || verify_and_rehash(&digest, password.as_bytes(), &params);
-    let verdict = match ix.pool.run(job).await {
+    let live = check == Check::Live;
+    let verdict = match verdict {
         Ok(v) => v,
-        Err(PoolError::Saturated) => {
+        Err(PoolError::Saturated) => return (Err(busy(2)), "saturated"),
+        Err(PoolError::Panicked) => {
             return (
-                unavailable(2, "Sign-in is busy; try again in a moment."),
-                "saturated",
+                Err(Refusal::Failed {
+                    retry_after: Duration::from_secs(2),
+                }),
+                "hash_failed",
             );
         }
-        Err(PoolError::Panicked) => {
-            return (unavailable(2, "Sign-in failed; try again."), "hash_failed");
-        }
     };
-    match verdict {
-        Verdict::Match(phc) => match write_credential(ix, user_id, &phc).await {
-            Ok(()) => {
-                ix.announce(user_id).await;
-                tracing::info!(
-                    user_id,
-                    hasher = entry.hasher.as_deref().unwrap_or("-"),
-                    "password migrated"
-                );
-                (forward(After::Nothing), "migrated")
+    match (decide::for_verdict(&verdict, user_id), verdict) {
+        (VerdictStep::WriteAndForward, Verdict::Match(phc)) => {
+            let method = if live {
+                super::live::METHOD
+            } else {
+                "legacy_password"
+            };
+            match write_credential(ix, user_id, phc.expose(), method).await {
+                Ok(()) => {
+                    ix.announce(user_id).await;
+                    tracing::info!(
+                        user_id,
+                        hasher = entry.hasher.as_deref().unwrap_or("-"),
+                        method,
+                        "password migrated"
+                    );
+                    (
+                        Ok(After::Nothing),
+                        if live { "migrated_live" } else { "migrated" },
+                    )
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot write the migrated credential");
+                    (Err(unavailable(5)), "db_unavailable")
+                }
             }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot write the migrated credential");
-                (
-                    unavailable(5, "Sign-in is temporarily unavailable."),
-                    "db_unavailable",
-                )
-            }
-        },
-        Verdict::Mismatch => {
+        }
+        // Clerk's "wrong password" is not a failed legacy verify: not counted.
+        (VerdictStep::CountAndForward(after), _) if live => (Ok(after), "live_mismatch"),
+        (VerdictStep::CountAndForward(after), _) => {
             if let Ok(mut conn) = ix.db.acquire().await
                 && let Err(e) = ledger::count_legacy_failure(&mut conn.conn(), user_id).await
             {
                 tracing::warn!(error = %e, "cannot count a failed legacy verify");
             }
-            // Kernia's answer stands: the user may hold a Kernia password set another way.
-            let after = After::MigrateOnSuccess {
-                user_id: user_id.to_string(),
-                method: "kernia_password",
-            };
-            (forward(after), "legacy_mismatch")
+            (Ok(after), "legacy_mismatch")
         }
-        Verdict::HashFailed => (unavailable(2, "Sign-in failed; try again."), "hash_failed"),
+        (VerdictStep::RequireReset, _) => {
+            tracing::info!(
+                user_id,
+                "Clerk holds no password for the user; the user must reset"
+            );
+            to_pending_reset(ix, entry).await
+        }
+        (VerdictStep::Refuse(refusal), _) if live => (Err(refusal), "clerk_unavailable"),
+        (VerdictStep::Refuse(refusal), _) => (Err(refusal), "hash_failed"),
+        (VerdictStep::WriteAndForward, _) => (Err(unavailable(2)), "hash_failed"),
     }
-}
-
-enum Verdict {
-    Match(String),
-    Mismatch,
-    HashFailed,
 }
 
 /// On the blocking pool: the legacy verify, then (on a match) Kernia's hash.
@@ -232,7 +260,7 @@ fn verify_and_rehash(
         return Verdict::Mismatch;
     }
     match hash::kernia_argon2id(password, params) {
-        Ok(phc) => Verdict::Match(phc),
+        Ok(phc) => Verdict::Match(Secret::new(phc)),
         Err(e) => {
             tracing::error!(error = %e, "cannot make Kernia's hash");
             Verdict::HashFailed
@@ -245,10 +273,11 @@ async fn write_credential(
     ix: &Interceptor,
     user_id: &str,
     phc: &str,
+    method: &str,
 ) -> Result<(), crate::db::DbError> {
     let mut tx = ix.db.begin().await?;
     kernia::upsert_credential(&mut tx.conn(), user_id, phc).await?;
-    ledger::mark_migrated(&mut tx.conn(), user_id, "legacy_password").await?;
+    ledger::mark_migrated(&mut tx.conn(), user_id, method).await?;
     tx.commit().await
 }
 
@@ -256,10 +285,20 @@ async fn write_credential(
 /// unsupported hasher): the user must reset, like any `pending_reset` user.
 async fn unverifiable(
     ix: &Interceptor,
-    mut entry: ledger::LedgerEntry,
-    why: DigestError,
-) -> (Intercept, Outcome) {
-    tracing::warn!(user_id = %entry.user_id, reason = %why, "stored digest cannot be verified; the user must reset");
+    entry: ledger::LedgerEntry,
+    why: Option<DigestError>,
+) -> Step {
+    let reason = why.map_or_else(|| "no digest".to_string(), |e| e.to_string());
+    tracing::warn!(user_id = %entry.user_id, %reason, "stored digest cannot be verified; the user must reset");
+    to_pending_reset(ix, entry).await
+}
+
+/// Move a `pending_password` user to `pending_reset`, and refuse like any
+/// `pending_reset` user.
+async fn to_pending_reset(ix: &Interceptor, mut entry: ledger::LedgerEntry) -> Step {
+    if entry.state == ledger::LedgerState::PendingReset {
+        return super::reset::required(ix, &entry).await;
+    }
     if let Ok(mut conn) = ix.db.acquire().await
         && let Err(e) = ledger::set_state(
             &mut conn.conn(),
@@ -274,18 +313,16 @@ async fn unverifiable(
     super::reset::required(ix, &entry).await
 }
 
-/// Not in the ledger: a native Kernia user, or nobody. Nobody gets a dummy
-/// verify so the answer takes as long as a pending user's wrong password.
+/// Not in the ledger: a native Kernia user, or nobody. Nobody is throttled
+/// per client address (a flood of made-up identifiers must not reach the
+/// hashing pool), then gets a dummy verify so the answer takes as long as a
+/// pending user's wrong password.
 async fn unknown_to_ledger(
     ix: &Interceptor,
-    body: &AuthBody,
     id: &Identifier,
-    password: String,
-) -> (Intercept, Outcome) {
-    let forward = Intercept::Forward {
-        body: body.bytes.clone(),
-        after: After::Nothing,
-    };
+    password: &Secret,
+    client: IpAddr,
+) -> Step {
     let (column, value) = match id {
         Identifier::Email(v) => (kernia::UserKey::Email, v),
         Identifier::Username(v) => (kernia::UserKey::Username, v),
@@ -296,15 +333,19 @@ async fn unknown_to_ledger(
         kernia::user_id_by(&mut conn.conn(), column, value).await
     };
     match known.await {
-        Ok(Some(_)) => (forward, "passthrough"),
+        Ok(Some(_)) => (Ok(After::Nothing), "passthrough"),
         Ok(None) => {
+            if let Err(step) = throttle_address(ix, client).await {
+                return step;
+            }
+            let password = password.clone();
             let _ = ix
                 .pool
-                .run(move || hash::dummy_verify(password.as_bytes()))
+                .run(move || hash::dummy_verify(password.expose().as_bytes()))
                 .await;
-            (forward, "dummy_verify")
+            (Ok(After::Nothing), "dummy_verify")
         }
         // Kernia shares this database: it will fail the same way.
-        Err(_) => (forward, "passthrough"),
+        Err(_) => (Ok(After::Nothing), "passthrough"),
     }
 }

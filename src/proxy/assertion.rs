@@ -94,14 +94,17 @@ impl Signer {
 
     /// A signed assertion for these facts, from the cache when a fresh one exists.
     pub fn sign(&self, facts: &Facts<'_>, now: u64) -> Option<Arc<str>> {
+        // Every claim but the times is part of the key: a permission revoked
+        // at Clerk must not linger in a cached assertion.
         let key = format!(
-            "{}\u{0}{}\u{0}{}\u{0}{}\u{0}{}\u{0}{}",
+            "{}\u{0}{}\u{0}{}\u{0}{}\u{0}{}\u{0}{}\u{0}{}",
             facts.provider,
             facts.session_id,
             facts.user_id,
             facts.org_id.unwrap_or(""),
             facts.org_role.unwrap_or(""),
-            facts.actor.unwrap_or("")
+            facts.actor.unwrap_or(""),
+            facts.org_permissions.join("\u{1}"),
         );
         if let Some(hit) = self.cache.get(&key) {
             return Some(hit);
@@ -205,5 +208,44 @@ mod tests {
         let mut other = facts(&perms);
         other.session_id = "sess_2";
         assert_ne!(signer.sign(&other, 1_800_000_001).unwrap(), a);
+    }
+
+    #[test]
+    fn a_revoked_permission_is_not_served_from_the_cache() {
+        #[derive(serde::Deserialize)]
+        struct Perms {
+            #[serde(default)]
+            org_permissions: Vec<String>,
+        }
+        let cfg = AssertionConfig {
+            key: AssertionKey::Hs256(Secret::new("x".repeat(32))),
+            ttl: Duration::from_secs(60),
+            issuer: "cutover".into(),
+            audience: None,
+        };
+        let signer = Signer::new(&cfg).unwrap();
+        let read = |jwt: &str| {
+            let mut v = jsonwebtoken::Validation::new(Algorithm::HS256);
+            v.validate_exp = false;
+            v.required_spec_claims.clear();
+            let key = jsonwebtoken::DecodingKey::from_secret("x".repeat(32).as_bytes());
+            jsonwebtoken::decode::<Perms>(jwt.as_bytes(), &key, &v)
+                .unwrap()
+                .claims
+                .org_permissions
+        };
+        let granted = vec![
+            "org:billing:manage".to_string(),
+            "org:reports:read".to_string(),
+        ];
+        let a = signer.sign(&facts(&granted), 1_800_000_000).unwrap();
+        assert_eq!(read(&a), granted);
+        let revoked = vec!["org:reports:read".to_string()];
+        let b = signer.sign(&facts(&revoked), 1_800_000_001).unwrap();
+        assert_eq!(
+            read(&b),
+            revoked,
+            "the revoked permission is still asserted"
+        );
     }
 }

@@ -1,34 +1,36 @@
-//! The request path, top to bottom: identify → route → intercept → forward →
-//! observe. Each phase either hands on to the next or answers by itself; the
-//! per-request [`Ctx`] collects what happened for the log line.
+//! The request path, top to bottom: identify → route → intercept (before) →
+//! forward → intercept (after) → observe. Cutover's own endpoint (Clerk's
+//! webhooks in, [`crate::clerk_sync`]) answers before identify.
+//!
+//! [`handle`] is what the server calls for each request: it opens the
+//! per-request [`Ctx`] inside an [`Observation`] (so the request is observed
+//! on every outcome, a client hang-up included) and runs [`drive`]. `drive`
+//! calls the phases in order; a phase either hands on to the next or answers
+//! by itself, and every refusal or error becomes an answer in
+//! [`respond`](super::respond). `drive` takes any [`ProxyBody`] and reaches
+//! upstreams through [`App::upstreams`](super::App), so tests run it without
+//! sockets.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use http::{HeaderValue, Method, Request, Response, header};
 use hyper::body::Incoming;
 
+use super::context::{Ctx, Peer};
 use super::forward::Upstream;
-use super::observe::Ctx;
+use super::observe::Observation;
 use super::server::ConnInfo;
-use super::{App, ProxyBody, auth_routes, headers, relay, respond};
+use super::{App, ProxyBody, headers, intercept, relay, respond};
 use crate::db::now_secs;
 use crate::identify::clerk::ClerkOutcome;
-use crate::identify::kernia::{self as kernia_id, KerniaOutcome};
+use crate::identify::kernia::KerniaOutcome;
 use crate::identify::{Identity, cookies};
+use crate::intercept::Answer;
 use crate::route::rollout::{self, Pin};
 use crate::route::{self, Route, UserFacts, paths};
+use crate::web;
 
-/// The client end of a request.
-#[derive(Debug, Clone, Copy)]
-pub struct Peer {
-    /// The connection's address.
-    pub ip: IpAddr,
-    /// Whether that address is a trusted proxy (its forwarding headers count).
-    pub trusted: bool,
-    pub tls: bool,
-}
-
+/// One request from the server.
 pub async fn handle(app: Arc<App>, info: ConnInfo, req: Request<Incoming>) -> Response<ProxyBody> {
     let ip = info.peer.ip().to_canonical();
     let peer = Peer {
@@ -36,39 +38,104 @@ pub async fn handle(app: Arc<App>, info: ConnInfo, req: Request<Incoming>) -> Re
         trusted: app.is_trusted(ip),
         tls: info.tls,
     };
-    let client = headers::client_addr(req.headers(), ip, peer.trusted);
-    let mut ctx = Ctx::new(req.method().clone(), req.uri().path(), client, info.tls);
-    let resp = drive(&app, &mut ctx, peer, req).await;
-    // 5. observe
-    ctx.log(resp.status());
+    let req = req.map(web::boxed);
+    let client = headers::client_addr(req.headers(), ip, &app.trusted_proxies);
+    let ctx = Ctx::new(req.method().clone(), req.uri().path(), peer, client);
+    let mut observation = Observation::start(ctx, app.observers.clone());
+    let resp = drive(&app, observation.ctx(), req).await;
+    // 5. observe (also when this future is dropped: see `Observation`)
+    observation.finish(resp.status());
     resp
 }
 
-async fn drive(
-    app: &App,
-    ctx: &mut Ctx,
-    peer: Peer,
-    req: Request<Incoming>,
-) -> Response<ProxyBody> {
-    // Clerk's webhooks (crate::clerk_sync): cutover's own endpoint, before any
-    // identity or routing; its signature is the only credential.
+/// The phases, in order.
+pub async fn drive(app: &Arc<App>, ctx: &mut Ctx, req: Request<ProxyBody>) -> Response<ProxyBody> {
+    // 0. cutover's own endpoint: Clerk's webhooks, before any identity or
+    // routing; its signature is the only credential.
     if let Some(sync) = &app.clerk_sync
         && sync.is_endpoint(req.uri().path())
     {
         let (resp, outcome) = sync.webhook(req).await;
-        ctx.route = "clerk_webhook";
+        ctx.endpoint = Some("clerk_webhook");
         ctx.intercept = Some(outcome);
         return resp;
     }
+
     // 1. identify
-    let identity = identify(app, ctx, &req).await;
-    ctx.provider = identity.provider();
-    ctx.user_id = identity.user_id().map(str::to_string);
+    ctx.identity = identify(app, ctx, req.headers()).await;
 
     // 2. route
     let path = paths::normalize(req.uri().path()).into_owned();
-    let pin = cookies::get(req.headers(), rollout::COOKIE).and_then(Pin::parse);
-    let facts = match &identity {
+    let decision = decide_route(app, ctx, req.headers(), &path).await;
+    let secure = ctx.peer.tls || (ctx.peer.trusted && forwarded_https(req.headers()));
+    let set_pin = decision.set_pin.clone();
+    let to = decision.route;
+    ctx.decision = Some(decision);
+
+    let mut resp = match to {
+        Route::Deny => {
+            tracing::warn!(target: "cutover::access", path = %ctx.path, client = %ctx.client, "denied path");
+            respond::not_found()
+        }
+        Route::Reauthenticate => respond::reauthenticate(is_navigation(&req), &app.sign_in_url),
+        // 4. forward
+        Route::Legacy => relay::forward(app, ctx, req, Upstream::Legacy).await,
+        Route::Kernia => match intercept::below_base(app, &path) {
+            // Not one of Kernia's auth routes: forward.
+            None => relay::forward(app, ctx, req, Upstream::Kernia).await,
+            Some(rel) => {
+                // 3. intercept, before: may answer by itself
+                match intercept::before(app, ctx, req, &rel).await {
+                    Err(answer) => answer,
+                    Ok(ready) => {
+                        // 4. forward
+                        let resp = if ready.body_read {
+                            relay::forward_read(app, ctx, ready.req, Upstream::Kernia).await
+                        } else {
+                            relay::forward(app, ctx, ready.req, Upstream::Kernia).await
+                        };
+                        // 3. intercept, after: sees Kernia's answer
+                        let answer = Answer::of(resp.status(), resp.headers());
+                        intercept::after(app.clone(), ctx, ready.kernia_path, ready.after, answer)
+                            .await;
+                        resp
+                    }
+                }
+            }
+        },
+    };
+
+    if let Some(pin) = set_pin {
+        set_pin_cookie(&mut resp, &pin, secure);
+    }
+    resp
+}
+
+/// Kernia first: a request carrying both sessions is a Kernia request.
+async fn identify(app: &App, ctx: &mut Ctx, h: &http::HeaderMap) -> Identity {
+    let now = now_secs();
+    match app.kernia.identify(h, now).await {
+        KerniaOutcome::SignedIn(k) => return Identity::Kernia(k),
+        KerniaOutcome::Unverified => return Identity::KerniaUnverified,
+        KerniaOutcome::NoCookie | KerniaOutcome::BadSignature | KerniaOutcome::NoSession => {}
+    }
+    let Some(clerk) = &app.clerk else {
+        return Identity::Anonymous;
+    };
+    match clerk.identify(h, now.max(0) as u64).await {
+        ClerkOutcome::SignedIn(c) => Identity::Clerk(c),
+        ClerkOutcome::SignedOut(reason) => {
+            ctx.clerk_refusal = Some(reason.as_str());
+            Identity::Anonymous
+        }
+        ClerkOutcome::NoToken => Identity::Anonymous,
+    }
+}
+
+/// What the ledger says of a Clerk user, the pin cookie, then pure routing.
+async fn decide_route(app: &App, ctx: &Ctx, h: &http::HeaderMap, path: &str) -> route::Decision {
+    let pin = cookies::get(h, rollout::COOKIE).and_then(Pin::parse);
+    let facts = match &ctx.identity {
         Identity::Clerk(c) => Some(app.facts.get(&c.user_id).await),
         _ => None,
     };
@@ -78,82 +145,13 @@ async fn drive(
             migrated: f.migrated,
             email: f.email.as_deref(),
         });
-    let decision = route::decide(
+    route::decide(
         &app.routing,
-        &path,
-        identity.who(),
+        path,
+        ctx.identity.who(),
         user_facts,
         pin.as_ref(),
-    );
-    ctx.route = decision.route.as_str();
-    ctx.reason = decision.reason.as_str();
-
-    let secure = peer.tls || (peer.trusted && forwarded_https(&req));
-    let signing_out = req.method() == Method::POST
-        && path.strip_prefix(app.kernia_base_path.as_str()) == Some("/sign-out");
-    let kernia_token = signing_out
-        .then(|| {
-            cookies::get(req.headers(), kernia_id::COOKIE)
-                .and_then(|v| app.kernia.verified_token(v))
-        })
-        .flatten()
-        .map(str::to_string);
-
-    let mut resp = match decision.route {
-        Route::Deny => {
-            tracing::warn!(target: "cutover::access", path = %ctx.path, client = %ctx.client, "denied path");
-            respond::not_found()
-        }
-        Route::Reauthenticate => {
-            if is_navigation(&req) {
-                respond::redirect_to_sign_in(&app.sign_in_url)
-            } else {
-                respond::reauthenticate()
-            }
-        }
-        Route::Legacy => relay::forward(app, ctx, req, Upstream::Legacy, &identity, peer).await,
-        Route::Kernia => match auth_routes::intercepted(app, &req, &path) {
-            // 3. intercept: Kernia's sign-in, sign-up, reset and callback routes.
-            Some(what) => auth_routes::intercept(app, ctx, req, what, &identity, peer).await,
-            // 4. forward
-            None => relay::forward(app, ctx, req, Upstream::Kernia, &identity, peer).await,
-        },
-    };
-
-    if let Some(pin) = decision.set_pin {
-        set_pin_cookie(&mut resp, &pin, secure);
-    }
-    if let Some(token) = kernia_token
-        && resp.status().is_success()
-    {
-        // Signed out: no copy may keep honouring the cached session.
-        app.kernia.forget(&token);
-        if let Err(e) = app.state.invalidate(&kernia_id::topic(&token)).await {
-            tracing::warn!(error = %e, "cannot broadcast a sign-out; other copies forget it when their cache expires");
-        }
-    }
-    resp
-}
-
-/// Kernia first: a request carrying both sessions is a Kernia request.
-async fn identify(app: &App, ctx: &mut Ctx, req: &Request<Incoming>) -> Identity {
-    let now = now_secs();
-    match app.kernia.identify(req.headers(), now).await {
-        KerniaOutcome::SignedIn(k) => return Identity::Kernia(k),
-        KerniaOutcome::Unverified => return Identity::KerniaUnverified,
-        KerniaOutcome::NoCookie | KerniaOutcome::BadSignature | KerniaOutcome::NoSession => {}
-    }
-    let Some(clerk) = &app.clerk else {
-        return Identity::Anonymous;
-    };
-    match clerk.identify(req.headers(), now.max(0) as u64).await {
-        ClerkOutcome::SignedIn(c) => Identity::Clerk(c),
-        ClerkOutcome::SignedOut(reason) => {
-            ctx.clerk_refusal = Some(reason.as_str());
-            Identity::Anonymous
-        }
-        ClerkOutcome::NoToken => Identity::Anonymous,
-    }
+    )
 }
 
 fn set_pin_cookie(resp: &mut Response<ProxyBody>, pin: &Pin, secure: bool) {
@@ -169,7 +167,7 @@ fn set_pin_cookie(resp: &mut Response<ProxyBody>, pin: &Pin, secure: bool) {
 }
 
 /// A page load rather than an API call (Clerk's own handshake rule).
-fn is_navigation(req: &Request<Incoming>) -> bool {
+fn is_navigation<B>(req: &Request<B>) -> bool {
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return false;
     }
@@ -183,9 +181,12 @@ fn is_navigation(req: &Request<Incoming>) -> bool {
     }
 }
 
-fn forwarded_https(req: &Request<Incoming>) -> bool {
-    req.headers()
-        .get(&headers::X_FORWARDED_PROTO)
+fn forwarded_https(h: &http::HeaderMap) -> bool {
+    h.get(&headers::X_FORWARDED_PROTO)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.eq_ignore_ascii_case("https"))
 }
+
+#[cfg(test)]
+#[path = "driver_tests.rs"]
+mod tests;

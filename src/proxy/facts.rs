@@ -5,12 +5,15 @@
 //! `reauth_migrated_clerk_sessions` their Clerk session is no longer honoured),
 //! and their email (for email-domain overrides). They are read once per user
 //! and kept for a short while; a migration anywhere invalidates them on every
-//! copy (topic `ledger:<user id>`). If the database cannot be asked, the user
-//! counts as not migrated: the request still flows, to legacy.
+//! copy (topic `ledger:<user id>`). If the database cannot be asked within
+//! `[kernia].db_lookup_timeout_ms`, the user counts as not migrated (not
+//! cached): the request still flows, to legacy. Concurrent misses for one
+//! user share one query.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::db::bounded::{Bounded, LookupError, SingleFlight};
 use crate::db::{Db, ledger};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -21,20 +24,20 @@ pub struct Facts {
 
 pub struct FactsCache {
     db: Db,
+    bounded: Arc<Bounded>,
+    flights: SingleFlight<String, Arc<Facts>>,
     cache: moka::sync::Cache<String, Arc<Facts>>,
 }
 
-const TOPIC_PREFIX: &str = "ledger:";
-
-/// The invalidation topic for a user's ledger row.
-pub fn topic(user_id: &str) -> String {
-    format!("{TOPIC_PREFIX}{user_id}")
-}
+use crate::db::ledger::TOPIC_PREFIX;
+pub use crate::db::ledger::topic;
 
 impl FactsCache {
-    pub fn new(db: Db, ttl: Duration) -> FactsCache {
+    pub fn new(db: Db, bounded: Arc<Bounded>, ttl: Duration) -> FactsCache {
         FactsCache {
             db,
+            bounded,
+            flights: SingleFlight::default(),
             cache: moka::sync::Cache::builder()
                 .max_capacity(200_000)
                 .time_to_live(ttl)
@@ -46,17 +49,21 @@ impl FactsCache {
         if let Some(hit) = self.cache.get(user_id) {
             return hit;
         }
-        match self.lookup(user_id).await {
-            Ok(facts) => {
-                let facts = Arc::new(facts);
-                self.cache.insert(user_id.to_string(), facts.clone());
-                facts
+        let lookup = async {
+            match self.bounded.run(self.lookup(user_id)).await {
+                Ok(facts) => {
+                    let facts = Arc::new(facts);
+                    self.cache.insert(user_id.to_string(), facts.clone());
+                    facts
+                }
+                Err(LookupError::Backoff) => Arc::new(Facts::default()),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the ledger; routing as not migrated");
+                    Arc::new(Facts::default())
+                }
             }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot read the ledger; routing as not migrated");
-                Arc::new(Facts::default())
-            }
-        }
+        };
+        self.flights.run(user_id.to_string(), lookup).await
     }
 
     async fn lookup(&self, user_id: &str) -> Result<Facts, crate::db::DbError> {

@@ -4,23 +4,63 @@
 //! rustls) serves both upstreams. Bodies stream both ways without buffering; a
 //! request body is cut off at `[limits].max_body_bytes`. A connection that
 //! cannot be made answers 502, a response head that does not come within the
-//! response timeout answers 504. `Upgrade` requests (WebSocket) are forwarded
+//! response timeout answers 504. When the send fails because the *client's*
+//! body failed (a malformed chunk size, a body over the limit), the fault is
+//! the client's: 400 or 413, not 502. `Upgrade` requests (WebSocket) are forwarded
 //! with their handshake and, once the upstream answers 101, the two upgraded
 //! connections are spliced together.
 
 use std::time::Duration;
 
+use futures_util::future::BoxFuture;
 use http::uri::{PathAndQuery, Uri};
 use http::{Request, Response, StatusCode, Version};
 use http_body_util::BodyExt as _;
-use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 
-use super::respond::ForwardError;
-use super::{BoxError, ProxyBody};
 use crate::config::UpstreamsConfig;
+use crate::web::{self, BoxError, ProxyBody};
+
+/// The seam between the request path and the network: send a prepared
+/// request to an upstream. [`Upstreams`] is the real one; tests of the
+/// driver use their own, so `drive` runs without sockets.
+pub trait Forward: Send + Sync {
+    /// Send `req` (headers already prepared) to `to`, keeping its path and
+    /// query. The response keeps its extensions (a 101's upgrade).
+    fn send(
+        &self,
+        to: Upstream,
+        req: Request<ProxyBody>,
+    ) -> BoxFuture<'_, Result<Response<ProxyBody>, ForwardError>>;
+
+    /// The upstream's `host[:port]`, for the `Host` header.
+    fn authority(&self, to: Upstream) -> Option<&str>;
+}
+
+/// Why forwarding failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ForwardError {
+    #[error("the request body is larger than {limit} bytes")]
+    BodyTooLarge { limit: u64 },
+    #[error("cannot reach the {upstream} upstream: {source}")]
+    Connect {
+        upstream: &'static str,
+        #[source]
+        source: hyper_util::client::legacy::Error,
+    },
+    #[error("the {upstream} upstream failed: {source}")]
+    Upstream {
+        upstream: &'static str,
+        #[source]
+        source: hyper_util::client::legacy::Error,
+    },
+    #[error("the {upstream} upstream did not answer within {secs:.1} s")]
+    Timeout { upstream: &'static str, secs: f64 },
+    #[error("cannot build the upstream request: {0}")]
+    BadRequest(String),
+}
 
 /// Which upstream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,18 +122,13 @@ impl Upstreams {
         }
     }
 
-    /// The upstream's `host[:port]`, for the `Host` header.
-    pub fn authority(&self, to: Upstream) -> Option<&str> {
-        self.base(to).authority().map(|a| a.as_str())
-    }
-
-    /// Send `req` (headers already prepared) to `to`. The URI is rewritten to
-    /// the upstream's scheme and authority, keeping path and query.
-    pub async fn send(
+    /// Send `req` to `to`. The URI is rewritten to the upstream's scheme and
+    /// authority, keeping path and query.
+    async fn send_now(
         &self,
         to: Upstream,
         mut req: Request<ProxyBody>,
-    ) -> Result<Response<Incoming>, ForwardError> {
+    ) -> Result<Response<ProxyBody>, ForwardError> {
         let base = self.base(to);
         let path = req
             .uri()
@@ -116,22 +151,68 @@ impl Upstreams {
             Ok(Err(source)) if source.is_connect() => {
                 Err(ForwardError::Connect { upstream, source })
             }
-            Ok(Err(source)) => Err(ForwardError::Upstream { upstream, source }),
-            Ok(Ok(resp)) => Ok(resp),
+            Ok(Err(source)) => Err(match client_body_fault(&source) {
+                Some(ClientBodyError::TooLarge { limit }) => {
+                    ForwardError::BodyTooLarge { limit: *limit }
+                }
+                Some(ClientBodyError::Read(e)) => {
+                    ForwardError::BadRequest(format!("cannot read the request body: {e}"))
+                }
+                None => ForwardError::Upstream { upstream, source },
+            }),
+            Ok(Ok(resp)) => Ok(resp.map(web::boxed)),
         }
     }
 }
 
+impl Forward for Upstreams {
+    fn send(
+        &self,
+        to: Upstream,
+        req: Request<ProxyBody>,
+    ) -> BoxFuture<'_, Result<Response<ProxyBody>, ForwardError>> {
+        Box::pin(self.send_now(to, req))
+    }
+
+    fn authority(&self, to: Upstream) -> Option<&str> {
+        self.base(to).authority().map(|a| a.as_str())
+    }
+}
+
+/// The client's request body failed while it was being sent upstream.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientBodyError {
+    #[error("the request body is larger than {limit} bytes")]
+    TooLarge { limit: u64 },
+    #[error("{0}")]
+    Read(BoxError),
+}
+
 /// The client's request body as the upstream gets it: streamed, with a size cap.
-pub fn limit_body(body: Incoming, limit: u64) -> ProxyBody {
+pub fn limit_body(body: ProxyBody, limit: u64) -> ProxyBody {
     http_body_util::Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX))
-        .map_err(|e| -> BoxError { e })
+        .map_err(move |e| -> BoxError {
+            if e.is::<http_body_util::LengthLimitError>() {
+                Box::new(ClientBodyError::TooLarge { limit })
+            } else {
+                Box::new(ClientBodyError::Read(e))
+            }
+        })
         .boxed_unsync()
 }
 
-/// An upstream response body, boxed.
-pub fn upstream_body(body: Incoming) -> ProxyBody {
-    body.map_err(|e| -> BoxError { Box::new(e) }).boxed_unsync()
+/// The client-body failure behind an upstream error, if that is what it was.
+fn client_body_fault<'e>(
+    err: &'e (dyn std::error::Error + 'static),
+) -> Option<&'e ClientBodyError> {
+    let mut cause = Some(err);
+    while let Some(e) = cause {
+        if let Some(fault) = e.downcast_ref::<ClientBodyError>() {
+            return Some(fault);
+        }
+        cause = e.source();
+    }
+    None
 }
 
 /// After a 101 from the upstream: wait for both sides to upgrade, then copy
@@ -154,6 +235,6 @@ pub fn splice_upgrade(client: hyper::upgrade::OnUpgrade, upstream: hyper::upgrad
 }
 
 /// Whether an upstream answer switched protocols.
-pub fn is_switching(resp: &Response<Incoming>) -> bool {
+pub fn is_switching<B>(resp: &Response<B>) -> bool {
     resp.status() == StatusCode::SWITCHING_PROTOCOLS
 }

@@ -3,16 +3,31 @@
 //! - Hop-by-hop headers (RFC 9110 §7.6.1) belong to one connection and are
 //!   removed in both directions, including any header the `Connection` header
 //!   names. An `Upgrade` handshake keeps `Connection: upgrade` and `Upgrade`.
-//! - Every inbound `x-cutover-*` header is removed: only cutover sets them.
-//! - `X-Forwarded-For` is replaced by the peer's address, unless the peer is a
-//!   trusted proxy, whose list is kept and extended. Kernia rate-limits and
-//!   records sessions by the *first* entry and trusts it blindly, so a client
-//!   must never choose it. `X-Real-IP` (Kernia's fallback) and `Forwarded` from
-//!   untrusted peers are replaced or dropped likewise.
+//! - Headers cutover sets or reserves are removed from every inbound request:
+//!   `x-cutover-*` always; `x-forwarded-*`, `x-real-ip` and `forwarded` unless
+//!   the peer is a trusted proxy. Names are compared with `_` read as `-`:
+//!   WSGI, CGI and Rack servers fold both into the same variable
+//!   (`HTTP_X_CUTOVER_USER_ID`), so `x_cutover_user_id` would otherwise reach
+//!   the app as the identity header (the CVE-2024-45614 class). An underscore
+//!   spelling of any reserved name is dropped even from a trusted proxy.
+//! - `true-client-ip`, `cf-connecting-ip` and `x-client-ip` (client addresses
+//!   set by CDNs) are dropped unless the peer is a trusted proxy.
+//! - `X-Forwarded-For`: from an untrusted peer it is replaced by the peer's
+//!   address. From a trusted proxy, the client is the *rightmost* address that
+//!   is not itself a trusted proxy: proxies append, so everything left of that
+//!   was written by the client and can say anything. The upstream gets a list
+//!   that starts with the client (Kernia rate-limits and records sessions by
+//!   the first entry and trusts it blindly), followed by the trusted hops and
+//!   the peer. `X-Real-IP` (Kernia's fallback) is always the client.
+//! - Several `Cookie` headers (HTTP/2 splits them) are joined into one with
+//!   `; ` (RFC 9113 §8.2.3) before the request goes upstream over HTTP/1.1,
+//!   so the app reads the same cookies cutover read (a Python app typically
+//!   looks at the first `Cookie` header only).
 
 use std::net::IpAddr;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use ipnet::IpNet;
 
 /// Headers that are always hop-by-hop.
 const HOP_BY_HOP: [HeaderName; 8] = [
@@ -69,11 +84,42 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
     }
 }
 
-/// Remove every header whose name starts with `x-cutover-`.
+/// Headers cutover sets for the upstream, besides `x-cutover-*`, in their
+/// canonical (dash, lower-case) spelling.
+const FORWARDING: [&str; 2] = ["x-real-ip", "forwarded"];
+
+/// Client addresses set by CDNs; only a trusted proxy may send them.
+const CDN_CLIENT_IP: [&str; 3] = ["true-client-ip", "cf-connecting-ip", "x-client-ip"];
+
+/// A header name with `_` read as `-` (names are lower-case already).
+fn folded(name: &HeaderName) -> std::borrow::Cow<'_, str> {
+    let s = name.as_str();
+    if s.contains('_') {
+        std::borrow::Cow::Owned(s.replace('_', "-"))
+    } else {
+        std::borrow::Cow::Borrowed(s)
+    }
+}
+
+/// Whether a (folded) name is one of cutover's forwarding headers.
+fn is_forwarding(folded: &str) -> bool {
+    folded.starts_with("x-forwarded-") || FORWARDING.contains(&folded)
+}
+
+/// Remove every header whose name, with `_` read as `-`, starts with
+/// `x-cutover-`, and every underscore spelling of a forwarding or CDN
+/// client-address header (`x_forwarded_for`, `x_real_ip`, `true_client_ip`…):
+/// only cutover sets them. The dash spellings of forwarding headers are
+/// handled by [`set_forwarding`], which knows whether the peer is trusted.
 pub fn strip_cutover_headers(headers: &mut HeaderMap) {
     let ours: Vec<HeaderName> = headers
         .keys()
-        .filter(|k| k.as_str().starts_with("x-cutover-"))
+        .filter(|k| {
+            let f = folded(k);
+            f.starts_with("x-cutover-")
+                || (k.as_str().contains('_')
+                    && (is_forwarding(&f) || CDN_CLIENT_IP.contains(&f.as_ref())))
+        })
         .cloned()
         .collect();
     for name in ours {
@@ -81,67 +127,152 @@ pub fn strip_cutover_headers(headers: &mut HeaderMap) {
     }
 }
 
-/// The client's address as cutover believes it: the peer, or — when the peer
-/// is a trusted proxy — the first address of its `X-Forwarded-For`.
-pub fn client_addr(headers: &HeaderMap, peer: IpAddr, trusted_peer: bool) -> IpAddr {
-    if !trusted_peer {
-        return peer;
+/// Join several `Cookie` headers into one, `; `-separated, in order.
+pub fn join_cookies(headers: &mut HeaderMap) {
+    let values: Vec<&HeaderValue> = headers.get_all(header::COOKIE).iter().collect();
+    if values.len() < 2 {
+        return;
     }
-    headers
-        .get(&X_FORWARDED_FOR)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|x| x.split(',').next())
-        .and_then(|first| first.trim().parse::<IpAddr>().ok())
-        .unwrap_or(peer)
+    let mut joined: Vec<u8> = Vec::new();
+    for v in values {
+        if !joined.is_empty() {
+            joined.extend_from_slice(b"; ");
+        }
+        joined.extend_from_slice(v.as_bytes());
+    }
+    match HeaderValue::from_bytes(&joined) {
+        Ok(v) => {
+            headers.insert(header::COOKIE, v);
+        }
+        Err(_) => {
+            headers.remove(header::COOKIE);
+        }
+    }
 }
 
-/// Set `X-Forwarded-For`, `-Proto`, `-Host` and `X-Real-IP` for the upstream.
-/// `host` is what the client asked for (its `Host`, or the URI authority on
-/// HTTP/2). Returns the client address as cutover believes it.
+/// One `X-Forwarded-For` entry as an address: `1.2.3.4`, `2001:db8::1`, and
+/// with a port (`1.2.3.4:5678`, `[2001:db8::1]:443`, as some balancers write).
+fn parse_entry(entry: &str) -> Option<IpAddr> {
+    let entry = entry.trim();
+    entry
+        .parse::<IpAddr>()
+        .ok()
+        .or_else(|| entry.parse::<std::net::SocketAddr>().ok().map(|s| s.ip()))
+        .map(|ip| ip.to_canonical())
+}
+
+/// The inbound `X-Forwarded-For` entries, every header joined, in order.
+fn xff_entries(headers: &HeaderMap) -> Vec<&str> {
+    headers
+        .get_all(&X_FORWARDED_FOR)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .collect()
+}
+
+/// The client as cutover believes it, and the trusted hops between it and
+/// the peer (the part of the inbound list to forward after the client).
+///
+/// From an untrusted peer: the peer. From a trusted proxy: walk its
+/// `X-Forwarded-For` from the right, past every trusted proxy; the first
+/// address that is not one is the client. An entry that is not an address
+/// stops the walk: the last trusted hop reached is then the best answer (the
+/// peer itself when there was none). When every entry is trusted, the
+/// leftmost is the client.
+fn resolve<'h>(
+    headers: &'h HeaderMap,
+    peer: IpAddr,
+    trusted: &dyn Fn(IpAddr) -> bool,
+) -> (IpAddr, Vec<&'h str>) {
+    if !trusted(peer) {
+        return (peer, Vec::new());
+    }
+    let entries = xff_entries(headers);
+    let mut client = peer;
+    let mut start = entries.len();
+    for (i, entry) in entries.iter().enumerate().rev() {
+        let Some(ip) = parse_entry(entry) else { break };
+        client = ip;
+        start = i;
+        if !trusted(ip) {
+            break;
+        }
+    }
+    let hops = entries
+        .get(start + 1..)
+        .map(<[&str]>::to_vec)
+        .unwrap_or_default();
+    (client, hops)
+}
+
+/// Whether `ip` is in one of `nets`.
+pub fn in_nets(nets: &[IpNet], ip: IpAddr) -> bool {
+    let ip = ip.to_canonical();
+    nets.iter().any(|net| net.contains(&ip))
+}
+
+/// The client's address as cutover believes it (see [`resolve`]): the peer,
+/// or — when the peer is a trusted proxy — the rightmost `X-Forwarded-For`
+/// address that is not a trusted proxy.
+pub fn client_addr(headers: &HeaderMap, peer: IpAddr, trusted_proxies: &[IpNet]) -> IpAddr {
+    resolve(headers, peer, &|ip| in_nets(trusted_proxies, ip)).0
+}
+
+/// Set `X-Forwarded-For`, `-Proto`, `-Host` and `X-Real-IP` for the upstream,
+/// and drop the forwarding and CDN client-address headers an untrusted peer
+/// sent. `host` is what the client asked for (its `Host`, or the URI
+/// authority on HTTP/2). Returns the client address as cutover believes it.
 pub fn set_forwarding(
     headers: &mut HeaderMap,
     peer: IpAddr,
-    trusted_peer: bool,
+    trusted_proxies: &[IpNet],
     tls: bool,
     host: Option<&str>,
 ) -> IpAddr {
-    let peer_text = peer.to_string();
-    let inbound_xff: Option<String> = if trusted_peer {
-        let joined = headers
-            .get_all(&X_FORWARDED_FOR)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .collect::<Vec<_>>()
-            .join(", ");
-        (!joined.trim().is_empty()).then_some(joined)
-    } else {
-        None
+    let peer = peer.to_canonical();
+    let trusted_peer = in_nets(trusted_proxies, peer);
+    let (client, xff) = {
+        let (client, hops) = resolve(headers, peer, &|ip| in_nets(trusted_proxies, ip));
+        let mut list = vec![client.to_string()];
+        list.extend(hops.iter().map(|h| h.to_string()));
+        if trusted_peer && client != peer {
+            list.push(peer.to_string());
+        }
+        (client, list.join(", "))
     };
-    let client = client_addr(headers, peer, trusted_peer);
-    let xff = match inbound_xff {
-        Some(list) => format!("{list}, {peer_text}"),
-        None => peer_text,
-    };
+    if !trusted_peer {
+        let spoofable: Vec<HeaderName> = headers
+            .keys()
+            .filter(|k| {
+                let f = folded(k);
+                is_forwarding(&f) || CDN_CLIENT_IP.contains(&f.as_ref())
+            })
+            .cloned()
+            .collect();
+        for name in spoofable {
+            headers.remove(name);
+        }
+    }
     set(headers, X_FORWARDED_FOR, &xff);
     set(headers, X_REAL_IP, &client.to_string());
 
-    if !trusted_peer || !headers.contains_key(&X_FORWARDED_PROTO) {
+    if !headers.contains_key(&X_FORWARDED_PROTO) {
         set(
             headers,
             X_FORWARDED_PROTO,
             if tls { "https" } else { "http" },
         );
     }
-    if !trusted_peer || !headers.contains_key(&X_FORWARDED_HOST) {
+    if !headers.contains_key(&X_FORWARDED_HOST) {
         match host {
             Some(h) => set(headers, X_FORWARDED_HOST, h),
             None => {
                 headers.remove(&X_FORWARDED_HOST);
             }
         }
-    }
-    if !trusted_peer {
-        headers.remove(&FORWARDED);
     }
     client
 }
@@ -170,6 +301,160 @@ mod tests {
             );
         }
         h
+    }
+
+    fn nets(list: &[&str]) -> Vec<IpNet> {
+        list.iter().map(|n| n.parse().unwrap()).collect()
+    }
+
+    /// (client, forwarded X-Forwarded-For) for an inbound list from `peer`.
+    fn forwarded(xff: &[&str], peer: &str, trusted: &[&str]) -> (String, String) {
+        let mut h = HeaderMap::new();
+        for v in xff {
+            h.append("x-forwarded-for", v.parse().unwrap());
+        }
+        let peer = peer.parse().unwrap();
+        let trusted = nets(trusted);
+        let client = set_forwarding(&mut h, peer, &trusted, false, None);
+        assert_eq!(
+            client,
+            client_addr(
+                &{
+                    let mut again = HeaderMap::new();
+                    for v in xff {
+                        again.append("x-forwarded-for", v.parse().unwrap());
+                    }
+                    again
+                },
+                peer,
+                &trusted
+            )
+        );
+        assert_eq!(h.get("x-real-ip").unwrap(), client.to_string().as_str());
+        (
+            client.to_string(),
+            h.get("x-forwarded-for")
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .to_string(),
+        )
+    }
+
+    #[test]
+    fn the_client_is_the_rightmost_address_that_is_not_a_trusted_proxy() {
+        let lb = ["10.0.0.0/8"];
+        // A client behind an appending balancer writes the leftmost entry itself.
+        assert_eq!(
+            forwarded(&["6.6.6.6, 198.51.100.7"], "10.0.0.1", &lb),
+            ("198.51.100.7".into(), "198.51.100.7, 10.0.0.1".into())
+        );
+        // Several trusted hops; the client's own entries are cut off.
+        assert_eq!(
+            forwarded(
+                &["6.6.6.6, 198.51.100.7, 10.0.0.3", "10.0.0.2"],
+                "10.0.0.1",
+                &lb
+            ),
+            (
+                "198.51.100.7".into(),
+                "198.51.100.7, 10.0.0.3, 10.0.0.2, 10.0.0.1".into()
+            )
+        );
+        // Garbage written by the client, left of the real address, is dropped.
+        assert_eq!(
+            forwarded(&["not-an-ip, unknown, 198.51.100.7"], "10.0.0.1", &lb),
+            ("198.51.100.7".into(), "198.51.100.7, 10.0.0.1".into())
+        );
+        // Ports and brackets, as some balancers write them.
+        assert_eq!(
+            forwarded(&["198.51.100.7:4711"], "10.0.0.1", &lb).0,
+            "198.51.100.7"
+        );
+        assert_eq!(
+            forwarded(&["[2001:db8::7]:443"], "10.0.0.1", &lb).0,
+            "2001:db8::7"
+        );
+        // Garbage where an address should be: the last trusted hop reached.
+        assert_eq!(
+            forwarded(&["6.6.6.6, garbage, 10.0.0.2"], "10.0.0.1", &lb),
+            ("10.0.0.2".into(), "10.0.0.2, 10.0.0.1".into())
+        );
+        assert_eq!(
+            forwarded(&["garbage"], "10.0.0.1", &lb),
+            ("10.0.0.1".into(), "10.0.0.1".into())
+        );
+        // Every entry trusted: the leftmost.
+        assert_eq!(
+            forwarded(&["10.0.0.9, 10.0.0.2"], "10.0.0.1", &lb),
+            ("10.0.0.9".into(), "10.0.0.9, 10.0.0.2, 10.0.0.1".into())
+        );
+        // No list from a trusted proxy, or an untrusted peer: the peer.
+        assert_eq!(
+            forwarded(&[], "10.0.0.1", &lb),
+            ("10.0.0.1".into(), "10.0.0.1".into())
+        );
+        assert_eq!(
+            forwarded(&["198.51.100.7"], "203.0.113.9", &lb),
+            ("203.0.113.9".into(), "203.0.113.9".into())
+        );
+        // An IPv4-mapped peer counts as its IPv4 address.
+        assert_eq!(
+            forwarded(&["198.51.100.7"], "::ffff:10.0.0.1", &lb).0,
+            "198.51.100.7"
+        );
+    }
+
+    #[test]
+    fn underscore_spellings_of_reserved_headers_are_dropped() {
+        let mut h = map(&[
+            ("x_cutover_user_id", "user_victim"),
+            ("x-cutover_provider", "kernia"),
+            ("x_forwarded_for", "6.6.6.6"),
+            ("x_real_ip", "6.6.6.6"),
+            ("true_client_ip", "6.6.6.6"),
+            ("x_custom_header", "kept"),
+            ("accept", "*/*"),
+        ]);
+        strip_cutover_headers(&mut h);
+        let mut left: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
+        left.sort();
+        assert_eq!(left, vec!["accept", "x_custom_header"]);
+    }
+
+    #[test]
+    fn cdn_and_forwarding_headers_count_only_from_trusted_proxies() {
+        let sent = [
+            ("true-client-ip", "6.6.6.6"),
+            ("cf-connecting-ip", "6.6.6.6"),
+            ("x-client-ip", "6.6.6.6"),
+            ("x-forwarded-port", "443"),
+            ("x-forwarded-prefix", "/evil"),
+        ];
+        let mut h = map(&sent);
+        set_forwarding(&mut h, "203.0.113.9".parse().unwrap(), &[], false, None);
+        for (name, _) in sent {
+            assert!(!h.contains_key(name), "{name} from an untrusted peer");
+        }
+        let mut h = map(&sent);
+        set_forwarding(
+            &mut h,
+            "10.0.0.1".parse().unwrap(),
+            &nets(&["10.0.0.0/8"]),
+            false,
+            None,
+        );
+        for (name, _) in sent {
+            assert!(h.contains_key(name), "{name} from a trusted proxy");
+        }
+    }
+
+    #[test]
+    fn cookie_headers_are_joined() {
+        let mut h = map(&[("cookie", "a=1; b=2"), ("cookie", "c=3")]);
+        join_cookies(&mut h);
+        assert_eq!(h.get_all("cookie").iter().count(), 1);
+        assert_eq!(h.get("cookie").unwrap(), "a=1; b=2; c=3");
     }
 
     #[test]
@@ -213,7 +498,7 @@ mod tests {
         let client = set_forwarding(
             &mut h,
             "203.0.113.9".parse().unwrap(),
-            false,
+            &nets(&["10.0.0.0/8"]),
             false,
             Some("app.test"),
         );
@@ -234,7 +519,7 @@ mod tests {
         let client = set_forwarding(
             &mut h,
             "10.0.0.1".parse().unwrap(),
-            true,
+            &nets(&["10.0.0.0/8"]),
             false,
             Some("app.test"),
         );

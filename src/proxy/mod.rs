@@ -1,13 +1,16 @@
 //! `cutover serve`: the dual-run reverse proxy.
 //!
-//! Every request walks the five phases of DESIGN.md over one per-request
-//! context, in [`driver::handle`], which reads top to bottom:
+//! Every request walks five phases (`docs/ARCHITECTURE.md`) over one per-request
+//! [`context::Ctx`], in [`driver::drive`], which reads top to bottom:
 //!
 //! 1. **identify** (`crate::identify`) — a Kernia session, a Clerk session, or nobody;
 //! 2. **route** (`crate::route`) — legacy or kernia upstream, or an answer of our own;
-//! 3. **intercept** — Kernia's sign-in, reset and callback routes (lazy migration);
+//! 3. **intercept** (`crate::intercept`, glued in by `intercept.rs`) — before
+//!    Kernia's auth routes (lazy migration; may answer by itself) and after
+//!    Kernia answered (sign-out, social callback, reset completion);
 //! 4. **forward** ([`forward`]) — header hygiene, identity headers, streamed to a pooled upstream;
-//! 5. **observe** ([`observe`]) — one structured log line.
+//! 5. **observe** ([`observe`]) — the access line and every registered
+//!    [`observe::Observer`], on every outcome (a client hang-up is a 499).
 //!
 //! [`App`] holds what every request shares; [`server::serve`] accepts
 //! connections and is the seam integration tests start cutover through.
@@ -15,22 +18,24 @@
 //! # Layout
 //! - `server.rs` — listeners, TLS, HTTP/1.1 + HTTP/2, limits, graceful drain
 //! - `tls.rs` — rustls configuration from PEM files
-//! - `driver.rs` — the phases, in order
-//! - `auth_routes.rs` — which Kernia routes are intercepted; their bodies; after Kernia answers
+//! - `driver.rs` — the phases, in order (`handle`, `drive`)
+//! - `context.rs` — the per-request context
+//! - `intercept.rs` — reading intercepted bodies; intercept's before and after around Kernia
 //! - `relay.rs` — the upstream request: hygiene, forwarding and identity headers
 //! - `headers.rs` — hop-by-hop, forwarding and `x-cutover-*` header hygiene
-//! - `forward.rs` — the upstream client, streaming, upgrades
+//! - `forward.rs` — the upstream client (the [`forward::Forward`] seam), streaming, upgrades
 //! - `assertion.rs` — the signed identity header for the app
-//! - `respond.rs` — cutover's own answers; errors to responses
+//! - `respond.rs` — the one place refusals and errors become answers
 //! - `facts.rs` — what the ledger says about a user, cached
-//! - `observe.rs` — the per-request context and its log line
+//! - `observe.rs` — the access line and the observer hooks
 
 pub mod assertion;
-mod auth_routes;
-mod driver;
+pub mod context;
+pub mod driver;
 pub mod facts;
 pub mod forward;
 pub mod headers;
+mod intercept;
 pub mod observe;
 mod relay;
 pub mod respond;
@@ -48,11 +53,7 @@ use crate::identify::kernia::KerniaSessions;
 use crate::route::RouteSettings;
 use crate::state::SharedState;
 
-/// Errors of request and response bodies.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
-/// Every body cutover hands to hyper: streamed from the peer, or its own bytes.
-pub type ProxyBody = http_body_util::combinators::UnsyncBoxBody<bytes::Bytes, BoxError>;
+pub use crate::web::{BoxError, ProxyBody};
 
 /// What every request shares.
 pub struct App {
@@ -61,7 +62,8 @@ pub struct App {
     pub sign_in_url: String,
     pub limits: LimitsConfig,
     pub trusted_proxies: Vec<IpNet>,
-    pub upstreams: forward::Upstreams,
+    /// The upstreams: [`forward::Upstreams`], or a test's own.
+    pub upstreams: Arc<dyn forward::Forward>,
     pub kernia: KerniaSessions,
     pub clerk: Option<crate::identify::clerk::ClerkVerifier>,
     pub facts: facts::FactsCache,
@@ -71,6 +73,8 @@ pub struct App {
     pub state: SharedState,
     /// Clerk's webhooks in (`[clerk_sync]` with a webhook secret).
     pub clerk_sync: Option<crate::clerk_sync::ClerkSync>,
+    /// What sees every finished request besides the access line.
+    pub observers: Arc<observe::Observers>,
 }
 
 /// Why the proxy could not be set up.
@@ -90,16 +94,29 @@ impl App {
     /// Build the shared parts from a validated configuration and open
     /// connections to the database and the shared state.
     pub async fn new(cfg: &Config, db: Db, state: SharedState) -> Result<Arc<App>, SetupError> {
+        let upstreams = forward::Upstreams::new(&cfg.upstreams).map_err(SetupError::Upstreams)?;
+        App::with_upstreams(cfg, db, state, Arc::new(upstreams)).await
+    }
+
+    /// [`App::new`] with other upstreams (tests of the request path).
+    pub async fn with_upstreams(
+        cfg: &Config,
+        db: Db,
+        state: SharedState,
+        upstreams: Arc<dyn forward::Forward>,
+    ) -> Result<Arc<App>, SetupError> {
+        let lookups = Arc::new(crate::db::bounded::Bounded::new(cfg.kernia.db.lookups));
         let app = Arc::new(App {
             routing: cfg.routing.clone(),
             kernia_base_path: cfg.kernia.base_path.clone(),
             sign_in_url: cfg.kernia.sign_in_url.clone(),
             limits: cfg.limits.clone(),
             trusted_proxies: cfg.server.trusted_proxies.clone(),
-            upstreams: forward::Upstreams::new(&cfg.upstreams).map_err(SetupError::Upstreams)?,
+            upstreams,
             kernia: KerniaSessions::new(
                 cfg.kernia.secret.expose(),
                 db.clone(),
+                lookups.clone(),
                 cfg.kernia.session_cache,
             ),
             clerk: match &cfg.clerk {
@@ -110,7 +127,7 @@ impl App {
                 ),
                 None => None,
             },
-            facts: facts::FactsCache::new(db.clone(), Duration::from_secs(30)),
+            facts: facts::FactsCache::new(db.clone(), lookups, Duration::from_secs(30)),
             assertion: cfg
                 .assertion
                 .as_ref()
@@ -132,6 +149,7 @@ impl App {
             }),
             db,
             state,
+            observers: Arc::new(observe::Observers::default()),
         });
         tokio::spawn(listen_for_invalidations(Arc::downgrade(&app)));
         Ok(app)

@@ -3,54 +3,56 @@
 //! it, and clean the answer's headers on the way back.
 
 use http::{HeaderValue, Request, Response, header};
-use hyper::body::Incoming;
 
-use super::driver::Peer;
-use super::forward::{self, Upstream};
-use super::observe::Ctx;
+use super::context::Ctx;
+use super::forward::{self, ForwardError, Upstream};
 use super::{App, ProxyBody, assertion, headers, respond};
 use crate::db::now_secs;
 use crate::identify::Identity;
 
-/// Forward a request whose body streams through.
+/// Forward a request to `to`; its body streams through under
+/// `[limits].max_body_bytes`.
 pub(super) async fn forward(
     app: &App,
     ctx: &mut Ctx,
-    mut req: Request<Incoming>,
+    req: Request<ProxyBody>,
     to: Upstream,
-    identity: &Identity,
-    peer: Peer,
 ) -> Response<ProxyBody> {
+    let limit = app.limits.max_body_bytes;
     if let Some(len) = content_length(&req)
-        && len > app.limits.max_body_bytes
+        && len > limit
     {
-        ctx.upstream = Some(to.as_str());
-        return respond::ForwardError::BodyTooLarge {
-            limit: app.limits.max_body_bytes,
-        }
-        .response();
+        ctx.upstream = Some(to);
+        let e = ForwardError::BodyTooLarge { limit };
+        ctx.error = Some(e.to_string());
+        return respond::forward_error(&e);
     }
-    let upgrade = req.version() == http::Version::HTTP_11 && headers::is_upgrade(req.headers());
-    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
-    let (parts, body) = req.into_parts();
-    let body = forward::limit_body(body, app.limits.max_body_bytes);
-    send(app, ctx, parts, body, client_upgrade, to, identity, peer).await
+    let req = req.map(|body| forward::limit_body(body, limit));
+    send(app, ctx, req, to).await
+}
+
+/// Forward a request whose body cutover read and bounded already.
+pub(super) async fn forward_read(
+    app: &App,
+    ctx: &mut Ctx,
+    req: Request<ProxyBody>,
+    to: Upstream,
+) -> Response<ProxyBody> {
+    send(app, ctx, req, to).await
 }
 
 /// Headers for the upstream, send, headers for the client.
-#[allow(clippy::too_many_arguments)]
-pub(super) async fn send(
+async fn send(
     app: &App,
     ctx: &mut Ctx,
-    mut parts: http::request::Parts,
-    body: ProxyBody,
-    client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+    mut req: Request<ProxyBody>,
     to: Upstream,
-    identity: &Identity,
-    peer: Peer,
 ) -> Response<ProxyBody> {
-    ctx.upstream = Some(to.as_str());
-    let upgrade = client_upgrade.is_some();
+    ctx.upstream = Some(to);
+    let upgrade = req.version() == http::Version::HTTP_11 && headers::is_upgrade(req.headers());
+    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+    let (mut parts, body) = req.into_parts();
+    let peer = ctx.peer;
     let host = parts
         .headers
         .get(header::HOST)
@@ -60,13 +62,14 @@ pub(super) async fn send(
     let h = &mut parts.headers;
     headers::strip_hop_by_hop(h, upgrade);
     headers::strip_cutover_headers(h);
-    headers::set_forwarding(h, peer.ip, peer.trusted, peer.tls, host.as_deref());
+    headers::join_cookies(h);
+    headers::set_forwarding(h, peer.ip, &app.trusted_proxies, peer.tls, host.as_deref());
     if let Some(authority) = app.upstreams.authority(to)
         && let Ok(v) = HeaderValue::from_str(authority)
     {
         h.insert(header::HOST, v);
     }
-    set_identity_headers(app, h, identity);
+    set_identity_headers(app, h, &ctx.identity);
 
     match app
         .upstreams
@@ -78,13 +81,12 @@ pub(super) async fn send(
             if switching && let Some(client_upgrade) = client_upgrade {
                 forward::splice_upgrade(client_upgrade, hyper::upgrade::on(&mut resp));
             }
-            let (mut parts, body) = resp.into_parts();
-            headers::strip_hop_by_hop(&mut parts.headers, switching);
-            Response::from_parts(parts, forward::upstream_body(body))
+            headers::strip_hop_by_hop(resp.headers_mut(), switching);
+            resp
         }
         Err(e) => {
             ctx.error = Some(e.to_string());
-            e.response()
+            respond::forward_error(&e)
         }
     }
 }
@@ -131,7 +133,7 @@ fn set_identity_headers(app: &App, h: &mut http::HeaderMap, identity: &Identity)
     }
 }
 
-fn content_length(req: &Request<Incoming>) -> Option<u64> {
+fn content_length<B>(req: &Request<B>) -> Option<u64> {
     req.headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())

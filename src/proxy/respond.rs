@@ -1,104 +1,133 @@
-//! Answers cutover gives by itself, and the one place an error becomes one.
+//! The one place where a refusal or an error becomes an HTTP answer.
 //!
-//! Client mistakes get a 4xx with a short JSON body `{"code", "message"}` in
-//! Kernia's error shape; upstream trouble a 502 or 504; our own faults a 500
-//! or 503 with no internals.
+//! Phases return domain values — intercept a [`Refusal`], forwarding a
+//! [`ForwardError`], body reading a [`ReadError`] — and the driver hands
+//! them here. Client mistakes get a 4xx with a short JSON body
+//! `{"code", "message"}` in Kernia's error shape; upstream trouble a 502 or
+//! 504; our own trouble a 503 with `Retry-After` and no internals. The
+//! responses themselves are built by [`crate::web`].
 
-use bytes::Bytes;
-use http::{HeaderValue, Response, StatusCode, header};
-use http_body_util::{BodyExt as _, Full};
+use http::{Response, StatusCode};
 
-use super::ProxyBody;
+use super::forward::ForwardError;
+use super::observe::CLIENT_CLOSED;
+use crate::intercept::Refusal;
+use crate::web::{self, ProxyBody, ReadError};
 
-/// A JSON answer `{"code": code, "message": message}`.
-pub fn json(status: StatusCode, code: &str, message: &str) -> Response<ProxyBody> {
-    let body = serde_json::json!({ "code": code, "message": message }).to_string();
-    let mut resp = Response::new(full(body));
-    *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    resp.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    resp
-}
-
-pub fn full(body: impl Into<Bytes>) -> ProxyBody {
-    Full::new(body.into())
-        .map_err(|never| match never {})
-        .boxed_unsync()
-}
-
-pub fn not_found() -> Response<ProxyBody> {
-    json(StatusCode::NOT_FOUND, "NOT_FOUND", "Not found")
-}
-
-/// A page load of a migrated user on a Clerk session: go sign in at Kernia.
-pub fn redirect_to_sign_in(location: &str) -> Response<ProxyBody> {
-    let mut resp = Response::new(full(Bytes::new()));
-    *resp.status_mut() = StatusCode::SEE_OTHER;
-    if let Ok(v) = HeaderValue::from_str(location) {
-        resp.headers_mut().insert(header::LOCATION, v);
+/// What the client gets for an intercept refusal.
+pub fn refusal(r: &Refusal) -> Response<ProxyBody> {
+    match r {
+        Refusal::Throttled { retry_after } => web::with_retry_after(
+            web::json(
+                StatusCode::TOO_MANY_REQUESTS,
+                "TOO_MANY_ATTEMPTS",
+                "Too many sign-in attempts. Try again later.",
+            ),
+            *retry_after,
+        ),
+        Refusal::Unavailable { retry_after } => web::with_retry_after(
+            web::json(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "TEMPORARILY_UNAVAILABLE",
+                "Sign-in is temporarily unavailable.",
+            ),
+            *retry_after,
+        ),
+        Refusal::Busy { retry_after } => web::with_retry_after(
+            web::json(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "TEMPORARILY_UNAVAILABLE",
+                "Sign-in is busy; try again in a moment.",
+            ),
+            *retry_after,
+        ),
+        Refusal::Failed { retry_after } => web::with_retry_after(
+            web::json(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "TEMPORARILY_UNAVAILABLE",
+                "Sign-in failed; try again.",
+            ),
+            *retry_after,
+        ),
+        Refusal::ResetRequired => web::json(
+            StatusCode::FORBIDDEN,
+            "PASSWORD_RESET_REQUIRED",
+            "Your password must be reset before you can sign in. If you have not received a link by email, try again later or contact support.",
+        ),
+        Refusal::Unreadable(why) => web::json(
+            StatusCode::BAD_REQUEST,
+            "INVALID_REQUEST",
+            &format!("cutover cannot read this request body: {why}"),
+        ),
     }
-    resp.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    resp
 }
 
-pub fn reauthenticate() -> Response<ProxyBody> {
-    json(
-        StatusCode::UNAUTHORIZED,
-        "REAUTHENTICATE",
-        "Your account has moved: please sign in again.",
-    )
+/// What the client gets when its body could not be read.
+pub fn read_error(e: &ReadError) -> Response<ProxyBody> {
+    match e {
+        ReadError::TooLarge { .. } => web::json(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "PAYLOAD_TOO_LARGE",
+            "The request body is too large.",
+        ),
+        ReadError::TimedOut { .. } => web::json(
+            StatusCode::REQUEST_TIMEOUT,
+            "REQUEST_TIMEOUT",
+            "The request body did not arrive in time.",
+        ),
+        ReadError::Malformed(_) => web::json(
+            StatusCode::BAD_REQUEST,
+            "BAD_REQUEST",
+            "The request body is malformed.",
+        ),
+        // Nobody reads this answer; its status tells the log what happened.
+        ReadError::ClientGone => web::json(
+            StatusCode::from_u16(CLIENT_CLOSED).unwrap_or(StatusCode::BAD_REQUEST),
+            "CLIENT_CLOSED",
+            "The client closed the request.",
+        ),
+    }
 }
 
-/// Why forwarding failed.
-#[derive(Debug, thiserror::Error)]
-pub enum ForwardError {
-    #[error("the request body is larger than {limit} bytes")]
-    BodyTooLarge { limit: u64 },
-    #[error("cannot reach the {upstream} upstream: {source}")]
-    Connect {
-        upstream: &'static str,
-        #[source]
-        source: hyper_util::client::legacy::Error,
-    },
-    #[error("the {upstream} upstream failed: {source}")]
-    Upstream {
-        upstream: &'static str,
-        #[source]
-        source: hyper_util::client::legacy::Error,
-    },
-    #[error("the {upstream} upstream did not answer within {secs:.1} s")]
-    Timeout { upstream: &'static str, secs: f64 },
-    #[error("cannot build the upstream request: {0}")]
-    BadRequest(String),
-}
-
-impl ForwardError {
-    /// The response the client gets. Details stay in the log.
-    pub fn response(&self) -> Response<ProxyBody> {
-        match self {
-            ForwardError::BodyTooLarge { .. } => json(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "PAYLOAD_TOO_LARGE",
-                "The request body is too large.",
-            ),
-            ForwardError::Connect { .. } | ForwardError::Upstream { .. } => json(
-                StatusCode::BAD_GATEWAY,
-                "UPSTREAM_UNAVAILABLE",
-                "The application is unavailable.",
-            ),
-            ForwardError::Timeout { .. } => json(
-                StatusCode::GATEWAY_TIMEOUT,
-                "UPSTREAM_TIMEOUT",
-                "The application did not answer in time.",
-            ),
-            ForwardError::BadRequest(_) => {
-                json(StatusCode::BAD_REQUEST, "BAD_REQUEST", "Bad request.")
-            }
+/// What the client gets when forwarding failed. Details stay in the log.
+pub fn forward_error(e: &ForwardError) -> Response<ProxyBody> {
+    match e {
+        ForwardError::BodyTooLarge { .. } => web::json(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "PAYLOAD_TOO_LARGE",
+            "The request body is too large.",
+        ),
+        ForwardError::Connect { .. } | ForwardError::Upstream { .. } => web::json(
+            StatusCode::BAD_GATEWAY,
+            "UPSTREAM_UNAVAILABLE",
+            "The application is unavailable.",
+        ),
+        ForwardError::Timeout { .. } => web::json(
+            StatusCode::GATEWAY_TIMEOUT,
+            "UPSTREAM_TIMEOUT",
+            "The application did not answer in time.",
+        ),
+        ForwardError::BadRequest(_) => {
+            web::json(StatusCode::BAD_REQUEST, "BAD_REQUEST", "Bad request.")
         }
+    }
+}
+
+/// A denied path: 404, as if it did not exist.
+pub fn not_found() -> Response<ProxyBody> {
+    web::json(StatusCode::NOT_FOUND, "NOT_FOUND", "Not found")
+}
+
+/// A migrated user still on a Clerk session: a page load goes to sign in at
+/// Kernia, an API call gets `401 REAUTHENTICATE`.
+pub fn reauthenticate(navigation: bool, sign_in_url: &str) -> Response<ProxyBody> {
+    if navigation {
+        web::see_other(sign_in_url)
+    } else {
+        web::json(
+            StatusCode::UNAUTHORIZED,
+            "REAUTHENTICATE",
+            "Your account has moved: please sign in again.",
+        )
     }
 }

@@ -1,6 +1,13 @@
 //! Accepting connections: plain HTTP and TLS listeners, HTTP/1.1 and HTTP/2,
 //! connection and header limits, and a graceful drain.
 //!
+//! Every connection holds one of `[limits].max_connections` permits, so every
+//! connection must end on its own: the header-read deadline
+//! (`[limits].header_read_timeout_ms`) runs from accept through the TLS
+//! handshake, protocol detection and the first request head; after that a
+//! connection with no request in flight for `[limits].idle_timeout_secs` is
+//! closed (HTTP/1.1 by hyper's header timer, HTTP/2 with a GOAWAY).
+//!
 //! [`serve`] is the seam tests call: give it bound listeners and a shutdown
 //! future. When the future resolves, cutover stops accepting, asks every open
 //! connection to finish its in-flight requests (HTTP/1 closes after the
@@ -13,19 +20,19 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use http_body_util::BodyExt as _;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, watch};
+use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 
-use super::App;
+use super::{App, ProxyBody};
 use crate::config::ServerConfig;
-
-/// How long a client may take to finish the TLS handshake.
-const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Bound listeners.
 pub struct Listeners {
@@ -84,7 +91,9 @@ pub async fn serve(
     grace: Duration,
 ) {
     let builder = Arc::new(http_builder(&app));
-    let graceful = GracefulShutdown::new();
+    // Every connection task holds a receiver: `true` asks it to finish its
+    // in-flight requests and close; the sender sees when all have gone.
+    let (drain_tx, drain_rx) = watch::channel(false);
     let permits = Arc::new(Semaphore::new(app.limits.max_connections));
     let (tls_listener, acceptor) = match listeners.tls {
         Some((l, cfg)) => (Some(l), Some(TlsAcceptor::from(cfg))),
@@ -112,44 +121,33 @@ pub async fn serve(
             },
             _ = &mut shutdown => break,
         };
+        // The header-read deadline runs from here: TLS, protocol detection and
+        // the first request head all have to fit in it.
+        let deadline = Instant::now() + app.limits.header_read_timeout;
         let _ = stream.set_nodelay(true);
-        let app = app.clone();
-        let builder = builder.clone();
-        let watcher = graceful.watcher();
-        let acceptor = acceptor.clone();
+        let conn = Connection {
+            app: app.clone(),
+            builder: builder.clone(),
+            info: ConnInfo { peer, tls },
+            deadline,
+            drain: drain_rx.clone(),
+        };
+        let acceptor = if tls { acceptor.clone() } else { None };
         tokio::spawn(async move {
             let _permit = permit;
-            let info = ConnInfo { peer, tls };
-            let service = service_fn(move |req| {
-                let app = app.clone();
-                async move { Ok::<_, Infallible>(super::driver::handle(app, info, req).await) }
-            });
-            if tls {
-                let Some(acceptor) = acceptor else { return };
-                let stream = match tokio::time::timeout(
-                    TLS_HANDSHAKE_TIMEOUT,
-                    acceptor.accept(stream),
-                )
-                .await
-                {
-                    Ok(Ok(s)) => s,
-                    Ok(Err(e)) => {
-                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                        return;
+            match acceptor {
+                None => conn.run(stream).await,
+                Some(acceptor) => {
+                    let handshake = tokio::time::timeout_at(deadline, acceptor.accept(stream));
+                    match handshake.await {
+                        Ok(Ok(s)) => conn.run(s).await,
+                        Ok(Err(e)) => {
+                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                        }
+                        Err(_) => {
+                            tracing::debug!(%peer, "TLS handshake not finished within the header-read timeout");
+                        }
                     }
-                    Err(_) => {
-                        tracing::debug!(%peer, "TLS handshake timed out");
-                        return;
-                    }
-                };
-                let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-                if let Err(e) = watcher.watch(conn.into_owned()).await {
-                    tracing::debug!(%peer, error = %e, "connection ended with an error");
-                }
-            } else {
-                let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-                if let Err(e) = watcher.watch(conn.into_owned()).await {
-                    tracing::debug!(%peer, error = %e, "connection ended with an error");
                 }
             }
         });
@@ -157,15 +155,195 @@ pub async fn serve(
 
     drop(tls_listener);
     drop(plain);
-    let open = graceful.count();
+    drop(drain_rx);
+    let open = drain_tx.receiver_count();
     tracing::info!(
         open_connections = open,
         grace_secs = grace.as_secs_f64(),
         "draining"
     );
-    match tokio::time::timeout(grace, graceful.shutdown()).await {
+    let _ = drain_tx.send(true);
+    match tokio::time::timeout(grace, drain_tx.closed()).await {
         Ok(()) => tracing::info!("all connections finished"),
         Err(_) => tracing::warn!("grace period over; closing the remaining connections"),
+    }
+}
+
+/// One accepted connection, after TLS.
+struct Connection {
+    app: Arc<App>,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    info: ConnInfo,
+    /// When the first request head must have arrived.
+    deadline: Instant,
+    drain: watch::Receiver<bool>,
+}
+
+impl Connection {
+    /// Serve HTTP/1.1 or HTTP/2 on `io` until the client closes, the server
+    /// drains, or a limit ends it:
+    /// - no complete request head by the header-read deadline (a silent
+    ///   socket, a partial HTTP/2 preface, a slow head) — closed;
+    /// - no request in flight for `idle_timeout` — asked to close gracefully
+    ///   (HTTP/2: GOAWAY), then closed. HTTP/2 keep-alive pings are no
+    ///   activity: they only tell that the peer is alive.
+    async fn run<I>(mut self, io: I)
+    where
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let peer = self.info.peer;
+        let activity = Arc::new(Activity::new());
+        let service = {
+            let (app, info, activity) = (self.app.clone(), self.info, activity.clone());
+            service_fn(move |req| {
+                let app = app.clone();
+                let guard = InFlight::enter(&activity);
+                async move {
+                    let resp = super::driver::handle(app, info, req).await;
+                    Ok::<_, Infallible>(resp.map(|body| {
+                        GuardedBody {
+                            inner: body,
+                            _guard: guard,
+                        }
+                        .boxed_unsync()
+                    }))
+                }
+            })
+        };
+        let idle = self.app.limits.idle_timeout;
+        let conn = self
+            .builder
+            .serve_connection_with_upgrades(TokioIo::new(io), service);
+        tokio::pin!(conn);
+        let mut closing = false;
+        let mut hard_stop: Option<Instant> = None;
+        loop {
+            let now = Instant::now();
+            let mut wake = now + idle;
+            if activity.requests.load(Ordering::Acquire) == 0 {
+                wake = wake.min(self.deadline);
+            } else if activity.in_flight.load(Ordering::Acquire) == 0 {
+                wake = wake.min(activity.last() + idle);
+            }
+            if let Some(stop) = hard_stop {
+                wake = wake.min(stop);
+            }
+            tokio::select! {
+                r = conn.as_mut() => {
+                    if let Err(e) = r {
+                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+                    }
+                    return;
+                }
+                changed = self.drain.changed(), if !closing => {
+                    if changed.is_err() || *self.drain.borrow() {
+                        conn.as_mut().graceful_shutdown();
+                        closing = true;
+                    }
+                }
+                _ = tokio::time::sleep_until(wake) => {
+                    let now = Instant::now();
+                    if hard_stop.is_some_and(|stop| now >= stop) {
+                        tracing::debug!(%peer, "connection did not close when asked; dropped");
+                        return;
+                    }
+                    if activity.requests.load(Ordering::Acquire) == 0 {
+                        if now >= self.deadline {
+                            tracing::debug!(%peer, "no request head within the header-read timeout; closed");
+                            return;
+                        }
+                    } else if activity.in_flight.load(Ordering::Acquire) == 0
+                        && now >= activity.last() + idle
+                        && !closing
+                    {
+                        tracing::debug!(%peer, "idle connection closed");
+                        conn.as_mut().graceful_shutdown();
+                        closing = true;
+                        hard_stop = Some(now + CLOSE_GRACE);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// How long an idle connection asked to close may take before it is dropped.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
+
+/// What a connection is doing, for its deadlines.
+struct Activity {
+    started: Instant,
+    /// Requests whose head has arrived, ever.
+    requests: AtomicU64,
+    /// Requests whose response has not finished.
+    in_flight: AtomicUsize,
+    /// Milliseconds after `started` of the last request start or end.
+    last_ms: AtomicU64,
+}
+
+impl Activity {
+    fn new() -> Activity {
+        Activity {
+            started: Instant::now(),
+            requests: AtomicU64::new(0),
+            in_flight: AtomicUsize::new(0),
+            last_ms: AtomicU64::new(0),
+        }
+    }
+
+    fn touch(&self) {
+        let ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_ms.fetch_max(ms, Ordering::AcqRel);
+    }
+
+    fn last(&self) -> Instant {
+        self.started + Duration::from_millis(self.last_ms.load(Ordering::Acquire))
+    }
+}
+
+/// One request in flight, from its head until its response body is done
+/// (or dropped).
+struct InFlight(Arc<Activity>);
+
+impl InFlight {
+    fn enter(activity: &Arc<Activity>) -> InFlight {
+        activity.requests.fetch_add(1, Ordering::AcqRel);
+        activity.in_flight.fetch_add(1, Ordering::AcqRel);
+        activity.touch();
+        InFlight(activity.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.touch();
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A response body that keeps its request counted as in flight.
+struct GuardedBody {
+    inner: ProxyBody,
+    _guard: InFlight,
+}
+
+impl hyper::body::Body for GuardedBody {
+    type Data = bytes::Bytes;
+    type Error = super::BoxError;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        std::pin::Pin::new(&mut self.get_mut().inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
     }
 }
 
@@ -187,8 +365,10 @@ fn http_builder(app: &App) -> auto::Builder<TokioExecutor> {
         .keep_alive_interval(Some(limits.idle_timeout / 2))
         .keep_alive_timeout(Duration::from_secs(20))
         .max_pending_accept_reset_streams(Some(64))
-        .max_local_error_reset_streams(Some(1024))
-        .enable_connect_protocol();
+        .max_local_error_reset_streams(Some(1024));
+    // Extended CONNECT (RFC 8441, WebSocket over HTTP/2) is not offered: the
+    // upstream leg is HTTP/1.1 and cutover does not translate it into an
+    // Upgrade handshake, so a client falls back to HTTP/1.1 WebSockets.
     b
 }
 

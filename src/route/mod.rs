@@ -6,8 +6,9 @@
 //! every rule is unit-tested here. The rules, in order:
 //!
 //! 1. a denied path → 404 from cutover (Kernia 0.1.0 serves
-//!    `/admin/create-user` and `/two-factor/view-backup-codes` without
-//!    authentication; they are denied by default);
+//!    `/admin/create-user`, `/two-factor/view-backup-codes` and
+//!    `/admin/has-permission` without authentication; they are denied by
+//!    default);
 //! 2. anything under Kernia's auth base path → kernia;
 //! 3. a Kernia session → kernia (and the browser is pinned to Kernia);
 //! 4. a Clerk session → legacy, unless the user is migrated and

@@ -285,9 +285,10 @@ async fn client_uat_signs_cookie_tokens_out() {
 async fn suffixed_cookies_win_and_unsuffixed_ones_are_the_fallback() {
     let s = setup().await;
     let (session, uat) = (s.clerk.session_cookie(), s.clerk.client_uat_cookie());
-    let suffixed = s.clerk.token("user_suffixed").build();
-    let plain = s.clerk.token("user_plain").build();
-    let t = now() - 100;
+    let t = now() - 30;
+    let suffixed = s.clerk.token("user_suffixed").issued_at(t + 20).build();
+    // Older than the suffixed token: Clerk would read the newer of the two.
+    let plain = s.clerk.token("user_plain").issued_at(t + 10).build();
     let both = format!("__session={plain}; __client_uat={t}; {session}={suffixed}; {uat}={t}");
     assert_eq!(
         signed_in_as(&s.verifier.identify(&cookies(&both), now()).await),
@@ -304,6 +305,16 @@ async fn suffixed_cookies_win_and_unsuffixed_ones_are_the_fallback() {
         signed_in_as(&s.verifier.identify(&cookies(&half), now()).await),
         "user_plain"
     );
+    // A garbage suffixed cookie next to a valid unsuffixed session does not
+    // sign the user out (Clerk's SDK reads the unsuffixed one: it has an `iat`).
+    for garbage in ["garbage", "x.y.z", "eyJhbGciOiJSUzI1NiJ9.e30.c2ln"] {
+        let jammed = format!("{session}={garbage}; {uat}={t}; __session={plain}; __client_uat={t}");
+        assert_eq!(
+            signed_in_as(&s.verifier.identify(&cookies(&jammed), now()).await),
+            "user_plain",
+            "{garbage}"
+        );
+    }
     // The suffix is the instance's: another instance's cookie is not ours.
     let foreign = format!("__session_AAAAAAAA={suffixed}; __client_uat_AAAAAAAA={t}");
     assert_eq!(

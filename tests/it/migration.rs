@@ -227,7 +227,7 @@ async fn unverifiable_digests_force_a_reset_delivered_by_mail(engine: Engine) {
 both_engines!(unverifiable_digests_force_a_reset_delivered_by_mail);
 
 /// Mail bodies come quoted-printable (long lines are wrapped): undo it.
-fn decode_quoted_printable(raw: &str) -> String {
+pub(crate) fn decode_quoted_printable(raw: &str) -> String {
     let joined = raw.replace("=\r\n", "").replace("=\n", "");
     let bytes = joined.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());

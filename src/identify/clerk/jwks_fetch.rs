@@ -6,7 +6,7 @@
 //! exchange is bounded by a timeout and the body by a size limit.
 //!
 //! Only RSA keys meant for signatures are taken: `kty: "RSA"`, `use` absent
-//! or `"sig"`, `alg` absent or RS256/RS384/RS512, with a `kid` (a Clerk kid is
+//! or `"sig"`, `alg` absent or RS256, with a `kid` (a Clerk kid is
 //! the instance id, `ins_…`). Entries that do not fit are skipped one by one;
 //! a body with no usable key at all counts as a failed fetch, so a broken
 //! endpoint cannot empty a good key set.
@@ -138,7 +138,7 @@ fn usable_key(jwk: RawJwk) -> Option<(String, DecodingKey)> {
     if !matches!(jwk.usage.as_deref(), None | Some("sig")) {
         return None;
     }
-    if !matches!(jwk.alg.as_deref(), None | Some("RS256" | "RS384" | "RS512")) {
+    if !matches!(jwk.alg.as_deref(), None | Some("RS256")) {
         return None;
     }
     let kid = jwk.kid.filter(|k| !k.is_empty())?;

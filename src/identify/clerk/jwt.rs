@@ -7,9 +7,11 @@
 //! `jsonwebtoken` (aws-lc-rs) is used for what it is good at: the RSA check.
 //!
 //! Header rules (`reference/clerk.md` §1.1, §1.5), checked before any key work:
-//! `typ` absent or `JWT`; `alg` RS256, RS384 or RS512 — nothing else, so `none`,
-//! HMAC (including HS256 keyed with the public key) and EC tokens never reach
-//! a verifier; `cat` absent, `cl_B7d4PD111AAA` (session) or `cl_I7d4PD111III`
+//! `typ` absent or `JWT`; `alg` RS256 — nothing else. Clerk signs session
+//! tokens with RS256 only; its JS SDK would also take RS384 and RS512, but
+//! nothing Clerk issues uses them, so accepting them only widens what a forger
+//! may try. `none`, HMAC (including HS256 keyed with the public key), EC and
+//! the other RSA variants never reach a verifier; `cat` absent, `cl_B7d4PD111AAA` (session) or `cl_I7d4PD111III`
 //! ("ignore").
 
 use base64::Engine as _;
@@ -72,8 +74,6 @@ impl<'a> CompactJws<'a> {
         }
         let alg = match header.alg.as_deref() {
             Some("RS256") => Algorithm::RS256,
-            Some("RS384") => Algorithm::RS384,
-            Some("RS512") => Algorithm::RS512,
             _ => return Err(SignedOutReason::UnsupportedAlgorithm),
         };
         match header.cat.as_deref() {
@@ -134,8 +134,8 @@ mod tests {
     fn only_rsa_pkcs1_algorithms_are_accepted() {
         for (alg, expected) in [
             ("RS256", Ok(Algorithm::RS256)),
-            ("RS384", Ok(Algorithm::RS384)),
-            ("RS512", Ok(Algorithm::RS512)),
+            ("RS384", Err(SignedOutReason::UnsupportedAlgorithm)),
+            ("RS512", Err(SignedOutReason::UnsupportedAlgorithm)),
             ("none", Err(SignedOutReason::UnsupportedAlgorithm)),
             ("HS256", Err(SignedOutReason::UnsupportedAlgorithm)),
             ("ES256", Err(SignedOutReason::UnsupportedAlgorithm)),

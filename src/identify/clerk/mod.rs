@@ -178,7 +178,7 @@ impl ClerkVerifier {
 
     /// Who the request's Clerk token says is signed in, at `now` (Unix seconds).
     pub async fn identify(&self, headers: &http::HeaderMap, now: u64) -> ClerkOutcome {
-        let (token, client_uat) = match source::token_source(headers, &self.cookies) {
+        let (token, client_uat) = match source::token_source(headers, &self.cookies, now) {
             TokenSource::None => return ClerkOutcome::NoToken,
             TokenSource::Header(token) => (token, None),
             TokenSource::Cookie {

@@ -19,7 +19,7 @@ pub enum SignedOutReason {
     // --- shape and header ---
     /// Not three base64url parts with JSON header and claims, or oversized.
     Malformed,
-    /// `alg` is not RS256, RS384 or RS512 (`none`, HS*, ES*, PS*, …).
+    /// `alg` is not RS256 (`none`, HS*, ES*, PS*, RS384, RS512, …).
     UnsupportedAlgorithm,
     /// `typ` is neither absent nor `JWT` (e.g. an OAuth `at+jwt`).
     WrongTokenType,

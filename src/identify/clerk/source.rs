@@ -10,16 +10,22 @@
 //! 2. Otherwise the `__session_<suffix>` cookie (suffix from the publishable
 //!    key), falling back to `__session`; each goes with its own `__client_uat`.
 //!
-//! **Suffixed or unsuffixed** — a simplification of Clerk's `usesSuffixedCookies()`:
-//! the suffixed pair is used when `__session_<suffix>` is present and either
-//! `__client_uat_<suffix>` is present too or there is no `__session` at all;
-//! otherwise the unsuffixed pair. Clerk also peeks into the unsuffixed token
-//! (its `iss` and `iat`) and compares the two `__client_uat` values to pick a
-//! side when several apps share a domain. We do not: both sides are verified
-//! in full anyway (a token of another instance fails the exact `iss` check),
-//! so the only difference is which of two genuine tokens of this instance is
-//! read in that rare state, and the suffixed one is what current clerk-js
-//! writes and reads first.
+//! **Suffixed or unsuffixed** — as `@clerk/backend`'s `shouldUseSuffixed()`
+//! (`tokens/authenticateContext.ts`) decides, peeking (unverified) into the
+//! two session tokens' `iss`, `iat` and `exp`; whichever is picked is then
+//! verified in full:
+//! 1. an unsuffixed `__session` without `iss` (or not a JWT) → unsuffixed;
+//! 2. an unsuffixed `__session` of another instance (`iss` without scheme ≠
+//!    the Frontend API host of the publishable key) → suffixed;
+//! 3. no suffixed `__session` and no suffixed `__client_uat` → unsuffixed;
+//! 4. neither `__client_uat` is `0` and the unsuffixed token's `iat` is newer
+//!    → unsuffixed (so a garbage suffixed cookie, which has no `iat`, next to
+//!    a valid unsuffixed one does not sign the user out);
+//! 5. suffixed `__client_uat` is `0` but the unsuffixed one is not → unsuffixed;
+//! 6. development instances (`pk_test_`): suffixed `__client_uat` not `0`,
+//!    unsuffixed `0` and the suffixed token expired → unsuffixed;
+//! 7. a suffixed `__session` without a suffixed `__client_uat` → unsuffixed;
+//! 8. otherwise suffixed.
 //!
 //! A cookie name given twice (two domains or paths) counts at its first
 //! occurrence, as the `cookie` parser Clerk's SDK uses does.
@@ -53,6 +59,11 @@ pub fn cookie_suffix(publishable_key: &str) -> String {
 pub struct ClerkCookieNames {
     suffixed_session: Option<String>,
     suffixed_client_uat: Option<String>,
+    /// The Frontend API host named by the publishable key (a token's `iss`
+    /// without its scheme, for this instance).
+    frontend_api: Option<String>,
+    /// `pk_live_` (production) rather than `pk_test_`.
+    production: bool,
 }
 
 impl ClerkCookieNames {
@@ -62,6 +73,8 @@ impl ClerkCookieNames {
         ClerkCookieNames {
             suffixed_session: suffix.as_ref().map(|s| format!("{SESSION}_{s}")),
             suffixed_client_uat: suffix.as_ref().map(|s| format!("{CLIENT_UAT}_{s}")),
+            frontend_api: publishable_key.and_then(crate::config::frontend_api_host),
+            production: publishable_key.is_some_and(|k| k.starts_with("pk_live_")),
         }
     }
 
@@ -126,26 +139,129 @@ pub(crate) enum TokenSource<'a> {
     },
 }
 
-/// Finds the token of a request (see the module docs for the order).
+/// Finds the token of a request (see the module docs for the order) at
+/// `now` (Unix seconds).
 pub(crate) fn token_source<'a>(
     headers: &'a HeaderMap,
     names: &ClerkCookieNames,
+    now: u64,
 ) -> TokenSource<'a> {
     if let Some(token) = authorization_token(headers) {
         return TokenSource::Header(token);
     }
     let jar = SessionCookies::read(headers, names);
-    let suffixed = jar
-        .suffixed_session
-        .filter(|_| jar.suffixed_client_uat.is_some() || jar.session.is_none());
-    let (token, client_uat) = match (suffixed, jar.session) {
-        (Some(token), _) => (token, jar.suffixed_client_uat),
-        (None, Some(token)) => (token, jar.client_uat),
-        (None, None) => return TokenSource::None,
+    let (token, client_uat) = if use_suffixed(&jar, names, now) {
+        (jar.suffixed_session, jar.suffixed_client_uat)
+    } else {
+        (jar.session, jar.client_uat)
     };
-    TokenSource::Cookie {
-        token,
-        client_uat: client_uat.map(|raw| raw.parse().unwrap_or(0)),
+    match token {
+        Some(token) => TokenSource::Cookie {
+            token,
+            client_uat: client_uat.map(|raw| raw.parse().unwrap_or(0)),
+        },
+        None => TokenSource::None,
+    }
+}
+
+/// `shouldUseSuffixed()` of `@clerk/backend`, step by step (module docs).
+fn use_suffixed(jar: &SessionCookies<'_>, names: &ClerkCookieNames, now: u64) -> bool {
+    let Some(frontend_api) = names.frontend_api.as_deref() else {
+        return false;
+    };
+    let session = jar.session.map(Peek::of);
+    let suffixed = jar.suffixed_session.map(Peek::of);
+    if let Some(peek) = &session {
+        match &peek.iss {
+            None => return false,
+            Some(iss) if strip_scheme(iss) != frontend_api => return true,
+            Some(_) => {}
+        }
+    }
+    if jar.suffixed_client_uat.is_none() && jar.suffixed_session.is_none() {
+        return false;
+    }
+    let session_iat = session.as_ref().and_then(|p| p.iat).unwrap_or(0.0);
+    let suffixed_iat = suffixed.as_ref().and_then(|p| p.iat).unwrap_or(0.0);
+    let suffixed_uat_zero = jar.suffixed_client_uat == Some("0");
+    let uat_zero = jar.client_uat == Some("0");
+    if !suffixed_uat_zero && !uat_zero && session_iat > suffixed_iat {
+        return false;
+    }
+    if suffixed_uat_zero && !uat_zero {
+        return false;
+    }
+    if !names.production
+        && !suffixed_uat_zero
+        && uat_zero
+        && suffixed
+            .as_ref()
+            .and_then(|p| p.exp)
+            .is_some_and(|exp| exp <= now as f64)
+    {
+        return false;
+    }
+    if jar.suffixed_client_uat.is_none() && jar.suffixed_session.is_some() {
+        return false;
+    }
+    true
+}
+
+/// `iss` without `http://` or `https://` (any case), as Clerk compares it.
+fn strip_scheme(iss: &str) -> &str {
+    for scheme in ["https://", "http://"] {
+        if iss.len() >= scheme.len() && iss[..scheme.len()].eq_ignore_ascii_case(scheme) {
+            return &iss[scheme.len()..];
+        }
+    }
+    iss
+}
+
+/// What Clerk's `decodeJwt` reads from a token before any verification:
+/// only used to choose between two cookies, never to sign anyone in.
+#[derive(Debug, Default)]
+struct Peek {
+    iss: Option<String>,
+    iat: Option<f64>,
+    exp: Option<f64>,
+}
+
+impl Peek {
+    /// A token that is not three base64url parts with JSON header and
+    /// payload peeks as empty (no `iss`, `iat` 0), as a decode error does.
+    fn of(token: &str) -> Peek {
+        #[derive(serde::Deserialize)]
+        struct Payload {
+            iss: Option<serde_json::Value>,
+            iat: Option<serde_json::Value>,
+            exp: Option<serde_json::Value>,
+        }
+        let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let mut parts = token.split('.');
+        let (Some(header), Some(payload), Some(_), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Peek::default();
+        };
+        let decode = |part: &str| engine.decode(part.trim_end_matches('=')).ok();
+        let header_ok = decode(header)
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .is_some_and(|v| v.is_object());
+        let Some(payload) = decode(payload)
+            .and_then(|b| serde_json::from_slice::<Payload>(&b).ok())
+            .filter(|_| header_ok)
+        else {
+            return Peek::default();
+        };
+        Peek {
+            // Clerk tests `!!payload.iss`: an empty string is no issuer.
+            iss: match payload.iss {
+                Some(serde_json::Value::String(s)) if !s.is_empty() => Some(s),
+                _ => None,
+            },
+            iat: payload.iat.and_then(|v| v.as_f64()),
+            exp: payload.exp.and_then(|v| v.as_f64()),
+        }
     }
 }
 
@@ -224,9 +340,35 @@ mod tests {
         h
     }
 
+    const NOW: u64 = 1_800_000_000;
+
     fn source(pairs: &[(&http::HeaderName, &str)]) -> TokenSource<'static> {
         let h = Box::leak(Box::new(headers(pairs)));
-        token_source(h, &ClerkCookieNames::new(Some(PK)))
+        token_source(h, &ClerkCookieNames::new(Some(PK)), NOW)
+    }
+
+    /// An unsigned JWT-shaped token with this payload (only peeked at here).
+    fn jwt(payload: serde_json::Value) -> String {
+        let e = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        format!(
+            "{}.{}.c2ln",
+            e.encode(br#"{"alg":"RS256","typ":"JWT"}"#),
+            e.encode(payload.to_string())
+        )
+    }
+
+    /// A token of this instance (`PK` names `clerk.clerk.dev`) issued at `iat`.
+    fn ours(iat: u64) -> String {
+        jwt(
+            serde_json::json!({"iss": "https://clerk.clerk.dev", "iat": iat, "exp": iat + 60, "sub": "user_1"}),
+        )
+    }
+
+    fn cookie_token(s: &TokenSource<'_>) -> Option<String> {
+        match s {
+            TokenSource::Cookie { token, .. } => Some(token.to_string()),
+            _ => None,
+        }
     }
 
     #[test]
@@ -285,41 +427,110 @@ mod tests {
 
     #[test]
     fn suffixed_cookies_are_preferred_with_their_own_client_uat() {
-        let s = source(&[(
-            &COOKIE,
-            "__session=plain; __client_uat=5; __session_QvfNY2dr=suffixed; __client_uat_QvfNY2dr=9",
-        )]);
-        assert_eq!(
+        let (plain, suffixed) = (ours(NOW - 30), ours(NOW - 10));
+        let h = format!(
+            "__session={plain}; __client_uat=5; __session_QvfNY2dr={suffixed}; __client_uat_QvfNY2dr=9"
+        );
+        let s = source(&[(&COOKIE, &h)]);
+        assert_eq!(cookie_token(&s).as_deref(), Some(suffixed.as_str()));
+        assert!(matches!(
             s,
             TokenSource::Cookie {
-                token: "suffixed",
-                client_uat: Some(9)
+                client_uat: Some(9),
+                ..
             }
+        ));
+    }
+
+    #[test]
+    fn a_garbage_suffixed_cookie_does_not_hide_a_valid_unsuffixed_one() {
+        let plain = ours(NOW - 10);
+        for garbage in ["garbage", "a.b.c", "", "eyJhbGciOiJSUzI1NiJ9.e30.c2ln"] {
+            let h = format!(
+                "__session_QvfNY2dr={garbage}; __client_uat_QvfNY2dr=7; __session={plain}; __client_uat=7"
+            );
+            let s = source(&[(&COOKIE, &h)]);
+            assert_eq!(
+                cookie_token(&s).as_deref(),
+                Some(plain.as_str()),
+                "{garbage}"
+            );
+        }
+    }
+
+    #[test]
+    fn clerks_choice_between_suffixed_and_unsuffixed() {
+        let pick = |cookie: String| cookie_token(&source(&[(&COOKIE, &cookie)]));
+        let (old, new) = (ours(NOW - 50), ours(NOW - 5));
+        // Another instance's unsuffixed token: trust the suffixed one.
+        let other = jwt(serde_json::json!({"iss": "https://clerk.other.dev", "iat": NOW}));
+        assert_eq!(
+            pick(format!(
+                "__session={other}; __client_uat=1; __session_QvfNY2dr={old}; __client_uat_QvfNY2dr=1"
+            )),
+            Some(old.clone())
+        );
+        // An unsuffixed token without iss: unsuffixed (then signed out).
+        let no_iss = jwt(serde_json::json!({"iat": NOW}));
+        assert_eq!(
+            pick(format!(
+                "__session={no_iss}; __client_uat=1; __session_QvfNY2dr={new}; __client_uat_QvfNY2dr=1"
+            )),
+            Some(no_iss.clone())
+        );
+        // Both signed in, unsuffixed newer: unsuffixed; older: suffixed.
+        assert_eq!(
+            pick(format!(
+                "__session={new}; __client_uat=1; __session_QvfNY2dr={old}; __client_uat_QvfNY2dr=1"
+            )),
+            Some(new.clone())
+        );
+        assert_eq!(
+            pick(format!(
+                "__session={old}; __client_uat=1; __session_QvfNY2dr={new}; __client_uat_QvfNY2dr=1"
+            )),
+            Some(new.clone())
+        );
+        // Suffixed signed out, unsuffixed signed in: unsuffixed.
+        assert_eq!(
+            pick(format!(
+                "__session={old}; __client_uat=1; __session_QvfNY2dr={new}; __client_uat_QvfNY2dr=0"
+            )),
+            Some(old.clone())
+        );
+        // Development: suffixed signed in but expired, unsuffixed signed out: unsuffixed.
+        let expired = ours(NOW - 600);
+        assert_eq!(
+            pick(format!(
+                "__session={new}; __client_uat=0; __session_QvfNY2dr={expired}; __client_uat_QvfNY2dr=1"
+            )),
+            Some(new.clone())
+        );
+        // … but not when the suffixed token is still fresh.
+        assert_eq!(
+            pick(format!(
+                "__session={old}; __client_uat=0; __session_QvfNY2dr={new}; __client_uat_QvfNY2dr=1"
+            )),
+            Some(new.clone())
         );
     }
 
     #[test]
     fn suffixed_session_without_its_client_uat_falls_back_to_the_unsuffixed_pair() {
-        let s = source(&[(
-            &COOKIE,
-            "__session_QvfNY2dr=suffixed; __session=plain; __client_uat=5",
-        )]);
-        assert_eq!(
+        let (plain, suffixed) = (ours(NOW - 30), ours(NOW - 10));
+        let h = format!("__session_QvfNY2dr={suffixed}; __session={plain}; __client_uat=5");
+        let s = source(&[(&COOKIE, &h)]);
+        assert_eq!(cookie_token(&s).as_deref(), Some(plain.as_str()));
+        assert!(matches!(
             s,
             TokenSource::Cookie {
-                token: "plain",
-                client_uat: Some(5)
+                client_uat: Some(5),
+                ..
             }
-        );
-        // Nothing to fall back to: the suffixed token is used (and then fails the uat rule).
-        let s = source(&[(&COOKIE, "__session_QvfNY2dr=suffixed; __client_uat=5")]);
-        assert_eq!(
-            s,
-            TokenSource::Cookie {
-                token: "suffixed",
-                client_uat: None
-            }
-        );
+        ));
+        // Unsuffixed has no token: signed out, as Clerk has it (a uat but no session).
+        let h = format!("__session_QvfNY2dr={suffixed}; __client_uat=5");
+        assert_eq!(source(&[(&COOKIE, &h)]), TokenSource::None);
     }
 
     #[test]
@@ -378,7 +589,7 @@ mod tests {
         let names = ClerkCookieNames::new(None);
         assert_eq!(names.suffixed_session(), None);
         let h = headers(&[(&COOKIE, "__session_QvfNY2dr=s; __client_uat_QvfNY2dr=1")]);
-        assert_eq!(token_source(&h, &names), TokenSource::None);
+        assert_eq!(token_source(&h, &names, NOW), TokenSource::None);
         let named = ClerkCookieNames::new(Some(PK));
         assert_eq!(named.suffixed_session(), Some("__session_QvfNY2dr"));
         assert_eq!(named.suffixed_client_uat(), Some("__client_uat_QvfNY2dr"));

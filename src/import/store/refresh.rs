@@ -532,7 +532,7 @@ pub async fn organization(
     let logo = org
         .logo
         .as_deref()
-        .filter(|l| l.len() <= crate::import::normalize::MAX_TEXT);
+        .filter(|l| l.len() <= crate::identifier::MAX_TEXT);
     let sql = match conn.engine() {
         crate::db::Engine::Postgres => {
             r#"UPDATE organization SET name = $1, slug = $2, logo = $3, metadata = CAST($4 AS JSON),

@@ -3,6 +3,7 @@
 //! exported digest. Plus the fixtures' digests and a TOTP code generator.
 
 use cutover::db::kernia::{self, NewUser};
+
 use cutover::db::ledger::{self, LedgerEntry, LedgerState, NewLedgerEntry};
 use cutover::db::{Db, KerniaSchema, now_secs, on_conn};
 use hmac::Mac as _;
@@ -34,26 +35,6 @@ pub async fn seed(
     hasher: Option<&str>,
     digest: Option<&str>,
 ) {
-    let schema = KerniaSchema::read(db)
-        .await
-        .expect("Kernia's schema (start the Kernia app first)");
-    let mut tx = db.begin().await.unwrap();
-    let now = now_secs();
-    kernia::insert_user(
-        &mut tx.conn(),
-        &schema,
-        &NewUser {
-            id: user_id.into(),
-            email: email.into(),
-            email_verified: true,
-            name: Some(user_id.into()),
-            created_at: now - 86_400,
-            updated_at: now - 86_400,
-            ..NewUser::default()
-        },
-    )
-    .await
-    .unwrap();
     let entry = NewLedgerEntry {
         user_id: user_id.into(),
         email: Some(email.into()),
@@ -62,8 +43,30 @@ pub async fn seed(
         state: Some(state),
         ..NewLedgerEntry::default()
     };
+    seed_with(db, NewUser::default(), entry).await;
+}
+
+/// A Kernia user and its ledger row as the import writes them, through
+/// cutover's one writer. Empty `user` fields are filled from `entry`.
+pub async fn seed_with(db: &Db, mut user: NewUser, entry: NewLedgerEntry) {
+    let schema = KerniaSchema::read(db)
+        .await
+        .expect("Kernia's schema (start the Kernia app first)");
+    let now = now_secs();
+    user.id = entry.user_id.clone();
+    if user.email.is_empty() {
+        user.email = entry.email.clone().unwrap_or_default();
+    }
+    if user.phone_number.is_none() {
+        user.phone_number = entry.phone.clone();
+    }
+    user.email_verified = true;
+    user.name = user.name.or_else(|| Some(entry.user_id.clone()));
+    user.created_at = now - 86_400;
+    user.updated_at = now - 86_400;
+    let mut tx = db.begin().await.unwrap();
     assert!(
-        ledger::insert_if_absent(&mut tx.conn(), &entry)
+        cutover::db::users::insert(&mut tx.conn(), &schema, &user, &entry)
             .await
             .unwrap()
     );

@@ -69,9 +69,10 @@ impl Cutover {
     pub async fn start(text: &str) -> Cutover {
         let cfg = Config::parse(text, Path::new("test.toml"), &ProcessEnv)
             .unwrap_or_else(|e| panic!("{e}"));
-        let db = cutover::db::Db::connect(cfg.kernia.database_url.expose(), 8)
-            .await
-            .unwrap();
+        let db =
+            cutover::db::Db::connect(cfg.kernia.database_url.expose(), cfg.kernia.db.pool_size)
+                .await
+                .unwrap();
         db.migrate().await.unwrap();
         let state = cutover::state::SharedState::connect(&cfg.state)
             .await

@@ -1,0 +1,25 @@
+//! Writing one Clerk user into Kernia's database: the Kernia `"user"` row
+//! and its ledger row, together. This is the single-user writer — the test
+//! harness seeds users with it, and Clerk's webhooks (`user.created`) are
+//! meant to use it. `cutover import` writes the same two rows in batches of
+//! thousands (`import::store`), through the same column rules
+//! ([`super::kernia::insert_user`]'s plugin columns, the ledger's columns).
+
+use super::kernia::{self, KerniaSchema, NewUser};
+use super::ledger::{self, NewLedgerEntry};
+use super::{Conn, DbError};
+
+/// Insert the user and their ledger row. `conn` should be a transaction, so
+/// both rows land or neither does. Returns whether the ledger row was new.
+///
+/// Identifiers must already be in their one form ([`crate::identifier`]).
+pub async fn insert(
+    conn: &mut Conn<'_>,
+    schema: &KerniaSchema,
+    user: &NewUser,
+    entry: &NewLedgerEntry,
+) -> Result<bool, DbError> {
+    debug_assert_eq!(user.id, entry.user_id, "one user, one ledger row");
+    kernia::insert_user(conn, schema, user).await?;
+    ledger::insert_if_absent(conn, entry).await
+}
