@@ -18,9 +18,8 @@ use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 
 use super::{Applied, ClerkSync, event};
 use crate::db::now_secs;
-use crate::proxy::ProxyBody;
 use crate::svix::SignedHeaders;
-use crate::web::{self as respond};
+use crate::web::{self as respond, ProxyBody};
 
 /// Longest `svix-id` accepted (Svix's are ~30 characters).
 const MAX_ID: usize = 256;
