@@ -34,6 +34,6 @@ rm -rf "$venv"
 "$python" -m venv "$venv" >&2
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$lock" >&2
 # Check the install imports before marking it complete.
-"$venv/bin/python" -c 'import kernia, kernia_fastapi, kernia_sqlalchemy, uvicorn, asyncpg, pyotp' >&2
+"$venv/bin/python" -c 'import kernia, kernia_fastapi, kernia_sqlalchemy, uvicorn, asyncpg, pyotp, svix' >&2
 touch "$venv/.complete"
 echo "$venv/bin/python"

@@ -20,6 +20,8 @@
 //!   form of emails, usernames and phone numbers (intercept and import).
 //! - [`hash`] — legacy password digests from Clerk (parse with work-factor
 //!   caps, verify in constant time) and Kernia's own Argon2id hash.
+//! - [`clerk_sync`] — the live half while Clerk runs: Clerk's webhooks in,
+//!   live password verification with Clerk's Backend API.
 //! - [`svix`] — Svix's webhook signatures (Clerk's webhooks in, cutover's out).
 //! - [`control`] — the live rollout shared by every copy (versioned, audited),
 //!   "last seen" records and migration progress; [`admin`] — the private
@@ -32,6 +34,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod clerk_sync;
 pub mod cli;
 pub mod cmd;
 pub mod config;

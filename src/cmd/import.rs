@@ -45,6 +45,7 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<Exit> {
     } else {
         super::open_kernia_database(cfg.database_url.expose(), 4).await?
     };
+    let mut pulled_files = None;
     if args.from_clerk_api {
         let var = &cfg.import.clerk_secret_key_env;
         let key = std::env::var(var)
@@ -55,6 +56,14 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<Exit> {
                     "--from-clerk-api needs the Backend API secret key in ${var}"
                 ))
             })?;
+        if clerk_api::restart_if_finished(&args.api_dir)
+            .context("reading the previous pull's state")?
+        {
+            eprintln!(
+                "cutover import: {} holds a finished pull; pulling again to catch up with Clerk",
+                args.api_dir.display()
+            );
+        }
         let pull = clerk_api::PullOptions::new(
             &cfg.import.clerk_api_url,
             key,
@@ -70,6 +79,7 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<Exit> {
             pulled.requests,
             pulled.throttled
         );
+        pulled_files = Some(pulled.files.clone());
         inputs.users.extend(pulled.files.users);
         inputs.organizations.extend(pulled.files.organizations);
         inputs.memberships.extend(pulled.files.memberships);
@@ -103,11 +113,60 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<Exit> {
     };
 
     let outcome = import::run(&db, &opts).await;
-    db.close().await;
-    let outcome = outcome?;
+    let outcome = match outcome {
+        Ok(o) => o,
+        Err(e) => {
+            db.close().await;
+            return Err(e.into());
+        }
+    };
     print!("{}", outcome.summary);
+    // A complete pull is Clerk's whole state: what it no longer lists is gone.
+    if let Some(files) = pulled_files.filter(|_| !opts.dry_run) {
+        let gone = remove_absent(&db, &files).await;
+        db.close().await;
+        match gone? {
+            Ok(g) => println!(
+                "refreshed:       gone at Clerk since the last run: {} users removed, {} memberships deleted, {} invitations no longer pending",
+                g.users, g.memberships, g.invitations
+            ),
+            Err(refused) => eprintln!("cutover import: WARNING: {refused}"),
+        }
+    } else {
+        db.close().await;
+    }
     if let Some(path) = &opts.report {
         println!("report: {}", path.display());
     }
     Ok(Exit::Success)
+}
+
+/// Apply what a complete pull no longer lists, in one transaction.
+async fn remove_absent(
+    db: &crate::db::Db,
+    files: &clerk_api::PulledFiles,
+) -> anyhow::Result<Result<import::store::refresh::Gone, import::store::refresh::AbsentError>> {
+    use import::store::refresh::{AbsentError, absent};
+    let users = clerk_api::listed_ids(&files.users)?;
+    let memberships = clerk_api::listed_ids(&files.memberships)?;
+    let invitations = clerk_api::listed_ids(&files.invitations)?;
+    let schema = import::store::ImportSchema::read(db).await?;
+    let mut tx = db.begin().await?;
+    match absent(
+        &mut tx.conn(),
+        &schema,
+        &users,
+        &memberships,
+        &invitations,
+        0.2,
+    )
+    .await
+    {
+        Ok(g) => {
+            tx.commit().await?;
+            Ok(Ok(g))
+        }
+        Err(AbsentError::Db(e)) => Err(e.into()),
+        Err(refused) => Ok(Err(refused)),
+    }
 }

@@ -10,6 +10,7 @@
 //! module (a test loads it).
 
 mod admin;
+mod clerk_sync;
 mod delivery;
 mod import_only;
 mod migration;
@@ -22,6 +23,7 @@ use std::path::{Path, PathBuf};
 
 pub use crate::secret::Secret;
 pub use admin::{AdminConfig, MIN_TOKEN_CHARS};
+pub use clerk_sync::{ClerkSyncConfig, DEFAULT_WEBHOOK_PATH, LiveVerifyConfig};
 pub use delivery::{EndpointConfig, OutboxConfig, SVIX_SCHEDULE_SECS, WebhooksConfig};
 pub use import_only::ImportSettings;
 pub use migration::{CapsConfig, MigrationConfig, ResetConfig, SmtpConfig, WebhookConfig};
@@ -57,6 +59,8 @@ pub struct Config {
     pub outbox: OutboxConfig,
     /// `[webhooks]`: Clerk-shaped events to the app's consumers; off without it.
     pub webhooks: Option<WebhooksConfig>,
+    /// `[clerk_sync]`: Clerk's webhooks in and live password verification.
+    pub clerk_sync: Option<ClerkSyncConfig>,
 }
 
 /// Why a configuration could not be loaded.
@@ -154,6 +158,9 @@ impl Config {
         let webhooks = root
             .optional_section(&mut p, "webhooks")
             .and_then(|s| WebhooksConfig::read(s, &mut p, env));
+        let clerk_sync = root
+            .optional_section(&mut p, "clerk_sync")
+            .and_then(|s| ClerkSyncConfig::read(s, &mut p, env, &import.clerk_api_url));
         root.finish(&mut p);
 
         if !p.is_empty() {
@@ -181,6 +188,7 @@ impl Config {
                 reset,
                 outbox,
                 webhooks,
+                clerk_sync,
             }),
             _ => Err(ConfigError::Invalid {
                 path: origin.to_path_buf(),

@@ -25,6 +25,7 @@ fn env() -> FakeEnv {
             "CLERK_WEBHOOK_SIGNING_SECRET",
             "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD",
         ),
+        ("CLERK_SECRET_KEY", "sk_live_example"),
     ]))
 }
 
@@ -67,6 +68,34 @@ fn example_file_documents_a_valid_configuration() {
         cfg.import.roles,
         vec![("org:billing".to_string(), "billing".to_string())]
     );
+    let sync = cfg.clerk_sync.expect("[clerk_sync] is configured");
+    assert_eq!(sync.webhook_path, DEFAULT_WEBHOOK_PATH);
+    assert!(sync.webhook_secret.is_some());
+    let live = sync.live.expect("live verification is on");
+    assert_eq!(live.api_url, "https://api.clerk.com/v1");
+    assert_eq!(live.secret_key.expose(), "sk_live_example");
+}
+
+#[test]
+fn clerk_sync_checks_its_secrets_and_the_live_switch() {
+    let bad = format!(
+        "{MINIMAL}[clerk_sync]\nwebhook_secret = \"not-a-whsec\"\nlive_verify = true\nbreaker_failures = 0\n"
+    );
+    assert_eq!(
+        keys(&problems(&bad)),
+        vec![
+            "clerk_sync.webhook_secret",
+            "clerk_sync.breaker_failures",
+            "clerk_sync.secret_key"
+        ]
+    );
+    // The "Clerk is gone" switch wins over a configured key.
+    let off = format!("{MINIMAL}[clerk_sync]\nsecret_key = \"sk_live_x\"\nlive_verify = false\n");
+    let cfg = Config::parse(&off, Path::new("t.toml"), &env()).unwrap();
+    assert!(cfg.clerk_sync.unwrap().live.is_none());
+    // Without [clerk_sync], nothing of it runs.
+    let cfg = Config::parse(MINIMAL, Path::new("t.toml"), &env()).unwrap();
+    assert!(cfg.clerk_sync.is_none());
 }
 
 #[test]

@@ -32,6 +32,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "control",
         include_str!("../../migrations/0004_control.sql"),
     ),
+    (
+        5,
+        "clerk_sync",
+        include_str!("../../migrations/0005_clerk_sync.sql"),
+    ),
 ];
 
 /// An arbitrary constant naming cutover's advisory lock.

@@ -29,6 +29,8 @@ pub struct User {
     pub passkeys: Option<Vec<IgnoredAny>>,
     pub backup_code_enabled: Option<bool>,
     pub totp_enabled: Option<bool>,
+    pub password_enabled: Option<bool>,
+    pub password_last_updated_at: Option<i64>,
     pub banned: Option<bool>,
     pub created_at: Option<i64>,
     pub updated_at: Option<i64>,
@@ -223,6 +225,9 @@ impl User {
             has_passkeys: self.passkeys.is_some_and(|p| !p.is_empty()),
             backup_codes: self.backup_code_enabled.unwrap_or(false),
             totp_enabled: self.totp_enabled,
+            password_enabled: self.password_enabled,
+            password_last_updated_at: c
+                .time(".password_last_updated_at", self.password_last_updated_at),
             path: path.to_string(),
         };
         c.done(user)

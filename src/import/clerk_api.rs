@@ -427,6 +427,57 @@ pub async fn pull(opts: &PullOptions) -> Result<Pulled, ApiError> {
     })
 }
 
+/// A catch-up run: when `dir` holds a pull that finished, set it aside
+/// (`pull-state.previous.json`) so the next [`pull`] asks Clerk for
+/// everything again. An interrupted pull is left to resume. Returns whether a
+/// finished pull was set aside.
+pub fn restart_if_finished(dir: &Path) -> Result<bool, ApiError> {
+    let state_path = dir.join("pull-state.json");
+    let state: PullState = match std::fs::read(&state_path) {
+        Ok(bytes) => match serde_json::from_slice(&bytes) {
+            Ok(s) => s,
+            Err(_) => return Ok(false),
+        },
+        Err(_) => return Ok(false),
+    };
+    let finished = [
+        &state.users,
+        &state.organizations,
+        &state.memberships,
+        &state.invitations,
+    ]
+    .iter()
+    .all(|c| c.done);
+    if finished {
+        let previous = dir.join("pull-state.previous.json");
+        std::fs::rename(&state_path, &previous).map_err(io_err(&state_path))?;
+    }
+    Ok(finished)
+}
+
+/// Every `id` in saved pages: bare arrays (users) or `{data: [...]}` pages.
+pub fn listed_ids(files: &[PathBuf]) -> Result<std::collections::HashSet<String>, ApiError> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Page {
+        Bare(Vec<IdOnly>),
+        Data { data: Vec<IdOnly> },
+    }
+    let mut ids = std::collections::HashSet::new();
+    for f in files {
+        let bytes = std::fs::read(f).map_err(io_err(f))?;
+        let page: Page = serde_json::from_slice(&bytes).map_err(|e| ApiError::Shape {
+            path: f.display().to_string(),
+            message: e.to_string(),
+        })?;
+        let items = match page {
+            Page::Bare(v) | Page::Data { data: v } => v,
+        };
+        ids.extend(items.into_iter().filter_map(|i| i.id));
+    }
+    Ok(ids)
+}
+
 /// Percent-encode a cursor value for a query string.
 fn url_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());

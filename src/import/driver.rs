@@ -273,11 +273,24 @@ async fn write_batch(
                     }
                 }
             }
+            // Users an earlier run (or a webhook) wrote are refreshed, not skipped.
+            let plans = store::refresh::known_users(
+                &mut conn,
+                schema,
+                plans,
+                store::refresh::csv_exported_at(&opts.inputs.csv),
+                c,
+                &mut issues,
+            )
+            .await?;
             store::users::write(&mut conn, schema, plans, c, &mut issues).await?;
         }
         Items::Organizations(records) => {
             let valid = sort_out(records, |c| &mut c.organizations, c, &mut issues);
             if schema.organizations() {
+                let valid =
+                    store::refresh::known_organizations(&mut conn, valid, now, c, &mut issues)
+                        .await?;
                 store::orgs::write_organizations(&mut conn, valid, now, c, &mut issues).await?;
             } else {
                 no_plugin(
@@ -292,6 +305,15 @@ async fn write_batch(
         Items::Memberships(records) => {
             let valid = sort_out(records, |c| &mut c.memberships, c, &mut issues);
             if schema.organizations() {
+                let valid = store::refresh::known_members(
+                    &mut conn,
+                    valid,
+                    &opts.roles,
+                    now,
+                    c,
+                    &mut issues,
+                )
+                .await?;
                 store::orgs::write_members(&mut conn, valid, &opts.roles, now, c, &mut issues)
                     .await?;
             } else {

@@ -37,6 +37,18 @@ pub struct UserPlan {
     /// Set when another user of the export keeps one of this user's unique
     /// values ([`super::duplicates`]): then this one is a conflict.
     pub loses_to: Option<super::duplicates::Loss>,
+    /// What the Backend API said about the account now, when it was an input
+    /// (a later run or a webhook refreshes a pending user with it).
+    pub clerk: Option<ClerkNow>,
+}
+
+/// The Backend API's word on an account's current state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClerkNow {
+    pub banned: bool,
+    pub password_enabled: Option<bool>,
+    /// `password_last_updated_at`, epoch seconds.
+    pub password_changed_at: Option<i64>,
 }
 
 /// A user's fate, decided before any database is asked.
@@ -265,6 +277,11 @@ pub fn plan(group: UserGroup, csv_name: &str, now: i64) -> Planned {
         had_backup_codes,
         had_passkeys,
     };
+    let clerk = api.as_ref().map(|a| ClerkNow {
+        banned: a.banned,
+        password_enabled: a.password_enabled,
+        password_changed_at: a.password_last_updated_at,
+    });
     Planned::User(Box::new(UserPlan {
         user,
         accounts,
@@ -272,6 +289,7 @@ pub fn plan(group: UserGroup, csv_name: &str, now: i64) -> Planned {
         ledger,
         notes,
         loses_to: None,
+        clerk,
     }))
 }
 

@@ -77,6 +77,14 @@ pub struct ApiUser {
     pub backup_codes: bool,
     /// `totp_enabled` as the API said it, when it said it.
     pub totp_enabled: Option<bool>,
+    /// `password_enabled`, when the API said it (live sync: a social-only
+    /// user who set a password at Clerk can be verified live).
+    #[serde(default)]
+    pub password_enabled: Option<bool>,
+    /// `password_last_updated_at`, epoch seconds: a change after the digest
+    /// was exported makes the digest stale.
+    #[serde(default)]
+    pub password_last_updated_at: Option<i64>,
     /// The record's JSON path, for messages.
     pub path: String,
 }

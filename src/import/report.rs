@@ -67,6 +67,10 @@ pub struct Counters {
     pub warnings: u64,
     /// Problems with whole files (unreadable tails, missing columns).
     pub file_problems: u64,
+    /// What a later run refreshed in rows an earlier one wrote (a user's
+    /// profile, a stale or newer digest, a ban, a removal, an organization…):
+    /// kind → count. These records are also counted `already_present`.
+    pub refreshed: BTreeMap<String, u64>,
 }
 
 impl Counters {
@@ -171,6 +175,9 @@ pub fn summary(run: &RunInfo, c: &Counters, first_issues: &[Issue], issue_count:
             "custom roles:    {} (kept without `org:`; define them in Kernia or map them in [import.roles])",
             list(&c.custom_roles)
         );
+    }
+    if !c.refreshed.is_empty() {
+        let _ = writeln!(s, "refreshed:       {}", list(&c.refreshed));
     }
     if !c.skipped_reasons.is_empty() {
         let _ = writeln!(s, "skipped:         {}", list(&c.skipped_reasons));

@@ -19,16 +19,20 @@ pub enum SignInStep {
     Unknown,
     /// Migrated, social-only or removed: Kernia alone decides.
     Forward,
-    /// `pending_password`: throttle, lock, verify the exported digest.
+    /// `pending_password`, or `pending_reset` while Clerk can still be asked
+    /// (live verification configured): throttle, lock, then [`check_for`].
     Verify,
-    /// `pending_reset`: no verifiable digest; refuse and start a reset.
+    /// `pending_reset` with no one to ask: refuse and start a reset.
     RequireReset,
 }
 
-pub fn for_ledger_state(state: Option<LedgerState>) -> SignInStep {
+/// `live`: whether live verification with Clerk is configured.
+pub fn for_ledger_state(state: Option<LedgerState>, live: bool) -> SignInStep {
     match state {
         None => SignInStep::Unknown,
         Some(LedgerState::PendingPassword) => SignInStep::Verify,
+        // Clerk can still check it (digest missing, stale, unsupported).
+        Some(LedgerState::PendingReset) if live => SignInStep::Verify,
         Some(LedgerState::PendingReset) => SignInStep::RequireReset,
         Some(LedgerState::Migrated | LedgerState::SocialOnly | LedgerState::Removed) => {
             SignInStep::Forward
@@ -36,7 +40,34 @@ pub fn for_ledger_state(state: Option<LedgerState>) -> SignInStep {
     }
 }
 
-/// The result of verifying a password against the exported digest.
+/// Who checks the password, under the user's lock (the row read again).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Check {
+    /// The exported digest (parsed and within the caps).
+    Digest,
+    /// Clerk, live: no usable digest, and live verification is configured.
+    Live,
+    /// No usable digest and no one to ask: move to `pending_reset`, refuse.
+    Unverifiable,
+    /// `pending_reset` and no one to ask: refuse and start a reset.
+    RequireReset,
+    /// Migrated (or otherwise settled) by a concurrent request: forward.
+    Settled,
+}
+
+/// `digest_usable`: the stored digest parses within the caps.
+pub fn check_for(state: LedgerState, digest_usable: bool, live: bool) -> Check {
+    match state {
+        LedgerState::PendingPassword if digest_usable => Check::Digest,
+        LedgerState::PendingPassword | LedgerState::PendingReset if live => Check::Live,
+        LedgerState::PendingPassword => Check::Unverifiable,
+        LedgerState::PendingReset => Check::RequireReset,
+        LedgerState::Migrated | LedgerState::SocialOnly | LedgerState::Removed => Check::Settled,
+    }
+}
+
+/// The result of verifying a password: against the exported digest, or
+/// live with Clerk.
 #[derive(Clone, PartialEq, Eq)]
 pub enum Verdict {
     /// It matched; Kernia's Argon2id PHC string of the password.
@@ -44,6 +75,12 @@ pub enum Verdict {
     Mismatch,
     /// Kernia's hash could not be made.
     HashFailed,
+    /// Live only: Clerk holds no password for the user (or no such user).
+    NoPassword,
+    /// Live only: Clerk cannot be asked now (throttled, failing, circuit open).
+    CheckerUnavailable {
+        retry_after: Duration,
+    },
 }
 
 impl std::fmt::Debug for Verdict {
@@ -52,6 +89,8 @@ impl std::fmt::Debug for Verdict {
             Verdict::Match(_) => "Match",
             Verdict::Mismatch => "Mismatch",
             Verdict::HashFailed => "HashFailed",
+            Verdict::NoPassword => "NoPassword",
+            Verdict::CheckerUnavailable { .. } => "CheckerUnavailable",
         })
     }
 }
@@ -66,6 +105,9 @@ pub enum VerdictStep {
     /// may hold a Kernia password set another way); on a 2xx, `after` marks
     /// the user migrated. A stale ledger never locks anyone out.
     CountAndForward(After),
+    /// No password to verify anywhere: move to `pending_reset` and refuse
+    /// (a reset link may be sent).
+    RequireReset,
     Refuse(Refusal),
 }
 
@@ -78,6 +120,11 @@ pub fn for_verdict(verdict: &Verdict, user_id: &str) -> VerdictStep {
         }),
         Verdict::HashFailed => VerdictStep::Refuse(Refusal::Failed {
             retry_after: Duration::from_secs(2),
+        }),
+        Verdict::NoPassword => VerdictStep::RequireReset,
+        // For this sign-in only; the user stays pending.
+        Verdict::CheckerUnavailable { retry_after } => VerdictStep::Refuse(Refusal::Unavailable {
+            retry_after: *retry_after,
         }),
     }
 }
@@ -138,22 +185,77 @@ mod tests {
 
     #[test]
     fn each_ledger_state_has_its_step() {
-        assert_eq!(for_ledger_state(None), SignInStep::Unknown);
+        for live in [false, true] {
+            assert_eq!(for_ledger_state(None, live), SignInStep::Unknown);
+            assert_eq!(
+                for_ledger_state(Some(LedgerState::PendingPassword), live),
+                SignInStep::Verify
+            );
+            for s in [
+                LedgerState::Migrated,
+                LedgerState::SocialOnly,
+                LedgerState::Removed,
+            ] {
+                assert_eq!(
+                    for_ledger_state(Some(s), live),
+                    SignInStep::Forward,
+                    "{s:?}"
+                );
+            }
+        }
         assert_eq!(
-            for_ledger_state(Some(LedgerState::PendingPassword)),
+            for_ledger_state(Some(LedgerState::PendingReset), false),
+            SignInStep::RequireReset
+        );
+    }
+
+    #[test]
+    fn a_pending_reset_user_is_verified_live_when_clerk_can_be_asked() {
+        assert_eq!(
+            for_ledger_state(Some(LedgerState::PendingReset), true),
             SignInStep::Verify
         );
         assert_eq!(
-            for_ledger_state(Some(LedgerState::PendingReset)),
-            SignInStep::RequireReset
+            check_for(LedgerState::PendingReset, false, true),
+            Check::Live
         );
+        assert_eq!(
+            check_for(LedgerState::PendingReset, false, false),
+            Check::RequireReset
+        );
+    }
+
+    #[test]
+    fn a_missing_stale_or_unsupported_digest_goes_live_when_configured() {
+        let p = LedgerState::PendingPassword;
+        assert_eq!(check_for(p, true, false), Check::Digest);
+        assert_eq!(
+            check_for(p, true, true),
+            Check::Digest,
+            "a usable digest needs no call"
+        );
+        assert_eq!(check_for(p, false, true), Check::Live);
+        assert_eq!(check_for(p, false, false), Check::Unverifiable);
         for s in [
             LedgerState::Migrated,
             LedgerState::SocialOnly,
             LedgerState::Removed,
         ] {
-            assert_eq!(for_ledger_state(Some(s)), SignInStep::Forward, "{s:?}");
+            assert_eq!(check_for(s, false, true), Check::Settled, "{s:?}");
         }
+    }
+
+    #[test]
+    fn clerk_verdicts_reset_or_refuse_for_this_sign_in_only() {
+        assert_eq!(
+            for_verdict(&Verdict::NoPassword, "u"),
+            VerdictStep::RequireReset
+        );
+        let after = Duration::from_secs(7);
+        assert_eq!(
+            for_verdict(&Verdict::CheckerUnavailable { retry_after: after }, "u"),
+            VerdictStep::Refuse(Refusal::Unavailable { retry_after: after })
+        );
     }
 
     #[test]

@@ -39,6 +39,7 @@
 
 pub mod body;
 pub mod decide;
+mod live;
 pub mod notify;
 pub mod pool;
 mod reset;
@@ -174,6 +175,8 @@ pub struct Interceptor {
     /// Clerk-shaped events: a migrated password is a `user.updated`.
     events: Option<std::sync::Arc<crate::events::Events>>,
     waker: crate::outbox::Waker,
+    /// Live verification with Clerk (`[clerk_sync]`), while Clerk runs.
+    pub live: Option<std::sync::Arc<crate::clerk_sync::live::LiveVerifier>>,
 }
 
 impl Interceptor {
@@ -211,6 +214,7 @@ impl Interceptor {
                 .map(|r| reset::Resets::new(r, db.clone(), waker.clone())),
             events: None,
             waker,
+            live: live_verifier(cfg),
             db,
             state,
         }
@@ -412,6 +416,18 @@ impl Interceptor {
     async fn announce(&self, user_id: &str) {
         if let Err(e) = self.state.invalidate(&ledger::topic(user_id)).await {
             tracing::warn!(error = %e, "cannot broadcast a migration; other copies learn it when their cache expires");
+        }
+    }
+}
+
+/// The live verifier, when `[clerk_sync]` configures one.
+fn live_verifier(cfg: &Config) -> Option<std::sync::Arc<crate::clerk_sync::live::LiveVerifier>> {
+    let live = cfg.clerk_sync.as_ref()?.live.as_ref()?;
+    match crate::clerk_sync::live::LiveVerifier::new(live) {
+        Ok(v) => Some(std::sync::Arc::new(v)),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot set up live verification with Clerk; users without a usable digest must reset");
+            None
         }
     }
 }

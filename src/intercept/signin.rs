@@ -11,7 +11,7 @@ use crate::secret::Secret;
 use crate::state::LockToken;
 
 use super::body::{AuthBody, Identifier};
-use super::decide::{self, SignInStep, Verdict, VerdictStep};
+use super::decide::{self, Check, SignInStep, Verdict, VerdictStep};
 use super::pool::PoolError;
 use super::{After, Interceptor, Outcome, Refusal};
 
@@ -50,7 +50,7 @@ pub(super) async fn run(ix: &Interceptor, body: &AuthBody, client: IpAddr) -> St
         }
     };
     let entry = match (
-        decide::for_ledger_state(entry.as_ref().map(|e| e.state)),
+        decide::for_ledger_state(entry.as_ref().map(|e| e.state), ix.live.is_some()),
         entry,
     ) {
         (SignInStep::Unknown, _) => return unknown_to_ledger(ix, id, password, client).await,
@@ -142,7 +142,7 @@ async fn acquire(
 }
 
 /// Under the user's lock: read the row again (someone may just have migrated
-/// them), verify, and write.
+/// them), verify (the exported digest, or Clerk live), and write.
 async fn migrate_locked(ix: &Interceptor, user_id: &str, password: Secret) -> Step {
     let entry = {
         let fresh = async {
@@ -158,23 +158,38 @@ async fn migrate_locked(ix: &Interceptor, user_id: &str, password: Secret) -> St
             }
         }
     };
-    if entry.state != ledger::LedgerState::PendingPassword {
+    let parsed = (entry.state == ledger::LedgerState::PendingPassword).then(|| {
+        hash::parse(
+            entry.hasher.as_deref().unwrap_or(""),
+            entry.digest.as_deref().unwrap_or(""),
+            &ix.caps,
+        )
+    });
+    let check = decide::check_for(
+        entry.state,
+        matches!(parsed, Some(Ok(_))),
+        ix.live.is_some(),
+    );
+    let verdict = match (check, parsed) {
         // Migrated by a concurrent sign-in: Kernia now verifies the new hash.
-        return (Ok(After::Nothing), "already_migrated");
-    }
-    let digest = match hash::parse(
-        entry.hasher.as_deref().unwrap_or(""),
-        entry.digest.as_deref().unwrap_or(""),
-        &ix.caps,
-    ) {
-        Ok(d) => d,
-        Err(e) => return unverifiable(ix, entry, e).await,
+        (Check::Settled, _) => return (Ok(After::Nothing), "already_migrated"),
+        (Check::RequireReset, _) => return super::reset::required(ix, &entry).await,
+        (Check::Unverifiable, parsed) => {
+            let why = parsed.and_then(Result::err);
+            return unverifiable(ix, entry, why).await;
+        }
+        (Check::Digest, Some(Ok(digest))) => {
+            let params = ix.argon;
+            let password = password.clone();
+            let job = move || verify_and_rehash(&digest, password.expose().as_bytes(), &params);
+            ix.pool.run(job).await
+        }
+        (Check::Live, _) => super::live::verdict(ix, &entry.user_id, &password).await,
+        (Check::Digest, _) => return (Err(unavailable(2)), "hash_failed"),
     };
-
-    let params = ix.argon;
-    let job = move || verify_and_rehash(&digest, password.expose().as_bytes(), &params);
+    let live = check == Check::Live;
     let hasher = entry.hasher.as_deref().unwrap_or("-");
-    let verdict = match ix.pool.run(job).await {
+    let verdict = match verdict {
         Ok(v) => v,
         Err(PoolError::Saturated) => {
             crate::metrics::record_migration(hasher, "saturated");
@@ -192,16 +207,25 @@ async fn migrate_locked(ix: &Interceptor, user_id: &str, password: Secret) -> St
     };
     match (decide::for_verdict(&verdict, user_id), verdict) {
         (VerdictStep::WriteAndForward, Verdict::Match(phc)) => {
-            match write_credential(ix, user_id, phc.expose()).await {
+            let method = if live {
+                super::live::METHOD
+            } else {
+                "legacy_password"
+            };
+            match write_credential(ix, user_id, phc.expose(), method).await {
                 Ok(()) => {
                     crate::metrics::record_migration(hasher, "migrated");
                     ix.announce(user_id).await;
                     tracing::info!(
                         user_id,
                         hasher = entry.hasher.as_deref().unwrap_or("-"),
+                        method,
                         "password migrated"
                     );
-                    (Ok(After::Nothing), "migrated")
+                    (
+                        Ok(After::Nothing),
+                        if live { "migrated_live" } else { "migrated" },
+                    )
                 }
                 Err(e) => {
                     crate::metrics::record_migration(hasher, "db_unavailable");
@@ -210,6 +234,8 @@ async fn migrate_locked(ix: &Interceptor, user_id: &str, password: Secret) -> St
                 }
             }
         }
+        // Clerk's "wrong password" is not a failed legacy verify: not counted.
+        (VerdictStep::CountAndForward(after), _) if live => (Ok(after), "live_mismatch"),
         (VerdictStep::CountAndForward(after), _) => {
             crate::metrics::record_migration(hasher, "mismatch");
             if let Ok(mut conn) = ix.db.acquire().await
@@ -218,6 +244,17 @@ async fn migrate_locked(ix: &Interceptor, user_id: &str, password: Secret) -> St
                 tracing::warn!(error = %e, "cannot count a failed legacy verify");
             }
             (Ok(after), "legacy_mismatch")
+        }
+        (VerdictStep::RequireReset, _) => {
+            tracing::info!(
+                user_id,
+                "Clerk holds no password for the user; the user must reset"
+            );
+            to_pending_reset(ix, entry).await
+        }
+        (VerdictStep::Refuse(refusal), _) if live => {
+            crate::metrics::record_migration(hasher, "clerk_unavailable");
+            (Err(refusal), "clerk_unavailable")
         }
         (VerdictStep::Refuse(refusal), _) => {
             crate::metrics::record_migration(hasher, "hash_failed");
@@ -253,13 +290,14 @@ async fn write_credential(
     ix: &Interceptor,
     user_id: &str,
     phc: &str,
+    method: &str,
 ) -> Result<(), crate::db::DbError> {
     let mut tx = ix.db.begin().await?;
     kernia::upsert_credential(&mut tx.conn(), user_id, phc).await?;
-    ledger::mark_migrated(&mut tx.conn(), user_id, "legacy_password").await?;
+    ledger::mark_migrated(&mut tx.conn(), user_id, method).await?;
     // The password moved: a `user.updated` for the app's consumers, queued in
     // this same transaction.
-    ix.queue_migration_events(&mut tx.conn(), user_id, "legacy_password")
+    ix.queue_migration_events(&mut tx.conn(), user_id, method)
         .await?;
     tx.commit().await?;
     ix.waker.wake();
@@ -268,9 +306,23 @@ async fn write_credential(
 
 /// The stored digest cannot be verified after all (malformed, over a cap, an
 /// unsupported hasher): the user must reset, like any `pending_reset` user.
-async fn unverifiable(ix: &Interceptor, mut entry: ledger::LedgerEntry, why: DigestError) -> Step {
-    tracing::warn!(user_id = %entry.user_id, reason = %why, "stored digest cannot be verified; the user must reset");
+async fn unverifiable(
+    ix: &Interceptor,
+    entry: ledger::LedgerEntry,
+    why: Option<DigestError>,
+) -> Step {
+    let reason = why.map_or_else(|| "no digest".to_string(), |e| e.to_string());
+    tracing::warn!(user_id = %entry.user_id, %reason, "stored digest cannot be verified; the user must reset");
     crate::metrics::record_migration(entry.hasher.as_deref().unwrap_or("-"), "unverifiable");
+    to_pending_reset(ix, entry).await
+}
+
+/// Move a `pending_password` user to `pending_reset`, and refuse like any
+/// `pending_reset` user.
+async fn to_pending_reset(ix: &Interceptor, mut entry: ledger::LedgerEntry) -> Step {
+    if entry.state == ledger::LedgerState::PendingReset {
+        return super::reset::required(ix, &entry).await;
+    }
     if let Ok(mut conn) = ix.db.acquire().await
         && let Err(e) = ledger::set_state(
             &mut conn.conn(),

@@ -33,6 +33,9 @@ pub struct Ctx {
     pub peer: Peer,
     /// The client's address: the peer, or what a trusted proxy says.
     pub client: IpAddr,
+    /// Cutover's own endpoint that answered before identify (e.g.
+    /// `clerk_webhook`); it is also the log line's route.
+    pub endpoint: Option<&'static str>,
     /// Phase 1. `Anonymous` until identify has run.
     pub identity: Identity,
     /// Why a Clerk token present on the request was not accepted.
@@ -76,6 +79,7 @@ impl Ctx {
             path: truncate(path, 512),
             peer,
             client,
+            endpoint: None,
             identity: Identity::Anonymous,
             clerk_refusal: None,
             decision: None,
@@ -87,8 +91,12 @@ impl Ctx {
         }
     }
 
-    /// `legacy`, `kernia`, `deny`, `reauthenticate`, or `none` before routing.
+    /// `legacy`, `kernia`, `deny`, `reauthenticate`, cutover's own endpoint
+    /// (`clerk_webhook`), or `none` before routing.
     pub fn route(&self) -> &'static str {
+        if let Some(endpoint) = self.endpoint {
+            return endpoint;
+        }
         self.decision.as_ref().map_or("none", |d| d.route.as_str())
     }
 

@@ -1,6 +1,7 @@
 //! The request path, top to bottom: identify → route → intercept (before) →
 //! forward → intercept (after) → observe. Around the forward of a Kernia auth
-//! request, [`events`] reads the state for outgoing webhooks.
+//! request, [`events`] reads the state for outgoing webhooks. Cutover's own
+//! endpoint (Clerk's webhooks in, [`crate::clerk_sync`]) answers before identify.
 //!
 //! [`handle`] is what the server calls for each request: it opens the
 //! per-request [`Ctx`] inside an [`Observation`] (so the request is observed
@@ -50,6 +51,17 @@ pub async fn handle(app: Arc<App>, info: ConnInfo, req: Request<Incoming>) -> Re
 
 /// The phases, in order.
 pub async fn drive(app: &Arc<App>, ctx: &mut Ctx, req: Request<ProxyBody>) -> Response<ProxyBody> {
+    // 0. cutover's own endpoint: Clerk's webhooks, before any identity or
+    // routing; its signature is the only credential.
+    if let Some(sync) = &app.clerk_sync
+        && sync.is_endpoint(req.uri().path())
+    {
+        let (resp, outcome) = sync.webhook(req).await;
+        ctx.endpoint = Some("clerk_webhook");
+        ctx.intercept = Some(outcome);
+        return resp;
+    }
+
     // 1. identify
     ctx.identity = identify(app, ctx, req.headers()).await;
     if let Some(user_id) = ctx.identity.user_id() {

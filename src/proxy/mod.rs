@@ -82,6 +82,8 @@ pub struct App {
     /// The outbox worker of this copy (reset links, webhooks); `None` when
     /// nothing is configured to deliver to.
     pub outbox: Option<crate::outbox::WorkerHandle>,
+    /// Clerk's webhooks in (`[clerk_sync]` with a webhook secret).
+    pub clerk_sync: Option<crate::clerk_sync::ClerkSync>,
     /// What sees every finished request besides the access line.
     pub observers: Arc<observe::Observers>,
 }
@@ -183,6 +185,17 @@ impl App {
                 .transpose()
                 .map_err(SetupError::Assertion)?,
             intercept,
+            clerk_sync: cfg.clerk_sync.as_ref().and_then(|c| {
+                crate::clerk_sync::ClerkSync::new(
+                    c,
+                    crate::import::RoleMap::new(
+                        cfg.import.roles.clone(),
+                        cfg.import.creator_role.clone(),
+                    ),
+                    db.clone(),
+                    state.clone(),
+                )
+            }),
             db,
             state,
             events,

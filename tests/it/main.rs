@@ -12,6 +12,7 @@ mod better_auth_client;
 mod binary;
 mod clerk_identify;
 mod clerk_routing;
+mod clerk_sync;
 mod cli;
 mod control;
 mod dev_stack;

@@ -17,6 +17,7 @@
 pub mod accounts;
 pub mod factors;
 pub mod orgs;
+pub mod refresh;
 pub mod runs;
 pub mod sql;
 pub mod tuning;

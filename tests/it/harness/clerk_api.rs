@@ -7,7 +7,10 @@
 //!   `starting_after=<user id>` cursor;
 //! - `GET /organizations`, `/organization_memberships`,
 //!   `/organization_invitations` (`status` filter) — `{data, total_count}` with
-//!   `limit`/`offset`.
+//!   `limit`/`offset`;
+//! - `POST /users/{id}/verify_password` `{password}` — 200 `{verified: true}`,
+//!   422 wrong password, 400 no password, 404 unknown user (§3.3), with an
+//!   optional delay and a forced status (429 with `Retry-After`, 5xx).
 //!
 //! It checks `Authorization: Bearer <key>` (401 otherwise), can answer every
 //! n-th request with `429` and `Retry-After`, enforces a request budget per
@@ -15,13 +18,14 @@
 //! failing with `500` after a number of requests (an outage), and logs every
 //! request it saw.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::{BodyExt as _, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
@@ -50,6 +54,13 @@ pub struct ClerkData {
     pub log: Vec<(Instant, String, u16)>,
     /// Requests that went over `budget`.
     pub over_budget: u64,
+    /// What `verify_password` checks: user id → the password, or `None` for a
+    /// user without one (400). Users not listed are unknown (404).
+    pub passwords: HashMap<String, Option<String>>,
+    /// Make `verify_password` answer this status instead (429, 500, 503).
+    pub verify_status: Option<u16>,
+    /// How long `verify_password` takes to answer.
+    pub verify_delay: Duration,
 }
 
 pub struct ClerkApi {
@@ -73,7 +84,7 @@ impl ClerkApi {
                 tokio::spawn(async move {
                     let svc = service_fn(move |req| {
                         let shared = shared.clone();
-                        async move { Ok::<_, Infallible>(answer(&shared, req)) }
+                        async move { Ok::<_, Infallible>(answer(&shared, req).await) }
                     });
                     let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                         .serve_connection(TokioIo::new(stream), svc)
@@ -124,23 +135,39 @@ fn error(
     )
 }
 
-fn answer(shared: &Mutex<ClerkData>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+async fn answer(shared: &Mutex<ClerkData>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let (parts, body) = req.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    if parts.uri.path().ends_with("/verify_password") {
+        let delay = shared
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .verify_delay;
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+    }
     let mut d = shared.lock().unwrap_or_else(|p| p.into_inner());
     let now = Instant::now();
-    let target = req
-        .uri()
+    let target = parts
+        .uri
         .path_and_query()
         .map(|p| p.to_string())
         .unwrap_or_default();
     let n = d.log.len() as u64 + 1;
-    let resp = decide(&mut d, &req, n, now);
+    let resp = decide(&mut d, &parts, &body, n, now);
     d.log.push((now, target, resp.status().as_u16()));
     resp
 }
 
 fn decide(
     d: &mut ClerkData,
-    req: &Request<Incoming>,
+    req: &http::request::Parts,
+    body: &[u8],
     n: u64,
     now: Instant,
 ) -> Response<Full<Bytes>> {
@@ -177,7 +204,7 @@ fn decide(
         );
     }
     let auth = req
-        .headers()
+        .headers
         .get("authorization")
         .and_then(|v| v.to_str().ok());
     if auth != Some(&format!("Bearer {KEY}")) {
@@ -188,7 +215,15 @@ fn decide(
             None,
         );
     }
-    let query: Vec<(String, String)> = req.uri().query().map(url_pairs).unwrap_or_default();
+    if let Some(user_id) = req
+        .uri
+        .path()
+        .strip_prefix("/v1/users/")
+        .and_then(|rest| rest.strip_suffix("/verify_password"))
+    {
+        return verify_password(d, req, body, user_id);
+    }
+    let query: Vec<(String, String)> = req.uri.query().map(url_pairs).unwrap_or_default();
     let param = |k: &str| query.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
     let limit = param("limit")
         .and_then(|l| l.parse::<usize>().ok())
@@ -213,7 +248,7 @@ fn decide(
             .collect()
     };
     let created = |v: &&Value| v["created_at"].as_i64().unwrap_or(0);
-    match req.uri().path() {
+    match req.uri.path() {
         "/v1/users" => {
             let mut users: Vec<&Value> = d.users.iter().collect();
             users.sort_by_key(created);
@@ -269,6 +304,69 @@ fn decide(
             StatusCode::NOT_FOUND,
             "resource_not_found",
             "not found",
+            None,
+        ),
+    }
+}
+
+fn verify_password(
+    d: &ClerkData,
+    req: &http::request::Parts,
+    body: &[u8],
+    user_id: &str,
+) -> Response<Full<Bytes>> {
+    if req.method != http::Method::POST {
+        return error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "POST",
+            None,
+        );
+    }
+    match d.verify_status {
+        Some(429) => {
+            return error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_requests",
+                "Too many requests",
+                Some(d.retry_after_secs),
+            );
+        }
+        Some(code) => {
+            let status = StatusCode::from_u16(code).unwrap();
+            return error(status, "internal_clerk_error", "Oops", None);
+        }
+        None => {}
+    }
+    let given = serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|v| v["password"].as_str().map(str::to_string));
+    let Some(given) = given else {
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "form_param_missing",
+            "password is missing",
+            None,
+        );
+    };
+    match d.passwords.get(user_id) {
+        None => error(
+            StatusCode::NOT_FOUND,
+            "resource_not_found",
+            "not found",
+            None,
+        ),
+        Some(None) => error(
+            StatusCode::BAD_REQUEST,
+            "no_password_set",
+            "The user has no password",
+            None,
+        ),
+        Some(Some(p)) if *p == given => respond(StatusCode::OK, json!({"verified": true}), None),
+        Some(Some(_)) => error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "incorrect_password",
+            "Password is incorrect",
             None,
         ),
     }

@@ -12,8 +12,10 @@
 //! - [`copies`]: several real `cutover serve` processes with admin listeners, a
 //!   private Redis a test may stop, the CLI; [`relay`]: a TCP relay a test can cut;
 //! - [`echo`]: an upstream that answers with what it received;
-//! - [`clerk_api`]: a local Clerk Backend API (pagination, 429s) for imports;
-//! - [`better_auth`]: the real Better Auth JS client (Node), one browser per cookie jar.
+//! - [`clerk_api`]: a local Clerk Backend API (pagination, 429s) for imports,
+//!   and its `verify_password` for live verification;
+//! - [`better_auth`]: the real Better Auth JS client (Node), one browser per cookie jar;
+//! - [`svix_sender`]: Clerk's webhooks, signed as Svix signs them.
 //!
 //! Nothing here skips: when a service a test needs is missing, the test fails
 //! and says what to start (`scripts/test.sh` starts or installs them).
@@ -33,6 +35,7 @@ pub mod redis;
 pub mod relay;
 pub mod server;
 pub mod smtp;
+pub mod svix_sender;
 
 use std::path::PathBuf;
 
