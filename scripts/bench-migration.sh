@@ -14,7 +14,10 @@ concurrency=${2:-8}
 command -v nginx >/dev/null || { echo "bench: nginx is needed (apt-get install nginx-light)" >&2; exit 1; }
 scripts/services.sh
 cargo build --release --quiet --bin cutover --example bench_storm
-bin="$root/target/release"
+# Where cargo puts them: respects CARGO_TARGET_DIR and .cargo/config.
+target_dir=$(cargo metadata --format-version 1 --no-deps \
+  | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+bin="$target_dir/release"
 python=$(scripts/kernia-env.sh | tail -n 1)
 work=$(mktemp -d)
 db="cutover_bench_$$"

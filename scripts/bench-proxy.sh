@@ -26,7 +26,10 @@ for tool in wrk nginx; do
 done
 
 cargo build --release --quiet --bin cutover --example bench_tokens
-bin="$root/target/release"
+# Where cargo put them: respects CARGO_TARGET_DIR and .cargo/config.
+target_dir=$(cargo metadata --format-version 1 --no-deps \
+  | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+bin="$target_dir/release"
 python=$(scripts/kernia-env.sh | tail -n 1)
 work=$(mktemp -d)
 pids=()

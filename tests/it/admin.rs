@@ -553,6 +553,8 @@ async fn status_shows_coverage_and_stragglers_export_as_csv() {
             .display()
     );
     let s = stack(Engine::Sqlite, &extra).await;
+    // The CLI refuses a database Kernia has not set up: give it Kernia's tables.
+    crate::import_support::create_kernia_schema(&s.db.connect().await, Engine::Sqlite).await;
     seed_progress(&s.db).await;
     // Two users seen through cutover today (a Clerk session each, many
     // requests): one migrated, one not.

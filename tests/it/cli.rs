@@ -142,6 +142,13 @@ fn status_exits_after_printing() {
         ),
     )
     .unwrap();
+    // A database the Kernia app has set up (the CLI refuses any other).
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let url = format!("sqlite://{}", dir.path().join("kernia.db").display());
+        let db = cutover::db::Db::connect(&url, 1).await.unwrap();
+        crate::import_support::create_kernia_schema(&db, crate::harness::Engine::Sqlite).await;
+        db.close().await;
+    });
     for run in 1..=10 {
         let mut child = cutover()
             .args(["status", "--json", "-c"])

@@ -342,6 +342,7 @@ async fn wait_until(cond: impl Fn() -> bool) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_sqlite_the_file_seeds_once_then_the_database_wins() {
     let db = TestDatabase::create(Engine::Sqlite).await;
+    db.add_kernia_schema().await;
     let (legacy, kernia) = (Echo::start("legacy").await, Echo::start("kernia").await);
     let dir = tempfile::tempdir().unwrap();
     let text = toml(
@@ -434,6 +435,7 @@ async fn lowering_says_how_many_known_users_go_back_to_legacy() {
     use cutover::db::ledger::{self, LedgerState, NewLedgerEntry};
     use cutover::route::rollout::{Pin, bucket};
     let db = TestDatabase::create(Engine::Sqlite).await;
+    db.add_kernia_schema().await;
     let pool = db.connect().await;
     pool.migrate().await.unwrap();
     let mut expected = 0;

@@ -723,12 +723,12 @@ pub async fn known_users(
     let known: Vec<(String,)> =
         super::sql::fetch_with_lists(conn, &sql, &[&ids], "reading the ledger").await?;
     let known: std::collections::HashSet<String> = known.into_iter().map(|r| r.0).collect();
-    let mut fresh = Vec::with_capacity(plans.len());
-    for plan in plans {
-        if !known.contains(&plan.user.id) {
-            fresh.push(plan);
-            continue;
-        }
+    let (present, fresh): (Vec<UserPlan>, Vec<UserPlan>) =
+        plans.into_iter().partition(|p| known.contains(&p.user.id));
+    // Their social accounts are counted (already linked, or left alone), so a
+    // re-run says what it saw.
+    super::accounts::write(conn, &present, super::accounts::Mode::Count, c, issues).await?;
+    for plan in present {
         c.users.already_present += 1;
         let id = plan.user.id.clone();
         let digest = plan

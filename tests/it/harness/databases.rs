@@ -63,6 +63,15 @@ impl TestDatabase {
         }
     }
 
+    /// Kernia 0.1.0's tables, as the Kernia app creates them: cutover's
+    /// commands refuse a database without them (and a SQLite file that does
+    /// not exist).
+    pub async fn add_kernia_schema(&self) {
+        let db = self.connect().await;
+        crate::import_support::create_kernia_schema(&db, self.engine).await;
+        db.close().await;
+    }
+
     /// cutover's connection pool on this database.
     pub async fn connect(&self) -> cutover::db::Db {
         cutover::db::Db::connect(&self.url, 8)
