@@ -9,10 +9,10 @@ use cutover::db::on_conn;
 use crate::both_engines;
 use crate::harness::Engine;
 use crate::harness::copies::cli;
-use crate::harness::pending::{entry, seed};
+use crate::harness::pending::{entry, seed, vector};
 use crate::harness::server::toml;
 use crate::harness::smtp::SmtpSink;
-use crate::migration::fixture;
+use crate::migration::{fixture, sign_in};
 use crate::webhooks::FAST_OUTBOX;
 
 fn report(out: &str) -> serde_json::Value {
@@ -62,12 +62,10 @@ async fn reset_campaign_sends_one_link_per_user_and_resumes(engine: Engine) {
         ("user_rc_c", "c@example.com", LedgerState::PendingPassword),
         ("user_rc_d", "d@example.com", LedgerState::PendingReset),
     ];
+    let (digest, password) = vector("bcrypt", "realistic");
     for (id, email, state) in users {
         let (hasher, digest) = match state {
-            LedgerState::PendingPassword => (
-                Some("bcrypt"),
-                Some("$2b$10$abcdefghijklmnopqrstuuN1yZ8CUMU1u4bH5l0wL0ZqjEBmSSJW."),
-            ),
+            LedgerState::PendingPassword => (Some("bcrypt"), Some(digest.as_str())),
             _ => (None, None),
         };
         seed(&f.db, id, email, state, hasher, digest).await;
@@ -228,9 +226,13 @@ async fn reset_campaign_sends_one_link_per_user_and_resumes(engine: Engine) {
     // The worker polls every 100 ms: anything queued would be out by now.
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
     assert_eq!(sink.messages().len(), 4, "each user got exactly one link");
-    // Each link is a live Kernia reset token for that user.
     for (id, _, _) in users {
         assert!(entry(&f.db, id).await.reset_requested_at.is_some(), "{id}");
     }
+    // A pending_password user sent a link can still sign in with the password
+    // Clerk had (the link adds a way in, it takes none away) and migrates.
+    let resp = sign_in(&f.cutover, "a@example.com", &password).await;
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+    assert_eq!(entry(&f.db, "user_rc_a").await.state, LedgerState::Migrated);
 }
 both_engines!(reset_campaign_sends_one_link_per_user_and_resumes);
