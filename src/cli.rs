@@ -38,6 +38,8 @@ pub enum Command {
     Rollout(RolloutCommand),
     /// Users not migrated yet, for the end of the window
     Stragglers(StragglersArgs),
+    /// Send password-reset links in bulk to users not migrated yet (end of the window)
+    ResetCampaign(ResetCampaignArgs),
     /// Write a self-signed certificate and key for local TLS
     DevCert(DevCertArgs),
     /// Run the pre-cutover checklist against a running deployment (staging)
@@ -284,6 +286,51 @@ pub struct StragglersArgs {
     /// Only users not seen through cutover on or after DATE (YYYY-MM-DD), or never
     #[arg(long, value_name = "DATE")]
     pub inactive_since: Option<String>,
+}
+
+/// `cutover reset-campaign`: a reset link to every selected user not migrated
+/// yet, queued in the outbox (delivered by the running `cutover serve`
+/// copies), at most one per user however often it runs.
+#[derive(Debug, Args)]
+pub struct ResetCampaignArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Which users: by ledger state (repeat for both)
+    #[arg(long = "state", value_enum, required = true)]
+    pub states: Vec<CampaignState>,
+    /// Only users not seen through cutover on or after DATE (YYYY-MM-DD), or never
+    #[arg(long, value_name = "DATE")]
+    pub inactive_since: Option<String>,
+    /// How fast links are queued: N/s, N/m or N/h
+    #[arg(long, default_value = "5/s", value_name = "N/s")]
+    pub rate: String,
+    /// Send again to users whose last reset is older than DAYS (default: never again)
+    #[arg(long, value_name = "DAYS", value_parser = clap::value_parser!(u32).range(1..=3650))]
+    pub resend_after_days: Option<u32>,
+    /// Count who would get a link; write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print the report as JSON for scripts
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The ledger states a reset campaign can select.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CampaignState {
+    #[value(name = "pending_password")]
+    PendingPassword,
+    #[value(name = "pending_reset")]
+    PendingReset,
+}
+
+impl CampaignState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CampaignState::PendingPassword => "pending_password",
+            CampaignState::PendingReset => "pending_reset",
+        }
+    }
 }
 
 /// `cutover validate`: the checklist of a plan file, through cutover's public address.

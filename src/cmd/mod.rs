@@ -13,6 +13,7 @@
 mod dev_cert;
 mod hash;
 mod import;
+mod reset_campaign;
 mod rollout;
 mod serve;
 mod status;
@@ -81,6 +82,7 @@ async fn run_async(command: Command) -> anyhow::Result<Exit> {
         Command::Validate(args) => validate::run(args).await,
         Command::Rollout(args) => rollout::run(args).await,
         Command::Stragglers(args) => stragglers::run(args).await,
+        Command::ResetCampaign(args) => reset_campaign::run(args).await,
         Command::Webhooks(command) => webhooks::run(command).await,
         Command::DevCert(_) | Command::Hash(_) => unreachable!("handled synchronously in run"),
     }

@@ -59,6 +59,7 @@ use crate::identify::kernia::{self as kernia_id, KerniaSessions};
 use crate::secret::Secret;
 use crate::state::SharedState;
 pub use decide::AfterStep;
+pub(crate) use reset::{StartError as ResetStartError, issue as issue_reset};
 pub use routes::AuthRoute;
 
 /// Why intercept answered by itself. The proxy turns each into a response

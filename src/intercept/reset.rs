@@ -46,49 +46,67 @@ impl Resets {
     /// window. The token, the ledger's note and the queued deliveries commit
     /// together; delivery happens after the commit.
     async fn start(&self, entry: &ledger::LedgerEntry) -> Result<bool, StartError> {
-        let now = now_secs();
-        let token = random_token();
-        let expires_at = now + self.cfg.token_ttl.as_secs() as i64;
-        let mut tx = self.db.begin().await?;
-        if !ledger::claim_reset(
-            &mut tx.conn(),
+        let started = issue(
+            &self.db,
+            &self.cfg,
             &entry.user_id,
-            now,
+            entry.email.as_deref(),
             self.cfg.window.as_secs() as i64,
         )
-        .await?
-        {
-            return Ok(false);
-        }
-        kernia::ensure_credential(&mut tx.conn(), &entry.user_id, &unusable_phc()).await?;
-        kernia::insert_verification(
-            &mut tx.conn(),
-            &format!("reset:{}", entry.user_id),
-            &token,
-            expires_at,
-        )
         .await?;
-        let link = self.cfg.link.replace("{token}", &token);
-        let notice = ResetNotice {
-            user_id: &entry.user_id,
-            email: entry.email.as_deref(),
-            link: &link,
-            expires_at,
-        };
-        let queued =
-            notify::queue(&mut tx.conn(), &self.cfg, &notice, crate::outbox::now_ms()).await?;
-        if queued == 0 {
-            // Mail only, and no address: nothing could deliver it (rolled back).
-            return Err(StartError::NoChannel);
+        if started {
+            self.waker.wake();
         }
-        tx.commit().await?;
-        self.waker.wake();
-        Ok(true)
+        Ok(started)
     }
 }
 
+/// Start a reset for one user: claim it in the ledger (unless one was
+/// requested within the last `window_secs`), make sure a credential row
+/// exists, issue the token and queue the link for every configured channel —
+/// all in one transaction. `Ok(false)`: one was already requested within the
+/// window, nothing written. Used by the sign-in path and by
+/// `cutover reset-campaign`; delivery is the outbox worker's.
+pub(crate) async fn issue(
+    db: &Db,
+    cfg: &ResetConfig,
+    user_id: &str,
+    email: Option<&str>,
+    window_secs: i64,
+) -> Result<bool, StartError> {
+    let now = now_secs();
+    let token = random_token();
+    let expires_at = now + cfg.token_ttl.as_secs() as i64;
+    let mut tx = db.begin().await?;
+    if !ledger::claim_reset(&mut tx.conn(), user_id, now, window_secs).await? {
+        return Ok(false);
+    }
+    kernia::ensure_credential(&mut tx.conn(), user_id, &unusable_phc()).await?;
+    kernia::insert_verification(
+        &mut tx.conn(),
+        &format!("reset:{user_id}"),
+        &token,
+        expires_at,
+    )
+    .await?;
+    let link = cfg.link.replace("{token}", &token);
+    let notice = ResetNotice {
+        user_id,
+        email,
+        link: &link,
+        expires_at,
+    };
+    let queued = notify::queue(&mut tx.conn(), cfg, &notice, crate::outbox::now_ms()).await?;
+    if queued == 0 {
+        // Mail only, and no address: nothing could deliver it (rolled back).
+        return Err(StartError::NoChannel);
+    }
+    tx.commit().await?;
+    Ok(true)
+}
+
 #[derive(Debug, thiserror::Error)]
-enum StartError {
+pub(crate) enum StartError {
     #[error(transparent)]
     Db(#[from] DbError),
     #[error(

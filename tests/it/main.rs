@@ -31,5 +31,6 @@ mod migration_safety;
 mod outbox;
 mod proxy;
 mod request_path;
+mod reset_campaign;
 mod reset_delivery;
 mod webhooks;
