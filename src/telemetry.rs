@@ -65,8 +65,8 @@ pub fn set_level(level: &str) -> Result<LevelChange, String> {
     if std::env::var_os("RUST_LOG").is_some() {
         return Ok(LevelChange::OverriddenByEnv);
     }
-    let filter = EnvFilter::try_new(level)
-        .map_err(|e| format!("`{level}` is not a log filter: {e}"))?;
+    let filter =
+        EnvFilter::try_new(level).map_err(|e| format!("`{level}` is not a log filter: {e}"))?;
     let handle = FILTER
         .get()
         .ok_or_else(|| "logging was not installed by cutover".to_string())?;

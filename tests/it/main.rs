@@ -32,4 +32,5 @@ mod outbox;
 mod proxy;
 mod request_path;
 mod reset_delivery;
+mod sighup;
 mod webhooks;
