@@ -203,4 +203,53 @@ mod tests {
         let keys: Vec<_> = flatten(&t).into_keys().collect();
         assert_eq!(keys, ["a", "server.listen", "x.y.z"]);
     }
+
+    fn pair(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+        let c = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+        let (crt, key) = (
+            dir.join(format!("{name}.crt")),
+            dir.join(format!("{name}.key")),
+        );
+        std::fs::write(&crt, c.cert.pem()).unwrap();
+        std::fs::write(&key, c.signing_key.serialize_pem()).unwrap();
+        (crt, key)
+    }
+
+    fn config(crt: &Path, key: &Path, grace: u32, level: &str) -> String {
+        format!(
+            "[server]\nlisten = \"127.0.0.1:1\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\n\
+             shutdown_grace_secs = {grace}\n\
+             [upstreams]\nlegacy = \"http://127.0.0.1:1\"\nkernia = \"http://127.0.0.1:1\"\n\
+             [kernia]\nsecret = \"reload-test-secret-0123456789abcdef\"\n\
+             database_url = \"sqlite:///nonexistent/kernia.db\"\n[log]\nlevel = \"{level}\"\n",
+            crt.display(),
+            key.display()
+        )
+    }
+
+    #[test]
+    fn a_key_that_does_not_match_the_certificate_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a_crt, a_key) = pair(dir.path(), "a");
+        let (_, b_key) = pair(dir.path(), "b");
+        let path = dir.path().join("cutover.toml");
+        std::fs::write(&path, config(&a_crt, &a_key, 1, "info")).unwrap();
+        let start = crate::proxy::tls::server_config(&a_crt, &a_key).unwrap();
+        let shared: SharedTls = std::sync::Arc::new(arc_swap::ArcSwap::new(start.clone()));
+        let mut r = Reloader::new(&path, Some(shared.clone()));
+
+        // Certificate a with key b: refused, the configuration in force stays.
+        std::fs::write(&path, config(&a_crt, &b_key, 1, "info")).unwrap();
+        let err = r.reload().unwrap_err();
+        assert!(format!("{err:#}").contains("server.tls_cert"), "{err:#}");
+        assert!(std::sync::Arc::ptr_eq(&shared.load_full(), &start));
+
+        // A valid file: the certificate swaps; a key that needs a restart is
+        // named, the live ones are not.
+        std::fs::write(&path, config(&a_crt, &a_key, 5, "info")).unwrap();
+        let outcome = r.reload().unwrap();
+        assert!(outcome.certificate_reloaded);
+        assert!(!std::sync::Arc::ptr_eq(&shared.load_full(), &start));
+        assert_eq!(outcome.not_live, ["server.shutdown_grace_secs"]);
+    }
 }
