@@ -13,6 +13,7 @@
 mod dev_cert;
 mod hash;
 mod import;
+mod reload;
 mod reset_campaign;
 mod rollout;
 mod serve;

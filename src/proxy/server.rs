@@ -34,9 +34,13 @@ use tokio_rustls::TlsAcceptor;
 use super::{App, ProxyBody};
 use crate::config::ServerConfig;
 
+/// The TLS configuration new handshakes use. A SIGHUP reload swaps it;
+/// connections already established keep the one they were made with.
+pub type SharedTls = Arc<arc_swap::ArcSwap<rustls::ServerConfig>>;
+
 /// Bound listeners.
 pub struct Listeners {
-    pub tls: Option<(TcpListener, Arc<rustls::ServerConfig>)>,
+    pub tls: Option<(TcpListener, SharedTls)>,
     pub plain: Option<TcpListener>,
 }
 
@@ -61,7 +65,7 @@ pub async fn bind(cfg: &ServerConfig) -> anyhow::Result<Listeners> {
             let listener = TcpListener::bind(t.listen)
                 .await
                 .with_context(|| format!("cannot listen on {} (server.listen)", t.listen))?;
-            Some((listener, config))
+            Some((listener, Arc::new(arc_swap::ArcSwap::new(config))))
         }
         None => None,
     };
@@ -95,8 +99,8 @@ pub async fn serve(
     // in-flight requests and close; the sender sees when all have gone.
     let (drain_tx, drain_rx) = watch::channel(false);
     let permits = Arc::new(Semaphore::new(app.limits.max_connections));
-    let (tls_listener, acceptor) = match listeners.tls {
-        Some((l, cfg)) => (Some(l), Some(TlsAcceptor::from(cfg))),
+    let (tls_listener, tls_config) = match listeners.tls {
+        Some((l, cfg)) => (Some(l), Some(cfg)),
         None => (None, None),
     };
     let plain = listeners.plain;
@@ -132,7 +136,11 @@ pub async fn serve(
             deadline,
             drain: drain_rx.clone(),
         };
-        let acceptor = if tls { acceptor.clone() } else { None };
+        // The certificate in force now: a reload never touches this handshake.
+        let acceptor = match (&tls_config, tls) {
+            (Some(cfg), true) => Some(TlsAcceptor::from(cfg.load_full())),
+            _ => None,
+        };
         tokio::spawn(async move {
             let _permit = permit;
             match acceptor {

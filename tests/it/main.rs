@@ -33,4 +33,5 @@ mod proxy;
 mod request_path;
 mod reset_campaign;
 mod reset_delivery;
+mod sighup;
 mod webhooks;

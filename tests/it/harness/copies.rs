@@ -67,6 +67,11 @@ impl Copy {
         }
     }
 
+    /// The process id (to send it signals).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// `GET` an admin path with the token; the JSON answer.
     pub async fn admin_json(&self, path: &str) -> serde_json::Value {
         reqwest::Client::new()
