@@ -256,7 +256,7 @@ impl Broadcast {
             .tokens
             .iter()
             .map(|t| crate::identify::kernia::topic(t))
-            .chain(self.users.iter().map(|u| crate::proxy::facts::topic(u)));
+            .chain(self.users.iter().map(|u| crate::db::ledger::topic(u)));
         for topic in topics {
             if let Err(e) = state.invalidate(&topic).await {
                 tracing::warn!(error = %e, "cannot broadcast a Clerk change; other copies learn it when their cache expires");

@@ -1,9 +1,11 @@
 //! Writing one Clerk user into Kernia's database: the Kernia `"user"` row
-//! and its ledger row, together. This is the single-user writer — the test
-//! harness seeds users with it, and Clerk's webhooks (`user.created`) are
-//! meant to use it. `cutover import` writes the same two rows in batches of
-//! thousands (`import::store`), through the same column rules
-//! ([`super::kernia::insert_user`]'s plugin columns, the ledger's columns).
+//! and its ledger row, together. This is the single-user writer the test
+//! harness seeds users with. `cutover import` writes the same two rows in
+//! batches of thousands (`import::store`), through the same column rules
+//! ([`super::kernia::insert_user`]'s plugin columns, the ledger's columns);
+//! Clerk's webhooks (`user.created` for a user Kernia lacks) go through the
+//! import's writer too (`import::store::refresh`), since it also writes the
+//! user's emails, phones, accounts and second factors and checks conflicts.
 
 use super::kernia::{self, KerniaSchema, NewUser};
 use super::ledger::{self, NewLedgerEntry};
