@@ -17,8 +17,8 @@
 # Environment: CUTOVER_SCALE_PROFILE=release (default) or dev (faster to build);
 #              CUTOVER_SCALE_KILL_AFTER=5 (seconds into the storm), CUTOVER_SCALE_DOWN=2
 #              (seconds the copy stays down); CUTOVER_SCALE_QUEUE_DEADLINE_MS=10000
-#              ([migration] queue_deadline_ms); CUTOVER_SCALE_LOCK_TTL_SECS=30 ([migration]
-#              lock_ttl_secs); CUTOVER_TEST_PG_URL, CUTOVER_TEST_REDIS_URL.
+#              ([migration] queue_deadline_ms); CUTOVER_SCALE_LOCK_LEASE_SECS=5 ([migration]
+#              lock_lease_secs); CUTOVER_TEST_PG_URL, CUTOVER_TEST_REDIS_URL.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -127,9 +127,9 @@ ip_attempts = 1000000
 # A storm on a small shared machine: let sign-ins wait for a hashing thread
 # rather than shed them with 503 (CUTOVER_SCALE_QUEUE_DEADLINE_MS; cutover's default is 2000).
 queue_deadline_ms = ${CUTOVER_SCALE_QUEUE_DEADLINE_MS:-10000}
-# How long a killed copy's per-user migration lock outlives it
-# (CUTOVER_SCALE_LOCK_TTL_SECS; cutover's default is 30).
-lock_ttl_secs = ${CUTOVER_SCALE_LOCK_TTL_SECS:-30}
+# The per-user migration lock's lease: at most how long a killed copy's lock
+# outlives it (CUTOVER_SCALE_LOCK_LEASE_SECS; cutover's default is 5).
+lock_lease_secs = ${CUTOVER_SCALE_LOCK_LEASE_SECS:-5}
 [log]
 level = "warn"
 TOML

@@ -17,8 +17,10 @@ pub struct MigrationConfig {
     pub queue_limit: usize,
     /// How long a sign-in may wait for a slot before 503.
     pub queue_deadline: Duration,
-    /// How long one migration may hold its per-user lock.
-    pub lock_ttl: Duration,
+    /// The TTL of a migration's per-user lock, a lease its holder renews every
+    /// third of it while it works: how long a copy killed mid-migration keeps
+    /// the user's other sign-ins waiting.
+    pub lock_lease: Duration,
     /// Sign-in attempts of one pending account per window, then 429.
     pub account_attempts: u64,
     pub account_window: Duration,
@@ -53,7 +55,7 @@ impl MigrationConfig {
             hash_thread_nice: s.int(p, "hash_thread_nice", 10, 0, 19) as u8,
             queue_limit: s.int(p, "queue_limit", 64, 0, 100_000) as usize,
             queue_deadline: Duration::from_millis(s.int(p, "queue_deadline_ms", 2_000, 1, 60_000)),
-            lock_ttl: Duration::from_secs(s.int(p, "lock_ttl_secs", 30, 1, 600)),
+            lock_lease: Duration::from_secs(s.int(p, "lock_lease_secs", 5, 2, 60)),
             account_attempts: s.int(p, "account_attempts", 10, 1, 1_000_000),
             account_window: Duration::from_secs(s.int(p, "account_window_secs", 900, 1, 86_400)),
             ip_attempts: s.int(p, "ip_attempts", 60, 1, 1_000_000),
@@ -69,6 +71,13 @@ impl MigrationConfig {
                 argon2_max_memory_mib: s.int(p, "argon2_max_memory_mib", 256, 1, 16_384),
             },
         };
+        s.retired(
+            p,
+            "lock_ttl_secs",
+            "was replaced by lock_lease_secs (default 5): the migration lock is now a lease \
+             renewed while its migration runs, so it no longer needs to cover the longest \
+             migration; remove this key (see docs/RUNBOOK.md, \"Several copies\")",
+        );
         s.finish(p);
         cfg
     }

@@ -322,6 +322,14 @@ impl Section {
         out
     }
 
+    /// A key that no longer exists: when present, take it and say what
+    /// replaced it (rather than the bare "unknown key" of [`Section::finish`]).
+    pub fn retired(&mut self, p: &mut Problems, key: &str, message: &str) {
+        if self.take(key).is_some() {
+            p.push(self.key(key), message);
+        }
+    }
+
     /// Report every key nobody read as unknown.
     pub fn finish(self, p: &mut Problems) {
         for (key, _) in self.table {

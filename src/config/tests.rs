@@ -113,6 +113,21 @@ fn minimal_file_gets_defaults() {
     assert_eq!(cfg.limits.auth_body_bytes, 16 * 1024);
     assert!(cfg.clerk.is_none());
     assert_eq!(cfg.state.key_prefix, "cutover:");
+    assert_eq!(cfg.migration.lock_lease, std::time::Duration::from_secs(5));
+}
+
+#[test]
+fn the_retired_lock_ttl_key_names_its_replacement() {
+    let old = format!("{MINIMAL}[migration]\nlock_ttl_secs = 10\n");
+    let found = problems(&old);
+    assert_eq!(keys(&found), vec!["migration.lock_ttl_secs"]);
+    assert!(
+        found[0].message.contains("lock_lease_secs"),
+        "{}",
+        found[0].message
+    );
+    let short = format!("{MINIMAL}[migration]\nlock_lease_secs = 1\n");
+    assert_eq!(keys(&problems(&short)), vec!["migration.lock_lease_secs"]);
 }
 
 #[test]

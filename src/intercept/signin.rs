@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use crate::db::{kernia, ledger};
 use crate::hash::{self, DigestError, LegacyDigest};
 use crate::secret::Secret;
-use crate::state::LockToken;
+use crate::state::Lease;
 
 use super::body::{AuthBody, Identifier};
 use super::decide::{self, Check, SignInStep, Verdict, VerdictStep};
@@ -17,6 +17,10 @@ use super::{After, Interceptor, Outcome, Refusal};
 
 /// How often a sign-in waiting for another's migration of the same user looks again.
 const LOCK_POLL: Duration = Duration::from_millis(25);
+
+/// How much longer than a dead holder's lease a sign-in waits for it: Redis
+/// expires keys to the millisecond, this covers the poll and a slow round trip.
+const LEASE_MARGIN: Duration = Duration::from_millis(500);
 
 /// What a sign-in does: go on to Kernia with an after-plan, or be refused.
 type Step = (Result<After, Refusal>, Outcome);
@@ -77,10 +81,10 @@ pub(super) async fn run(ix: &Interceptor, body: &AuthBody, client: IpAddr) -> St
         return step;
     }
 
-    // One migration per user at a time, across copies.
-    let lock_key = format!("migrate:{}", entry.user_id);
-    let token = match acquire(ix, &lock_key).await {
-        Ok(Some(t)) => t,
+    // One migration per user at a time, across copies: the user's lock, held
+    // as a lease renewed while the migration runs.
+    let lease = match acquire(ix, &format!("migrate:{}", entry.user_id)).await {
+        Ok(Some(l)) => l,
         Ok(None) => return (Err(busy(2)), "lock_timeout"),
         Err(e) => {
             tracing::error!(error = %e, "shared state unavailable; refusing sign-in of a pending user");
@@ -88,7 +92,7 @@ pub(super) async fn run(ix: &Interceptor, body: &AuthBody, client: IpAddr) -> St
         }
     };
     let result = migrate_locked(ix, &entry.user_id, password.clone()).await;
-    if let Err(e) = ix.state.unlock(&lock_key, &token).await {
+    if let Err(e) = lease.release().await {
         tracing::warn!(error = %e, "cannot release a migration lock; it expires by itself");
     }
     result
@@ -122,17 +126,20 @@ async fn throttle(ix: &Interceptor, key: &str, max: u64, window: Duration) -> Re
     }
 }
 
-/// Take the lock, waiting (politely) while another sign-in of the same user
-/// holds it. `Ok(None)` when it is not free within the queue deadline.
-async fn acquire(
-    ix: &Interceptor,
-    key: &str,
-) -> Result<Option<LockToken>, crate::state::StateError> {
-    let deadline =
-        Instant::now() + ix.cfg.queue_deadline + ix.cfg.lock_ttl.min(Duration::from_secs(10));
+/// Take the user's lease, waiting (politely) while another sign-in of the
+/// same user holds it. `Ok(None)` when it is not free in time.
+///
+/// A live holder renews its lease, so it is never overtaken: it finishes and
+/// releases. A dead one (a copy killed mid-migration) stops renewing, so its
+/// lease is gone at most one TTL after this wait starts. Waiting the queue
+/// deadline (what a live holder may spend waiting for a hashing slot) plus one
+/// lease and a margin therefore means a user retrying after a crash always
+/// gets the lock, and `Ok(None)` means a live holder is still at work.
+async fn acquire(ix: &Interceptor, key: &str) -> Result<Option<Lease>, crate::state::StateError> {
+    let deadline = Instant::now() + ix.cfg.queue_deadline + ix.cfg.lock_lease + LEASE_MARGIN;
     loop {
-        if let Some(t) = ix.state.try_lock(key, ix.cfg.lock_ttl).await? {
-            return Ok(Some(t));
+        if let Some(lease) = ix.state.try_lease(key, ix.cfg.lock_lease).await? {
+            return Ok(Some(lease));
         }
         if Instant::now() >= deadline {
             return Ok(None);

@@ -70,6 +70,18 @@ impl MemoryState {
         }
     }
 
+    pub fn renew(&self, key: &str, token: &LockToken, ttl: Duration) -> bool {
+        let now = Instant::now();
+        let mut locks = lock(&self.inner.locks);
+        match locks.get_mut(key) {
+            Some((owner, expires)) if owner == token && *expires > now => {
+                *expires = now + ttl;
+                true
+            }
+            _ => false,
+        }
+    }
+
     pub fn unlock(&self, key: &str, token: &LockToken) -> bool {
         let now = Instant::now();
         let mut locks = lock(&self.inner.locks);
@@ -131,6 +143,32 @@ mod tests {
             !m.unlock("user_1", &t2),
             "an expired owner cannot unlock the new holder"
         );
+    }
+
+    #[test]
+    fn only_the_owner_renews_and_a_renewed_lock_outlives_its_first_ttl() {
+        let m = MemoryState::new();
+        let ttl = Duration::from_millis(600);
+        let t = m.try_lock("user_1", ttl).unwrap();
+        let stranger = LockToken::random();
+        assert!(
+            !m.renew("user_1", &stranger, Duration::from_secs(60)),
+            "only the owner may renew"
+        );
+        std::thread::sleep(Duration::from_millis(400));
+        assert!(m.renew("user_1", &t, ttl));
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(
+            m.try_lock("user_1", ttl).is_none(),
+            "held past its first TTL"
+        );
+        std::thread::sleep(Duration::from_millis(400));
+        assert!(m.try_lock("user_1", ttl).is_some(), "unrenewed, it expires");
+        assert!(
+            !m.renew("user_1", &t, ttl),
+            "an expired owner cannot renew the new holder's lock"
+        );
+        assert!(!m.renew("nobody", &t, ttl), "nothing to renew");
     }
 
     #[tokio::test]

@@ -4,8 +4,10 @@
 //! - **counters with expiry** ([`SharedState::hit`]): fixed-window rate limits
 //!   (sign-in attempts per account and per IP);
 //! - **short locks with owner tokens** ([`SharedState::try_lock`]): one password
-//!   migration per user at a time, across copies; a lock expires by itself if
-//!   its holder dies, and only its owner can release it;
+//!   migration per user at a time, across copies; only its owner can renew or
+//!   release it. Held as a [`Lease`] ([`SharedState::try_lease`]): a short TTL,
+//!   renewed while its holder works, so a holder that dies (a copy SIGKILLed
+//!   mid-migration) frees it within one TTL while a slow one keeps it;
 //! - **cache invalidation messages** ([`SharedState::invalidate`]): "forget what
 //!   you cached about X", delivered to every copy (to itself too).
 //!
@@ -14,8 +16,11 @@
 //! rather than a trait object: no boxing on the request path. Redis failures are
 //! [`StateError`]s, never panics; callers decide whether to fail closed.
 
+mod lease;
 pub mod memory;
 pub mod redis;
+
+pub use lease::Lease;
 
 use std::time::Duration;
 
@@ -95,6 +100,28 @@ impl SharedState {
         match self {
             SharedState::Memory(m) => Ok(m.try_lock(key, ttl)),
             SharedState::Redis(r) => r.try_lock(key, ttl).await,
+        }
+    }
+
+    /// Take the lock `key` as a [`Lease`] of `ttl`, renewed every third of it
+    /// until released or dropped; `None` when someone holds it.
+    pub async fn try_lease(&self, key: &str, ttl: Duration) -> Result<Option<Lease>, StateError> {
+        let token = self.try_lock(key, ttl).await?;
+        Ok(token.map(|token| Lease::hold(self.clone(), key, token, ttl)))
+    }
+
+    /// Extend a lock we hold to expire `ttl` from now. Returns false when it had
+    /// expired or was taken over meanwhile (then nothing changes: a lost lock is
+    /// never revived).
+    pub async fn renew(
+        &self,
+        key: &str,
+        token: &LockToken,
+        ttl: Duration,
+    ) -> Result<bool, StateError> {
+        match self {
+            SharedState::Memory(m) => Ok(m.renew(key, token, ttl)),
+            SharedState::Redis(r) => r.renew(key, token, ttl).await,
         }
     }
 

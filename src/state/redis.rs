@@ -28,6 +28,12 @@ const UNLOCK: &str = r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0";
 
+/// Extend the lock's expiry only if we still own it (an expired or taken-over
+/// lock is not ours to revive).
+const RENEW: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0";
+
 #[derive(Clone)]
 pub struct RedisState {
     inner: Arc<Inner>,
@@ -38,6 +44,7 @@ struct Inner {
     prefix: String,
     hit: redis::Script,
     unlock: redis::Script,
+    renew: redis::Script,
     invalidations: broadcast::Sender<String>,
     // Dropped with the last `RedisState`: stops the relay task.
     _stop: watch::Sender<()>,
@@ -66,6 +73,7 @@ impl RedisState {
                 prefix: prefix.to_string(),
                 hit: redis::Script::new(HIT),
                 unlock: redis::Script::new(UNLOCK),
+                renew: redis::Script::new(RENEW),
                 invalidations,
                 _stop: stop,
             }),
@@ -104,6 +112,24 @@ impl RedisState {
             .query_async(&mut conn)
             .await?;
         Ok(set.map(|_| token))
+    }
+
+    pub async fn renew(
+        &self,
+        key: &str,
+        token: &LockToken,
+        ttl: Duration,
+    ) -> Result<bool, StateError> {
+        let mut conn = self.inner.conn.clone();
+        let renewed: i64 = self
+            .inner
+            .renew
+            .key(self.key("lock", key))
+            .arg(&token.0)
+            .arg(ttl.as_millis().max(1) as u64)
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(renewed == 1)
     }
 
     pub async fn unlock(&self, key: &str, token: &LockToken) -> Result<bool, StateError> {

@@ -314,6 +314,73 @@ async fn redis_counters_expire_with_their_window() {
 }
 
 #[tokio::test]
+async fn redis_locks_are_renewed_only_by_their_owner() {
+    let cfg = test_redis::state_config();
+    let a = test_redis::connect(&cfg).await;
+    let b = test_redis::connect(&cfg).await;
+    let ttl = Duration::from_millis(1_000);
+    let token = a.try_lock("migrate:u", ttl).await.unwrap().unwrap();
+    let stranger = b.try_lock("migrate:other", ttl).await.unwrap().unwrap();
+    assert!(
+        !b.renew("migrate:u", &stranger, Duration::from_secs(60))
+            .await
+            .unwrap(),
+        "only the owner renews"
+    );
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(a.renew("migrate:u", &token, ttl).await.unwrap());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        b.try_lock("migrate:u", ttl).await.unwrap().is_none(),
+        "held past its first TTL"
+    );
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let next = b
+        .try_lock("migrate:u", Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert!(next.is_some(), "unrenewed, it expires");
+    assert!(
+        !a.renew("migrate:u", &token, Duration::from_secs(60))
+            .await
+            .unwrap(),
+        "an expired owner cannot renew the new holder's lock"
+    );
+    assert!(
+        b.unlock("migrate:u", &next.unwrap()).await.unwrap(),
+        "the new holder's lock was left alone"
+    );
+    assert!(
+        !a.renew("migrate:u", &token, ttl).await.unwrap(),
+        "nothing to renew"
+    );
+}
+
+/// A holder whose work takes several lease TTLs keeps its lock: a second copy
+/// waits rather than doing the same migration at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_holder_keeps_its_redis_lease_past_the_ttl() {
+    let cfg = test_redis::state_config();
+    let a = test_redis::connect(&cfg).await;
+    let b = test_redis::connect(&cfg).await;
+    let ttl = Duration::from_millis(450);
+    let lease = a.try_lease("migrate:u", ttl).await.unwrap().unwrap();
+    let until = tokio::time::Instant::now() + Duration::from_millis(1_500);
+    while tokio::time::Instant::now() < until {
+        assert!(
+            b.try_lease("migrate:u", ttl).await.unwrap().is_none(),
+            "a slow but alive holder was overtaken"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        lease.release().await.unwrap(),
+        "still ours when the work ends"
+    );
+    assert!(b.try_lease("migrate:u", ttl).await.unwrap().is_some());
+}
+
+#[tokio::test]
 async fn unreachable_redis_is_a_typed_error_not_a_panic() {
     let mut cfg = test_redis::state_config();
     // A loopback port nobody listens on.

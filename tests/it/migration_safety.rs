@@ -1,6 +1,7 @@
 //! Lazy migration under stress and failure: throttling, a saturated hashing
 //! pool, concurrent sign-ins (one copy, and two copies on PostgreSQL + Redis),
-//! Redis or the database going away, and a cutover killed mid-migration.
+//! Redis or the database going away, and a cutover killed mid-migration (its
+//! user's lock left behind in Redis, too).
 
 use std::time::Duration;
 
@@ -402,6 +403,94 @@ async fn a_cutover_killed_mid_migration_never_leaves_a_user_without_a_way_in() {
         assert_eq!(entry(&db, &user).await.state, LedgerState::Migrated);
     }
     eprintln!("states right after the kill, by delay {delays_ms:?}: {outcomes:?}");
+}
+
+/// A copy SIGKILLed while it holds a user's migration lock leaves that lock in
+/// Redis. With the default configuration, the user's retry on another copy
+/// waits it out and migrates them: no 503 (`lock_timeout`) for a dead holder.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_killed_holding_a_users_lock_does_not_lock_them_out() {
+    let kernia = KerniaServer::start(Engine::Postgres).await;
+    let legacy = Echo::start("legacy").await;
+    let state = test_redis::state_config();
+    let prefix = state.key_prefix.clone();
+    // [migration] is left at its defaults: that is what is under test.
+    let extra = format!(
+        "[state]\nbackend = \"redis\"\nredis_url = \"{}\"\nkey_prefix = \"{prefix}\"\n",
+        test_redis::redis_url()
+    );
+    let config = toml(&legacy.url(), &kernia.base_url, &kernia.db.url, &extra);
+    let db = kernia.db.connect().await;
+    db.migrate().await.unwrap();
+    // Slow enough that the copy is killed while it hashes, holding the lock.
+    let digest = slow_bcrypt("dead-holder", 13);
+    seed(
+        &db,
+        "user_dead",
+        "dead@example.com",
+        LedgerState::PendingPassword,
+        Some("bcrypt"),
+        Some(&digest),
+    )
+    .await;
+
+    let mut doomed = Process::start(&config);
+    let url = format!("{}/api/auth/sign-in/email", doomed.url);
+    let body = serde_json::json!({"email": "dead@example.com", "password": "dead-holder"});
+    let attempt = tokio::spawn(async move { client().post(url).json(&body).send().await });
+    // The lock as the copy writes it (state::redis: `<prefix>lock:<key>`).
+    let lock = format!("{prefix}lock:migrate:user_dead");
+    let mut redis = redis::Client::open(test_redis::redis_url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let held: bool = redis::cmd("EXISTS")
+            .arg(&lock)
+            .query_async(&mut redis)
+            .await
+            .unwrap();
+        if held {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the copy never took the user's lock"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    doomed.kill9();
+    let _ = attempt.await;
+    let left: i64 = redis::cmd("PTTL")
+        .arg(&lock)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert!(
+        left > 0,
+        "the killed copy left no lock behind (PTTL {left})"
+    );
+    assert_eq!(
+        entry(&db, "user_dead").await.state,
+        LedgerState::PendingPassword,
+        "killed before it wrote"
+    );
+
+    // The user retries; the front sends them to another copy.
+    let other = Cutover::start(&config).await;
+    let started = std::time::Instant::now();
+    let resp = sign_in(&other, "dead@example.com", "dead-holder").await;
+    let waited = started.elapsed();
+    assert_eq!(
+        resp.status(),
+        200,
+        "locked out by a dead copy's lock ({left} ms left) after {waited:?}"
+    );
+    assert_eq!(entry(&db, "user_dead").await.state, LedgerState::Migrated);
+    assert_eq!(credential_rows(&db, "user_dead").await, 1);
+    eprintln!("the dead copy's lock had {left} ms left; the retry took {waited:?}");
 }
 
 /// A Redis server of the test's own, to stop at will.
