@@ -258,7 +258,7 @@ async fn readyz(admin: &Admin) -> Response<Body> {
         Ok(Err(e)) => Err(e.to_string()),
         Err(_) => Err("the database did not answer within 2 s".into()),
     };
-    let clerk = match &app.clerk {
+    let clerk = match app.clerk() {
         None => Ok(()),
         Some(c) if c.stats().keys > 0 => Ok(()),
         Some(_) => Err("no Clerk signing keys loaded (JWKS not fetched yet?)".into()),

@@ -1,32 +1,60 @@
-//! SIGHUP: re-read the configuration file and the TLS certificate and key
-//! without restarting the listeners.
+//! SIGHUP: re-read the configuration file, the TLS certificate and key and the
+//! Clerk key file without restarting the listeners.
 //!
-//! What changes live: the TLS certificate chain and key (from the same or new
-//! `server.tls_cert` / `server.tls_key` paths; new handshakes get the new
-//! certificate, established connections keep theirs) and `log.level` (unless
-//! `RUST_LOG` is set, which wins as it does at start). Every other key that
-//! differs from what the process runs with is named in one warning and left as
-//! it was: a restart applies it. A file that does not parse or validate, or a
-//! certificate/key that cannot be read, changes nothing; the error is logged.
-//! Each reload counts in `cutover_config_reloads_total{outcome}`.
+//! # What changes live
+//!
+//! | what | who gets the new value |
+//! |---|---|
+//! | `server.tls_cert`, `server.tls_key` and the files they name (re-read on every reload) | new TLS handshakes; an established connection keeps its certificate |
+//! | `log.level` | at once (unless `RUST_LOG` is set: it wins, as at start) |
+//! | `[limits]` `max_body_bytes`, `auth_body_bytes`, `auth_body_timeout_secs` | new requests, also on established connections |
+//! | `[limits]` `max_header_bytes`, `idle_timeout_secs`, `header_read_timeout_ms` | new connections; an established one keeps those it was accepted with |
+//! | `[limits]` `max_connections` | at once: larger admits more, smaller accepts no new connection until enough have closed (none is closed for it; see `proxy::connections::ConnectionLimit`) |
+//! | `[upstreams]` (URLs, timeouts, pool) | new requests, through a new upstream client; a request in flight and an upgraded connection (WebSocket) finish on the upstream they started with |
+//! | `[clerk]` and the `jwt_key_file` it names (re-read on every reload) | new requests, through a new verifier whose verified-token cache starts empty, so a token whose key is gone is refused at once; adding or removing `[clerk]` turns Clerk sessions on or off |
+//!
+//! A part is rebuilt only when something of it changed: an unchanged
+//! `[upstreams]` keeps its pooled connections, an unchanged `[clerk]` its cache.
+//! Every other key that differs from what the process runs with is named in
+//! one warning and left as it was: a restart applies it.
+//!
+//! # All or nothing
+//!
+//! The file is parsed and validated and everything to swap is built — the TLS
+//! configuration, the upstream client, the Clerk verifier (a JWKS URL is
+//! fetched) — before anything changes. A file that does not parse or
+//! validate, a certificate/key that cannot be read, an upstream client or
+//! Clerk key that cannot be set up: nothing changes, the error is logged
+//! with the key or file at fault. Each reload counts in
+//! `cutover_config_reloads_total{outcome="ok"|"error"}`.
 //!
 //! In-flight requests, WebSockets and HTTP/2 connections are never touched:
-//! nothing here closes or rebinds a listener.
+//! nothing here closes or rebinds a listener, and a request keeps the
+//! upstreams and verifier it loaded (see [`App::swap`]).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Weak};
 
-use crate::config::{Config, ProcessEnv};
+use anyhow::Context as _;
+
+use crate::config::{ClerkConfig, ClerkKeys, Config, ProcessEnv};
+use crate::identify::clerk::ClerkVerifier;
 use crate::proxy::server::SharedTls;
+use crate::proxy::{App, Swap, forward};
 
-/// Keys a reload applies to the running process.
-const LIVE_KEYS: &[&str] = &["server.tls_cert", "server.tls_key", "log.level"];
+/// Sections a reload rebuilds and swaps into the running proxy.
+const LIVE_SECTIONS: [&str; 3] = ["limits", "upstreams", "clerk"];
 
-/// The configuration the process runs with, as dotted keys and values.
+/// Re-reads the file the process was started with and applies it.
 pub struct Reloader {
     path: PathBuf,
+    /// The configuration the process runs with, as dotted keys and values.
     running: BTreeMap<String, toml::Value>,
+    /// The Clerk PEM key in force, to notice a key file rewritten in place.
+    clerk_pem: Option<String>,
     tls: Option<SharedTls>,
+    app: Weak<App>,
 }
 
 /// What one reload did (for the log and the tests).
@@ -34,14 +62,17 @@ pub struct Reloader {
 pub struct Outcome {
     pub certificate_reloaded: bool,
     pub log_level: Option<String>,
+    /// The parts of the proxy swapped: `limits`, `upstreams`, `clerk`.
+    pub swapped: Vec<&'static str>,
     /// Keys that differ but cannot change while running.
     pub not_live: Vec<String>,
 }
 
 impl Reloader {
-    /// `path` is the file the process was started with; its current text is
-    /// the baseline later reloads are compared with.
-    pub fn new(path: &Path, tls: Option<SharedTls>) -> Reloader {
+    /// `path` is the file the process was started with and `cfg` what it
+    /// said then; its current text is the baseline later reloads are
+    /// compared with.
+    pub fn new(path: &Path, cfg: &Config, app: &Arc<App>, tls: Option<SharedTls>) -> Reloader {
         let running = std::fs::read_to_string(path)
             .ok()
             .and_then(|t| t.parse::<toml::Table>().ok())
@@ -50,13 +81,14 @@ impl Reloader {
         Reloader {
             path: path.to_path_buf(),
             running,
+            clerk_pem: pem_of(cfg.clerk.as_ref()),
             tls,
+            app: Arc::downgrade(app),
         }
     }
 
     /// Re-read everything; apply what can change live, all or nothing.
-    pub fn reload(&mut self) -> anyhow::Result<Outcome> {
-        use anyhow::Context as _;
+    pub async fn reload(&mut self) -> anyhow::Result<Outcome> {
         let text = std::fs::read_to_string(&self.path)
             .with_context(|| format!("cannot read {}", self.path.display()))?;
         let cfg = Config::parse(&text, &self.path, &ProcessEnv)?;
@@ -74,7 +106,10 @@ impl Reloader {
             .collect();
         changed.sort();
         changed.dedup();
+        let touched = |section: &str| changed.iter().any(|k| in_section(k, section));
 
+        // Build and check everything before anything swaps.
+        //
         // The certificate only swaps when the process already terminates TLS
         // and the file still asks for it; adding or removing the TLS
         // listener needs a restart.
@@ -92,13 +127,44 @@ impl Reloader {
             tracing_subscriber::EnvFilter::try_new(&cfg.log.level)
                 .map_err(|e| anyhow::anyhow!("log.level: {e}"))?;
         }
+        let app = self
+            .app
+            .upgrade()
+            .context("the proxy has stopped; nothing to reload")?;
+        let mut swap = Swap::default();
+        if touched("limits") {
+            swap.limits = Some(cfg.limits.clone());
+        }
+        if touched("upstreams") {
+            let upstreams = forward::Upstreams::new(&cfg.upstreams)
+                .context("upstreams: cannot set up the upstream client")?;
+            swap.upstreams = Some(Arc::new(upstreams));
+        }
+        let clerk_pem = pem_of(cfg.clerk.as_ref());
+        if touched("clerk") || clerk_pem != self.clerk_pem {
+            swap.clerk = Some(match &cfg.clerk {
+                Some(c) => Some(clerk_verifier(c).await?),
+                None => None,
+            });
+        }
 
         // Everything read and valid: apply.
         let mut outcome = Outcome::default();
+        let tls_swaps = tls_now.is_some();
         if let Some((shared, config)) = tls_now {
             shared.store(config);
             outcome.certificate_reloaded = true;
         }
+        outcome.swapped = [
+            ("limits", swap.limits.is_some()),
+            ("upstreams", swap.upstreams.is_some()),
+            ("clerk", swap.clerk.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(part, swapped)| swapped.then_some(part))
+        .collect();
+        app.swap(swap);
+        self.clerk_pem = clerk_pem;
         if log_changed {
             match crate::telemetry::set_level(&cfg.log.level) {
                 Ok(crate::telemetry::LevelChange::Applied) => {
@@ -111,9 +177,7 @@ impl Reloader {
             }
         }
         for key in changed {
-            let live = LIVE_KEYS.contains(&key.as_str())
-                && (key == "log.level" || outcome.certificate_reloaded);
-            if live {
+            if applies_live(&key, tls_swaps) {
                 match new.get(&key) {
                     Some(v) => self.running.insert(key, v.clone()),
                     None => self.running.remove(&key),
@@ -123,6 +187,46 @@ impl Reloader {
             }
         }
         Ok(outcome)
+    }
+}
+
+/// A verifier for the reloaded `[clerk]`. Unlike at start, a JWKS that gives
+/// no key refuses the reload: swapping it in would sign every Clerk user out
+/// of a proxy that recognises them now.
+async fn clerk_verifier(cfg: &ClerkConfig) -> anyhow::Result<ClerkVerifier> {
+    let verifier = ClerkVerifier::new(cfg)
+        .await
+        .context("clerk: cannot set up Clerk token verification")?;
+    if let ClerkKeys::Jwks { url, .. } = &cfg.keys
+        && verifier.stats().keys == 0
+    {
+        anyhow::bail!("clerk.jwks_url: no signing key could be fetched from {url}");
+    }
+    Ok(verifier)
+}
+
+/// Whether a changed key takes effect on reload. The certificate keys do
+/// only when the process terminates TLS and the file still asks for it.
+fn applies_live(key: &str, tls_swaps: bool) -> bool {
+    match key {
+        "server.tls_cert" | "server.tls_key" => tls_swaps,
+        "log.level" => true,
+        _ => LIVE_SECTIONS.iter().any(|s| in_section(key, s)),
+    }
+}
+
+/// `limits.max_body_bytes` is in `limits`; `limits_x.y` is not.
+fn in_section(key: &str, section: &str) -> bool {
+    key.strip_prefix(section)
+        .is_some_and(|rest| rest.starts_with('.'))
+}
+
+/// The PEM text of a networkless Clerk key (`jwt_key` or the file
+/// `jwt_key_file` names, as read by `Config::parse`).
+fn pem_of(clerk: Option<&ClerkConfig>) -> Option<String> {
+    match clerk.map(|c| &c.keys) {
+        Some(ClerkKeys::Pem(pem)) => Some(pem.clone()),
+        _ => None,
     }
 }
 
@@ -152,18 +256,23 @@ fn flatten(table: &toml::Table) -> BTreeMap<String, toml::Value> {
 /// a SIGHUP that arrives with no handler would end the process.
 #[cfg(unix)]
 pub fn spawn(mut reloader: Reloader) -> anyhow::Result<()> {
-    use anyhow::Context as _;
     use tokio::signal::unix::{SignalKind, signal};
     let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
     tokio::spawn(async move {
         while hup.recv().await.is_some() {
             tracing::info!(path = %reloader.path.display(), "SIGHUP: reloading the configuration");
-            match reloader.reload() {
+            match reloader.reload().await {
                 Ok(outcome) => {
                     crate::metrics::record_config_reload("ok");
+                    let swapped = if outcome.swapped.is_empty() {
+                        "nothing".to_string()
+                    } else {
+                        outcome.swapped.join(", ")
+                    };
                     tracing::info!(
                         certificate_reloaded = outcome.certificate_reloaded,
                         log_level = outcome.log_level.as_deref().unwrap_or("unchanged"),
+                        swapped = %swapped,
                         "configuration reloaded"
                     );
                     if !outcome.not_live.is_empty() {
@@ -192,64 +301,5 @@ pub fn spawn(_reloader: Reloader) -> anyhow::Result<()> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn flatten_names_every_leaf_by_its_dotted_key() {
-        let t: toml::Table = "a = 1\n[server]\nlisten = \"x\"\n[x.y]\nz = [1, 2]\n"
-            .parse()
-            .unwrap();
-        let keys: Vec<_> = flatten(&t).into_keys().collect();
-        assert_eq!(keys, ["a", "server.listen", "x.y.z"]);
-    }
-
-    fn pair(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
-        let c = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
-        let (crt, key) = (
-            dir.join(format!("{name}.crt")),
-            dir.join(format!("{name}.key")),
-        );
-        std::fs::write(&crt, c.cert.pem()).unwrap();
-        std::fs::write(&key, c.signing_key.serialize_pem()).unwrap();
-        (crt, key)
-    }
-
-    fn config(crt: &Path, key: &Path, grace: u32, level: &str) -> String {
-        format!(
-            "[server]\nlisten = \"127.0.0.1:1\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\n\
-             shutdown_grace_secs = {grace}\n\
-             [upstreams]\nlegacy = \"http://127.0.0.1:1\"\nkernia = \"http://127.0.0.1:1\"\n\
-             [kernia]\nsecret = \"reload-test-secret-0123456789abcdef\"\n\
-             database_url = \"sqlite:///nonexistent/kernia.db\"\n[log]\nlevel = \"{level}\"\n",
-            crt.display(),
-            key.display()
-        )
-    }
-
-    #[test]
-    fn a_key_that_does_not_match_the_certificate_changes_nothing() {
-        let dir = tempfile::tempdir().unwrap();
-        let (a_crt, a_key) = pair(dir.path(), "a");
-        let (_, b_key) = pair(dir.path(), "b");
-        let path = dir.path().join("cutover.toml");
-        std::fs::write(&path, config(&a_crt, &a_key, 1, "info")).unwrap();
-        let start = crate::proxy::tls::server_config(&a_crt, &a_key).unwrap();
-        let shared: SharedTls = std::sync::Arc::new(arc_swap::ArcSwap::new(start.clone()));
-        let mut r = Reloader::new(&path, Some(shared.clone()));
-
-        // Certificate a with key b: refused, the configuration in force stays.
-        std::fs::write(&path, config(&a_crt, &b_key, 1, "info")).unwrap();
-        let err = r.reload().unwrap_err();
-        assert!(format!("{err:#}").contains("server.tls_cert"), "{err:#}");
-        assert!(std::sync::Arc::ptr_eq(&shared.load_full(), &start));
-
-        // A valid file: the certificate swaps; a key that needs a restart is
-        // named, the live ones are not.
-        std::fs::write(&path, config(&a_crt, &a_key, 5, "info")).unwrap();
-        let outcome = r.reload().unwrap();
-        assert!(outcome.certificate_reloaded);
-        assert!(!std::sync::Arc::ptr_eq(&shared.load_full(), &start));
-        assert_eq!(outcome.not_live, ["server.shutdown_grace_secs"]);
-    }
-}
+#[path = "reload_tests.rs"]
+mod tests;

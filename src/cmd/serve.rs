@@ -33,9 +33,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<Exit> {
         None => None,
     };
     let app = App::new(&cfg, db.clone(), state).await?;
-    // SIGHUP re-reads the file and the certificate (see `reload`).
+    // SIGHUP re-reads the file, the certificate and the Clerk key (see `reload`).
     super::reload::spawn(super::reload::Reloader::new(
         &args.config.path,
+        &cfg,
+        &app,
         listeners.tls.as_ref().map(|(_, tls)| Arc::clone(tls)),
     ))?;
     let (stop_admin, admin_stopped) = tokio::sync::watch::channel(());

@@ -9,7 +9,7 @@
 //! calls the phases in order; a phase either hands on to the next or answers
 //! by itself, and every refusal or error becomes an answer in
 //! [`respond`](super::respond). `drive` takes any [`ProxyBody`] and reaches
-//! upstreams through [`App::upstreams`](super::App), so tests run it without
+//! upstreams through [`App::upstreams`](super::App::upstreams), so tests run it without
 //! sockets.
 
 use std::sync::Arc;
@@ -137,7 +137,7 @@ async fn identify(app: &App, ctx: &mut Ctx, h: &http::HeaderMap) -> Identity {
         KerniaOutcome::Unverified => return Identity::KerniaUnverified,
         KerniaOutcome::NoCookie | KerniaOutcome::BadSignature | KerniaOutcome::NoSession => {}
     }
-    let Some(clerk) = &app.clerk else {
+    let Some(clerk) = app.clerk() else {
         return Identity::Anonymous;
     };
     match clerk.identify(h, now.max(0) as u64).await {

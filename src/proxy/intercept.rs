@@ -57,8 +57,11 @@ pub(super) async fn before(
     ctx.auth_route = Some(route);
     let (mut parts, body) = req.into_parts();
     let (body, read) = if route.reads_body() {
-        let limits = &app.limits;
-        match web::read_whole(body, limits.auth_body_bytes, limits.auth_body_timeout).await {
+        let (max, deadline) = {
+            let limits = app.limits();
+            (limits.auth_body_bytes, limits.auth_body_timeout)
+        };
+        match web::read_whole(body, max, deadline).await {
             Ok(bytes) => (None, Some(bytes)),
             Err(e) => {
                 ctx.intercept = Some("body_unread");

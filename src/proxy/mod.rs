@@ -14,9 +14,14 @@
 //!
 //! [`App`] holds what every request shares; [`server::serve`] accepts
 //! connections and is the seam integration tests start cutover through.
+//! A SIGHUP reload (`crate::cmd::reload`) swaps `[limits]`, the upstreams and
+//! the Clerk verifier in place ([`App::swap`]); the request path reads them
+//! through [`App::limits`], [`App::upstreams`] and [`App::clerk`], one load
+//! each, and a request keeps what it loaded to its end.
 //!
 //! # Layout
 //! - `server.rs` — listeners, TLS, HTTP/1.1 + HTTP/2, limits, graceful drain
+//! - `connections.rs` — the connection limit, resizable while serving
 //! - `tls.rs` — rustls configuration from PEM files
 //! - `driver.rs` — the phases, in order (`handle`, `drive`)
 //! - `context.rs` — the per-request context
@@ -30,6 +35,7 @@
 //! - `observe.rs` — the access line and the observer hooks
 
 pub mod assertion;
+mod connections;
 pub mod context;
 pub mod driver;
 mod events;
@@ -46,10 +52,12 @@ pub mod tls;
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::{ArcSwap, ArcSwapOption};
 use ipnet::IpNet;
 
 use crate::config::{Config, LimitsConfig};
 use crate::db::Db;
+use crate::identify::clerk::ClerkVerifier;
 use crate::identify::kernia::KerniaSessions;
 use crate::state::SharedState;
 
@@ -66,12 +74,19 @@ pub struct App {
     pub seen: Arc<crate::control::seen::SeenRecorder>,
     pub kernia_base_path: String,
     pub sign_in_url: String,
-    pub limits: LimitsConfig,
+    /// `[limits]` in force ([`App::limits`]); a reload swaps it.
+    limits: ArcSwap<LimitsConfig>,
+    /// `[limits].max_connections`, resized with it.
+    connections: connections::ConnectionLimit,
     pub trusted_proxies: Vec<IpNet>,
-    /// The upstreams: [`forward::Upstreams`], or a test's own.
-    pub upstreams: Arc<dyn forward::Forward>,
+    /// The upstreams ([`App::upstreams`]): [`forward::Upstreams`], or a
+    /// test's own. A reload swaps in new [`forward::Upstreams`]. (The
+    /// double `Arc`: `ArcSwap` holds sized values only.)
+    upstreams: ArcSwap<Arc<dyn forward::Forward>>,
     pub kernia: KerniaSessions,
-    pub clerk: Option<crate::identify::clerk::ClerkVerifier>,
+    /// Clerk session tokens ([`App::clerk`]); `None` without `[clerk]`. A
+    /// reload swaps in a new verifier (with an empty verified-token cache).
+    clerk: ArcSwapOption<ClerkVerifier>,
     pub facts: facts::FactsCache,
     pub assertion: Option<assertion::Signer>,
     pub intercept: crate::intercept::Interceptor,
@@ -86,6 +101,17 @@ pub struct App {
     pub clerk_sync: Option<crate::clerk_sync::ClerkSync>,
     /// What sees every finished request besides the access line.
     pub observers: Arc<observe::Observers>,
+}
+
+/// What a reload swaps into a running [`App`]; `None` leaves a part as it is.
+/// Everything here is built and checked before [`App::swap`], which cannot
+/// fail, so a reload changes all of it or nothing.
+#[derive(Default)]
+pub struct Swap {
+    pub limits: Option<LimitsConfig>,
+    pub upstreams: Option<Arc<dyn forward::Forward>>,
+    /// `Some(None)` turns Clerk sessions off (`[clerk]` removed).
+    pub clerk: Option<Option<ClerkVerifier>>,
 }
 
 /// Why the proxy could not be set up.
@@ -160,23 +186,22 @@ impl App {
             seen,
             kernia_base_path: cfg.kernia.base_path.clone(),
             sign_in_url: cfg.kernia.sign_in_url.clone(),
-            limits: cfg.limits.clone(),
+            limits: ArcSwap::from_pointee(cfg.limits.clone()),
+            connections: connections::ConnectionLimit::new(cfg.limits.max_connections),
             trusted_proxies: cfg.server.trusted_proxies.clone(),
-            upstreams,
+            upstreams: ArcSwap::from_pointee(upstreams),
             kernia: KerniaSessions::new(
                 cfg.kernia.secret.expose(),
                 db.clone(),
                 lookups.clone(),
                 cfg.kernia.session_cache,
             ),
-            clerk: match &cfg.clerk {
-                Some(c) => Some(
-                    crate::identify::clerk::ClerkVerifier::new(c)
-                        .await
-                        .map_err(SetupError::Clerk)?,
-                ),
+            clerk: ArcSwapOption::from(match &cfg.clerk {
+                Some(c) => Some(Arc::new(
+                    ClerkVerifier::new(c).await.map_err(SetupError::Clerk)?,
+                )),
                 None => None,
-            },
+            }),
             facts: facts::FactsCache::new(db.clone(), lookups, Duration::from_secs(30)),
             assertion: cfg
                 .assertion
@@ -213,6 +238,39 @@ impl App {
     pub async fn shutdown(&self) {
         if let Some(outbox) = &self.outbox {
             outbox.shutdown().await;
+        }
+    }
+
+    /// `[limits]` in force now. Read what you need and let the guard go:
+    /// do not hold it across an `.await`.
+    pub fn limits(&self) -> arc_swap::Guard<Arc<LimitsConfig>> {
+        self.limits.load()
+    }
+
+    /// The upstreams new requests go to. A request keeps the ones it loaded
+    /// until its answer is in (an upgraded connection for its life), whatever
+    /// a reload swaps meanwhile.
+    pub fn upstreams(&self) -> Arc<dyn forward::Forward> {
+        Arc::clone(&self.upstreams.load())
+    }
+
+    /// The Clerk verifier in force; `None` without `[clerk]`.
+    pub fn clerk(&self) -> Option<Arc<ClerkVerifier>> {
+        self.clerk.load_full()
+    }
+
+    /// Put a reload's parts in force. New connections and requests get them;
+    /// what is in flight keeps what it loaded.
+    pub fn swap(&self, swap: Swap) {
+        if let Some(limits) = swap.limits {
+            self.connections.resize(limits.max_connections);
+            self.limits.store(Arc::new(limits));
+        }
+        if let Some(upstreams) = swap.upstreams {
+            self.upstreams.store(Arc::new(upstreams));
+        }
+        if let Some(clerk) = swap.clerk {
+            self.clerk.store(clerk.map(Arc::new));
         }
     }
 

@@ -18,7 +18,7 @@ pub(super) async fn forward(
     req: Request<ProxyBody>,
     to: Upstream,
 ) -> Response<ProxyBody> {
-    let limit = app.limits.max_body_bytes;
+    let limit = app.limits().max_body_bytes;
     if let Some(len) = content_length(&req)
         && len > limit
     {
@@ -64,18 +64,16 @@ async fn send(
     headers::strip_cutover_headers(h);
     headers::join_cookies(h);
     headers::set_forwarding(h, peer.ip, &app.trusted_proxies, peer.tls, host.as_deref());
-    if let Some(authority) = app.upstreams.authority(to)
+    // One load: the Host header and the send agree, whatever a reload swaps.
+    let upstreams = app.upstreams();
+    if let Some(authority) = upstreams.authority(to)
         && let Ok(v) = HeaderValue::from_str(authority)
     {
         h.insert(header::HOST, v);
     }
     set_identity_headers(app, h, &ctx.identity);
 
-    match app
-        .upstreams
-        .send(to, Request::from_parts(parts, body))
-        .await
-    {
+    match upstreams.send(to, Request::from_parts(parts, body)).await {
         Ok(mut resp) => {
             let switching = forward::is_switching(&resp);
             if switching && let Some(client_upgrade) = client_upgrade {

@@ -8,6 +8,15 @@
 //! connection with no request in flight for `[limits].idle_timeout_secs` is
 //! closed (HTTP/1.1 by hyper's header timer, HTTP/2 with a GOAWAY).
 //!
+//! A SIGHUP reload may change `[limits]` while serving. A connection takes the
+//! limits in force when it is accepted (header-read deadline, idle timeout,
+//! header sizes, HTTP/2 settings) and keeps them for its life; the request
+//! limits (`max_body_bytes`, `auth_body_*`) are read per request, so new
+//! requests on an established connection get the new ones. A new
+//! `max_connections` resizes the [`ConnectionLimit`](super::connections::ConnectionLimit) at once: larger admits
+//! more right away, smaller stops accepting until enough connections have
+//! closed on their own — none is closed for it.
+//!
 //! [`serve`] is the seam tests call: give it bound listeners and a shutdown
 //! future. When the future resolves, cutover stops accepting, asks every open
 //! connection to finish its in-flight requests (HTTP/1 closes after the
@@ -27,12 +36,12 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 
 use super::{App, ProxyBody};
-use crate::config::ServerConfig;
+use crate::config::{LimitsConfig, ServerConfig};
 
 /// The TLS configuration new handshakes use. A SIGHUP reload swaps it;
 /// connections already established keep the one they were made with.
@@ -94,11 +103,10 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
     grace: Duration,
 ) {
-    let builder = Arc::new(http_builder(&app));
+    let mut shape = Shape::new(&app);
     // Every connection task holds a receiver: `true` asks it to finish its
     // in-flight requests and close; the sender sees when all have gone.
     let (drain_tx, drain_rx) = watch::channel(false);
-    let permits = Arc::new(Semaphore::new(app.limits.max_connections));
     let (tls_listener, tls_config) = match listeners.tls {
         Some((l, cfg)) => (Some(l), Some(cfg)),
         None => (None, None),
@@ -108,7 +116,7 @@ pub async fn serve(
 
     loop {
         let permit = tokio::select! {
-            p = permits.clone().acquire_owned() => match p {
+            p = app.connections.acquire() => match p {
                 Ok(p) => p,
                 Err(_) => break,
             },
@@ -125,15 +133,18 @@ pub async fn serve(
             },
             _ = &mut shutdown => break,
         };
+        // The limits in force now are this connection's for its life.
+        let (limits, builder) = shape.current(&app);
         // The header-read deadline runs from here: TLS, protocol detection and
         // the first request head all have to fit in it.
-        let deadline = Instant::now() + app.limits.header_read_timeout;
+        let deadline = Instant::now() + limits.header_read_timeout;
         let _ = stream.set_nodelay(true);
         let conn = Connection {
             app: app.clone(),
-            builder: builder.clone(),
+            builder,
             info: ConnInfo { peer, tls },
             deadline,
+            idle: limits.idle_timeout,
             drain: drain_rx.clone(),
         };
         // The certificate in force now: a reload never touches this handshake.
@@ -184,6 +195,8 @@ struct Connection {
     info: ConnInfo,
     /// When the first request head must have arrived.
     deadline: Instant,
+    /// How long it may stay open with no request in flight.
+    idle: Duration,
     drain: watch::Receiver<bool>,
 }
 
@@ -218,7 +231,7 @@ impl Connection {
                 }
             })
         };
-        let idle = self.app.limits.idle_timeout;
+        let idle = self.idle;
         let conn = self
             .builder
             .serve_connection_with_upgrades(TokioIo::new(io), service);
@@ -355,9 +368,34 @@ impl hyper::body::Body for GuardedBody {
     }
 }
 
+/// The limits new connections get, and the HTTP builder made from them;
+/// rebuilt when a reload has swapped the limits.
+struct Shape {
+    limits: Arc<LimitsConfig>,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+}
+
+impl Shape {
+    fn new(app: &App) -> Shape {
+        let limits = app.limits.load_full();
+        Shape {
+            builder: Arc::new(http_builder(&limits)),
+            limits,
+        }
+    }
+
+    fn current(&mut self, app: &App) -> (Arc<LimitsConfig>, Arc<auto::Builder<TokioExecutor>>) {
+        let now = app.limits.load();
+        if !Arc::ptr_eq(&now, &self.limits) {
+            self.limits = arc_swap::Guard::into_inner(now);
+            self.builder = Arc::new(http_builder(&self.limits));
+        }
+        (self.limits.clone(), self.builder.clone())
+    }
+}
+
 /// HTTP/1.1 and HTTP/2 with cutover's limits.
-fn http_builder(app: &App) -> auto::Builder<TokioExecutor> {
-    let limits = &app.limits;
+fn http_builder(limits: &LimitsConfig) -> auto::Builder<TokioExecutor> {
     let mut b = auto::Builder::new(TokioExecutor::new());
     b.http1()
         .timer(TokioTimer::new())

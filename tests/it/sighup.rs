@@ -4,6 +4,9 @@
 //! SIGHUP sent. New connections get the new certificate, the established one
 //! keeps working, no request fails, a key that cannot change live is named in
 //! the log, and a broken file on a second SIGHUP changes nothing.
+//! `live.rs`: the upstreams, `[limits]` and the Clerk key, swapped the same way.
+
+mod live;
 
 use std::path::Path;
 use std::sync::Arc;
