@@ -7,13 +7,27 @@
 #             then cached), Clerk bearer token (one token, verified once and
 #             cached), Clerk bearer tokens from a pool of distinct tokens
 #             (every token's first use pays the RSA verify).
-# Prints requests/s and latency percentiles; record results in docs/BENCHMARKS.md.
+# The upstream and the nginx proxy are separate nginx instances (one worker
+# each), so the proxy's own CPU can be read apart from the upstream's.
+# Prints, per target: requests/s, p50, p99 and the proxy's CPU per request
+# (user + system time of the proxy process over the run ÷ requests; the steadiest
+# figure on a noisy machine), then the same at half load (a fixed request rate
+# per connection) and at light load (one connection). Record results in
+# docs/BENCHMARKS.md.
 #
 # Usage: scripts/bench-proxy.sh [duration-secs] [connections]
+# Environment: CUTOVER_BENCH_BIN=path/to/cutover measures that binary instead of
+# building this checkout (to compare commits in one run);
+# CUTOVER_BENCH_TOKENS=path/to/bench_tokens with it; CUTOVER_BENCH_TOKEN_POOL
+# (default 20000); CUTOVER_BENCH_PERF=FILE records `perf record --call-graph dwarf` of cutover
+# during the saturated run named by CUTOVER_BENCH_PERF_TARGET (default: the
+# cached Clerk token run) into FILE.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 duration=${1:-10}
+# 1,000 idle connections and the upstream pool need more than the default 1,024 descriptors.
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 conns=${2:-32}
 for tool in wrk nginx; do
   command -v $tool >/dev/null 2>&1 || {
@@ -25,11 +39,14 @@ for tool in wrk nginx; do
   }
 done
 
-cargo build --release --quiet --bin cutover --example bench_tokens
+if [ -z "${CUTOVER_BENCH_BIN:-}" ]; then
+  cargo build --release --quiet --bin cutover --example bench_tokens
+fi
 # Where cargo put them: respects CARGO_TARGET_DIR and .cargo/config.
 target_dir=$(cargo metadata --format-version 1 --no-deps \
   | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
 bin="$target_dir/release"
+cutover_bin=${CUTOVER_BENCH_BIN:-$bin/cutover}
 python=$(scripts/kernia-env.sh | tail -n 1)
 work=$(mktemp -d)
 pids=()
@@ -40,31 +57,36 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 wait_port() { for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; echo "bench: nothing on port $1" >&2; return 1; }
 
 up=$(free_port); ngx=$(free_port); cut=$(free_port)
-mkdir -p "$work/nginx"
-cat > "$work/nginx/nginx.conf" <<NGINX
+start_nginx() { # name, server block
+  mkdir -p "$work/$1"
+  cat > "$work/$1/nginx.conf" <<NGINX
 worker_processes 1;
-pid $work/nginx/nginx.pid;
-error_log $work/nginx/error.log warn;
+pid $work/$1/nginx.pid;
+error_log $work/$1/error.log warn;
 events { worker_connections 4096; }
 http {
   access_log off;
-  upstream app { server 127.0.0.1:$up; keepalive 64; }
-  server { listen 127.0.0.1:$up; location / { return 200 "ok\n"; } }
+  $2
+}
+NGINX
+  nginx -c "$work/$1/nginx.conf" -p "$work/$1" -g 'daemon off;' &
+  pids+=($!)
+}
+start_nginx upstream "server { listen 127.0.0.1:$up; location / { return 200 \"ok\\n\"; } }"
+start_nginx proxy "upstream app { server 127.0.0.1:$up; keepalive 64; }
   server {
     listen 127.0.0.1:$ngx;
     location / {
       proxy_pass http://app;
       proxy_http_version 1.1;
-      proxy_set_header Connection "";
+      proxy_set_header Connection \"\";
       proxy_set_header Host \$host;
       proxy_set_header X-Forwarded-For \$remote_addr;
     }
-  }
-}
-NGINX
-nginx -c "$work/nginx/nginx.conf" -p "$work/nginx" -g 'daemon off;' &
-pids+=($!)
+  }"
 wait_port $up; wait_port $ngx
+# The worker process of each nginx (the master only forks it).
+worker_of() { local master; master=$(cat "$work/$1/nginx.pid"); pgrep -P "$master" | head -n 1; }
 
 # A Kernia database with one live session: the real Kernia app creates the
 # schema and the session, then stops.
@@ -100,13 +122,18 @@ max_connections = 4096
 [log]
 level = "warn"
 TOML
-"$bin/cutover" serve -c "$work/cutover.toml" &
-pids+=($!)
+"$cutover_bin" serve -c "$work/cutover.toml" &
+cutover_pid=$!
+pids+=($cutover_pid)
 wait_port $cut
+for _ in $(seq 1 50); do [ -s "$work/proxy/nginx.pid" ] && [ -n "$(worker_of proxy)" ] && break; sleep 0.1; done
+nginx_proxy_pid=$(worker_of proxy)
+nginx_upstream_pid=$(worker_of upstream)
 
-one_token=$("$bin/examples/bench_tokens" 1 https://clerk.bench.example 3600)
+tokens_bin=${CUTOVER_BENCH_TOKENS:-$bin/examples/bench_tokens}
+one_token=$("$tokens_bin" 1 https://clerk.bench.example 3600)
 pool=${CUTOVER_BENCH_TOKEN_POOL:-20000}
-"$bin/examples/bench_tokens" "$pool" https://clerk.bench.example 3600 > "$work/tokens.txt"
+"$tokens_bin" "$pool" https://clerk.bench.example 3600 > "$work/tokens.txt"
 cat > "$work/pool.lua" <<LUA
 local tokens = {}
 for line in io.lines("$work/tokens.txt") do tokens[#tokens + 1] = line end
@@ -119,35 +146,104 @@ end
 LUA
 pin="cutover_route=b.$(printf '0%.0s' $(seq 1 32))"
 
-run() { # name, url, extra wrk args...
-  local name=$1 url=$2; shift 2
-  local out
+cat > "$work/paced.lua" <<'LUA'
+-- half load: each connection waits 1 ms after every answer
+delay = function() return 1 end
+LUA
+
+# user + system clock ticks of a process so far
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+hz=$(getconf CLK_TCK)
+
+run() { # name, proxy pid (or -), url, extra wrk args...
+  local name=$1 pid=$2 url=$3; shift 3
+  local out t0=0 t1=0
+  [ "$pid" = - ] || t0=$(ticks "$pid")
+  local perf_pid=
+  if [ -n "${CUTOVER_BENCH_PERF:-}" ] && [ "$pid" = "${cutover_pid:-}" ] && [ "$name" = "${CUTOVER_BENCH_PERF_TARGET:-cutover Clerk token (cached)}" ] && [ "$conns" != 1 ]; then
+    perf record -q -F 499 --call-graph dwarf,16384 -p "$pid" -o "$CUTOVER_BENCH_PERF" -- sleep "$duration" 2>/dev/null &
+    perf_pid=$!
+  fi
   out=$(wrk -t1 -c"$conns" -d"${duration}s" --latency "$@" "$url")
-  local rps p50 p99
+  [ "$pid" = - ] || t1=$(ticks "$pid")
+  [ -z "$perf_pid" ] || wait "$perf_pid" || true
+  local rps p50 p99 n non2xx cpu=-
   rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
   p50=$(echo "$out" | awk '$1=="50%" {print $2}')
   p99=$(echo "$out" | awk '$1=="99%" {print $2}')
-  local non2xx
+  n=$(echo "$out" | awk '/requests in/ {print $1}')
   non2xx=$(echo "$out" | awk '/Non-2xx/ {print $4}')
-  printf "%-34s %12s %10s %10s %s\n" "$name" "$rps" "$p50" "$p99" "${non2xx:+non-2xx: $non2xx}"
+  if [ "$pid" != - ] && [ "${n:-0}" -gt 0 ]; then
+    cpu=$(awk -v d=$((t1 - t0)) -v hz="$hz" -v n="$n" 'BEGIN {printf "%.1f", d / hz * 1e6 / n}')
+  fi
+  printf "%-34s %12s %10s %10s %12s %s\n" "$name" "$rps" "$p50" "$p99" "$cpu" "${non2xx:+non-2xx: $non2xx}"
+}
+header() { printf "%-34s %12s %10s %10s %12s\n" "target" "requests/s" "p50" "p99" "CPU µs/req"; }
+
+all_targets() {
+  run "direct (nginx return 200)" "$nginx_upstream_pid" "http://127.0.0.1:$up/" "$@"
+  run "nginx proxy_pass" "$nginx_proxy_pid" "http://127.0.0.1:$ngx/" -H "Authorization: Bearer $one_token" "$@"
+  run "cutover anonymous (pinned)" "$cutover_pid" "http://127.0.0.1:$cut/" -H "Cookie: $pin" "$@"
+  run "cutover Kernia cookie" "$cutover_pid" "http://127.0.0.1:$cut/" -H "Cookie: $kernia_cookie" "$@"
+  run "cutover Clerk token (cached)" "$cutover_pid" "http://127.0.0.1:$cut/" -H "Authorization: Bearer $one_token" "$@"
 }
 
-echo "wrk -t1 -c$conns -d${duration}s --latency; $(nproc) cores; $(date -u +%FT%TZ)"
-printf "%-34s %12s %10s %10s\n" "target" "requests/s" "p50" "p99"
-run "direct (nginx return 200)" "http://127.0.0.1:$up/"
-run "nginx proxy_pass" "http://127.0.0.1:$ngx/"
-run "cutover anonymous (pinned)" "http://127.0.0.1:$cut/" -H "Cookie: $pin"
-run "cutover Kernia cookie" "http://127.0.0.1:$cut/" -H "Cookie: $kernia_cookie"
-run "cutover Clerk token (cached)" "http://127.0.0.1:$cut/" -H "Authorization: Bearer $one_token"
-run "cutover Clerk tokens (pool $pool)" "http://127.0.0.1:$cut/" -s "$work/pool.lua"
-run "nginx proxy_pass (again)" "http://127.0.0.1:$ngx/"
+echo "wrk -t1 -c$conns -d${duration}s --latency; $(nproc) cores; $(date -u +%FT%TZ); $cutover_bin"
+echo "(CPU µs/req is the proxy process's own: the nginx proxy worker, or cutover; for direct, the upstream worker)"
+header
+all_targets
+run "cutover Clerk tokens (pool $pool)" "$cutover_pid" "http://127.0.0.1:$cut/" -s "$work/pool.lua"
+run "nginx proxy_pass (again)" "$nginx_proxy_pid" "http://127.0.0.1:$ngx/" -H "Authorization: Bearer $one_token"
+
+# Half load: the same connections, each pausing 1 ms after every answer, so
+# every target is offered about the same rate, well under saturation.
+echo
+echo "half load: wrk -t1 -c$conns -d${duration}s --latency, 1 ms pause per connection after each answer"
+header
+run "nginx proxy_pass" "$nginx_proxy_pid" "http://127.0.0.1:$ngx/" -s "$work/paced.lua" -H "Authorization: Bearer $one_token"
+run "cutover Clerk token (cached)" "$cutover_pid" "http://127.0.0.1:$cut/" -s "$work/paced.lua" -H "Authorization: Bearer $one_token"
 
 # Added latency at light load: one connection, so latencies are not queueing.
 echo
 echo "light load: wrk -t1 -c1 -d${duration}s --latency"
-printf "%-34s %12s %10s %10s\n" "target" "requests/s" "p50" "p99"
+header
 conns=1
-run "direct (nginx return 200)" "http://127.0.0.1:$up/"
-run "nginx proxy_pass" "http://127.0.0.1:$ngx/"
-run "cutover anonymous (pinned)" "http://127.0.0.1:$cut/" -H "Cookie: $pin"
-run "cutover Clerk token (cached)" "http://127.0.0.1:$cut/" -H "Authorization: Bearer $one_token"
+all_targets
+
+# Memory: a fresh cutover holding 10,000 verified Clerk tokens in its cache and
+# 1,000 idle keep-alive client connections (each has made one request).
+cut2=$(free_port)
+sed "s/127.0.0.1:$cut\"/127.0.0.1:$cut2\"/" "$work/cutover.toml" > "$work/cutover-mem.toml"
+"$cutover_bin" serve -c "$work/cutover-mem.toml" &
+mem_pid=$!
+pids+=($mem_pid)
+wait_port $cut2
+head -n 10000 "$work/tokens.txt" > "$work/tokens10k.txt"
+sed "s#$work/tokens.txt#$work/tokens10k.txt#" "$work/pool.lua" > "$work/pool10k.lua"
+# ~4 s at this rate sends every one of the 10,000 tokens at least once.
+wrk -t1 -c8 -d4s -s "$work/pool10k.lua" "http://127.0.0.1:$cut2/" > /dev/null
+python3 - "$cut2" 1000 > "$work/idle.out" <<'PY' &
+import socket, sys, time
+port, n = int(sys.argv[1]), int(sys.argv[2])
+conns = []
+for _ in range(n):
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n")
+    data = b""
+    while b"\r\n\r\n" not in data or not data.endswith(b"ok\n"):
+        chunk = s.recv(4096)
+        if not chunk:
+            raise SystemExit("connection closed")
+        data += chunk
+    conns.append(s)
+print("ready", flush=True)
+time.sleep(30)
+PY
+idle_pid=$!
+pids+=($idle_pid)
+for _ in $(seq 1 300); do grep -q ready "$work/idle.out" 2>/dev/null && break; sleep 0.1; done
+grep -q ready "$work/idle.out" || { echo "bench: idle connections not opened" >&2; exit 1; }
+sleep 1
+echo
+echo "memory: one cutover after 10,000 distinct Clerk tokens, with 1,000 idle keep-alive connections open"
+awk '/^VmRSS|^VmHWM/ {printf "  %s %.1f MiB\n", $1, $2 / 1024}' "/proc/$mem_pid/status"

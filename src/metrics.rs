@@ -14,11 +14,11 @@
 //!
 //! Call sites use the functions below; none of them can fail or panic.
 
-use std::sync::LazyLock;
+use std::sync::{LazyLock, OnceLock};
 use std::time::Duration;
 
 use prometheus::{
-    Encoder as _, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge,
+    Encoder as _, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
@@ -169,22 +169,55 @@ fn bounded<'a>(value: &'a str, allowed: &[&str]) -> &'a str {
 
 const UPSTREAMS: &[&str] = &["legacy", "kernia", "none"];
 
+/// The request path's children, resolved once and then only incremented: no
+/// label hashing, lock or allocation per request. Index: the upstream's place
+/// in [`UPSTREAMS`] (then `other`), and the status (100–599; 0 for anything else).
+struct RequestChildren {
+    counters: Vec<OnceLock<IntCounter>>,
+    durations: Vec<OnceLock<Histogram>>,
+}
+
+const STATUS_SLOTS: usize = 501; // 0 = out of range, 1..=500 = 100..=599
+const UPSTREAM_SLOTS: usize = 4; // legacy, kernia, none, other
+
+static REQUEST_CHILDREN: LazyLock<RequestChildren> = LazyLock::new(|| RequestChildren {
+    counters: (0..UPSTREAM_SLOTS * STATUS_SLOTS)
+        .map(|_| OnceLock::new())
+        .collect(),
+    durations: (0..UPSTREAM_SLOTS).map(|_| OnceLock::new()).collect(),
+});
+
+fn upstream_slot(upstream: &str) -> (usize, &'static str) {
+    match UPSTREAMS.iter().position(|u| *u == upstream) {
+        Some(i) => (i, UPSTREAMS[i]),
+        None => (UPSTREAMS.len(), "other"),
+    }
+}
+
 /// One answered request. `upstream`: `legacy`, `kernia` or `none` (cutover
 /// answered by itself). To be called from the request path's observe phase.
 pub fn record_request(upstream: &str, status: u16, elapsed: Duration) {
     let m = &*METRICS;
-    let upstream = bounded(upstream, UPSTREAMS);
+    let children = &*REQUEST_CHILDREN;
+    let (u, upstream) = upstream_slot(upstream);
     let status = if (100..=599).contains(&status) {
         status
     } else {
         0
     };
-    let status = status.to_string();
-    m.requests
-        .with_label_values(&[upstream, status.as_str()])
+    let slot = if status == 0 {
+        0
+    } else {
+        usize::from(status) - 99
+    };
+    children.counters[u * STATUS_SLOTS + slot]
+        .get_or_init(|| {
+            m.requests
+                .with_label_values(&[upstream, status.to_string().as_str()])
+        })
         .inc();
-    m.request_duration
-        .with_label_values(&[upstream])
+    children.durations[u]
+        .get_or_init(|| m.request_duration.with_label_values(&[upstream]))
         .observe(elapsed.as_secs_f64());
 }
 
@@ -202,11 +235,23 @@ impl crate::proxy::observe::Observer for RequestMetrics {
 /// One identify outcome: provider `kernia` | `clerk`; outcome `signed_in`,
 /// `unverified`, `no_session`, `bad_signature`, or a Clerk refusal reason.
 pub fn record_identify(provider: &str, outcome: &'static str) {
+    // The common outcome, per provider, resolved once.
+    static SIGNED_IN: [OnceLock<IntCounter>; 2] = [OnceLock::new(), OnceLock::new()];
     let provider = bounded(provider, &["kernia", "clerk"]);
-    METRICS
-        .identify
-        .with_label_values(&[provider, outcome])
-        .inc();
+    let fast = match (provider, outcome) {
+        ("kernia", "signed_in") => Some(&SIGNED_IN[0]),
+        ("clerk", "signed_in") => Some(&SIGNED_IN[1]),
+        _ => None,
+    };
+    match fast {
+        Some(cell) => cell
+            .get_or_init(|| METRICS.identify.with_label_values(&[provider, outcome]))
+            .inc(),
+        None => METRICS
+            .identify
+            .with_label_values(&[provider, outcome])
+            .inc(),
+    }
 }
 
 /// One sign-in that reached the legacy verify: outcome `migrated`,

@@ -26,6 +26,9 @@ pub struct ServerConfig {
     pub trusted_proxies: Vec<IpNet>,
     /// How long in-flight requests may run on after SIGTERM.
     pub shutdown_grace: Duration,
+    /// Threads that serve connections (`threads`; default: one per CPU
+    /// this process may use). See `proxy::threads`.
+    pub threads: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -78,12 +81,20 @@ impl ServerConfig {
             }
         }
         let shutdown_grace = Duration::from_secs(s.int(p, "shutdown_grace_secs", 30, 0, 3600));
+        let threads = s.int(
+            p,
+            "threads",
+            crate::proxy::threads::default_count() as u64,
+            1,
+            1024,
+        ) as usize;
         s.finish(p);
         (p.0.len() == before).then_some(ServerConfig {
             tls,
             plain_listen,
             trusted_proxies,
             shutdown_grace,
+            threads,
         })
     }
 }

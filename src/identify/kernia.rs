@@ -36,6 +36,8 @@ pub struct KerniaIdentity {
     pub user_id: String,
     pub session_id: String,
     pub expires_at: i64,
+    /// The identity headers' values, made on first use.
+    pub header_values: super::HeaderValues,
 }
 
 /// What the Kernia cookie said.
@@ -140,6 +142,7 @@ impl KerniaSessions {
                 user_id: s.user_id,
                 session_id: s.id,
                 expires_at: s.expires_at,
+                header_values: Default::default(),
             })
         }))
     }

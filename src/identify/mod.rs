@@ -16,9 +16,10 @@ pub mod clerk;
 pub mod cookies;
 pub mod kernia;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use clerk::ClerkIdentity;
+use http::HeaderValue;
 use kernia::KerniaIdentity;
 
 /// Who a request comes from, once identify has run.
@@ -66,4 +67,41 @@ impl Identity {
             Identity::Anonymous => Who::Anonymous,
         }
     }
+}
+
+/// The values of the identity headers handed to the app
+/// (`x-cutover-user-id`, …), made once per identity rather than once per
+/// request: identities are cached, and a cloned `HeaderValue` shares its bytes.
+/// Not part of an identity's equality.
+#[derive(Debug, Clone, Default)]
+pub struct HeaderValues(OnceLock<IdentityHeaderValues>);
+
+/// See [`HeaderValues`]. `None` where the value is absent or not a valid
+/// header value (it is then not sent, as before).
+#[derive(Debug, Clone, Default)]
+pub struct IdentityHeaderValues {
+    pub user_id: Option<HeaderValue>,
+    pub session_id: Option<HeaderValue>,
+    pub org_id: Option<HeaderValue>,
+    pub org_role: Option<HeaderValue>,
+}
+
+impl HeaderValues {
+    /// The values, made from `make` the first time.
+    pub fn get_or_make(&self, make: impl FnOnce() -> IdentityHeaderValues) -> &IdentityHeaderValues {
+        self.0.get_or_init(make)
+    }
+}
+
+impl PartialEq for HeaderValues {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for HeaderValues {}
+
+/// A header value from an identity's text, `None` when it cannot be one.
+pub fn header_value(s: &str) -> Option<HeaderValue> {
+    HeaderValue::from_str(s).ok()
 }

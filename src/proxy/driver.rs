@@ -56,7 +56,7 @@ pub async fn drive(app: &Arc<App>, ctx: &mut Ctx, req: Request<ProxyBody>) -> Re
     if let Some(sync) = &app.clerk_sync
         && sync.is_endpoint(req.uri().path())
     {
-        let (resp, outcome) = sync.webhook(req).await;
+        let (resp, outcome) = Box::pin(sync.webhook(req)).await;
         ctx.endpoint = Some("clerk_webhook");
         ctx.intercept = Some(outcome);
         return resp;
@@ -87,44 +87,52 @@ pub async fn drive(app: &Arc<App>, ctx: &mut Ctx, req: Request<ProxyBody>) -> Re
         Route::Kernia => match intercept::below_base(app, &path) {
             // Not one of Kernia's auth routes: forward.
             None => relay::forward(app, ctx, req, Upstream::Kernia).await,
-            Some(rel) => {
-                // 3. intercept, before: may answer by itself
-                match intercept::before(app, ctx, req, &rel).await {
-                    Err(answer) => answer,
-                    Ok(ready) => {
-                        // Webhook events: what the request may delete, read
-                        // before Kernia deletes it
-                        let events = events::before(
-                            app,
-                            ctx,
-                            ready.req.method(),
-                            ready.req.headers(),
-                            &ready.kernia_path,
-                        )
-                        .await;
-                        // 4. forward
-                        let resp = if ready.body_read {
-                            relay::forward_read(app, ctx, ready.req, Upstream::Kernia).await
-                        } else {
-                            relay::forward(app, ctx, ready.req, Upstream::Kernia).await
-                        };
-                        // 3. intercept, after: sees Kernia's answer
-                        let answer = Answer::of(resp.status(), resp.headers());
-                        intercept::after(app.clone(), ctx, ready.kernia_path, ready.after, answer)
-                            .await;
-                        // … and what it changed, queued once Kernia answered
-                        if let Some(before) = events {
-                            events::after(app, ctx, before).await;
-                        }
-                        resp
-                    }
-                }
-            }
+            // Kernia's auth routes, on the heap: their future is large and
+            // rare, and the request's future is moved as a whole.
+            Some(rel) => Box::pin(auth_route(app, ctx, req, &rel)).await,
         },
     };
 
     if let Some(pin) = set_pin {
         set_pin_cookie(&mut resp, &pin, secure);
+    }
+    resp
+}
+
+/// A request for one of Kernia's auth routes: intercept before, forward,
+/// intercept after, and the webhook events around them.
+async fn auth_route(
+    app: &Arc<App>,
+    ctx: &mut Ctx,
+    req: Request<ProxyBody>,
+    rel: &str,
+) -> Response<ProxyBody> {
+    // 3. intercept, before: may answer by itself
+    let ready = match intercept::before(app, ctx, req, rel).await {
+        Err(answer) => return answer,
+        Ok(ready) => ready,
+    };
+    // Webhook events: what the request may delete, read before Kernia deletes it
+    let events = events::before(
+        app,
+        ctx,
+        ready.req.method(),
+        ready.req.headers(),
+        &ready.kernia_path,
+    )
+    .await;
+    // 4. forward
+    let resp = if ready.body_read {
+        relay::forward_read(app, ctx, ready.req, Upstream::Kernia).await
+    } else {
+        relay::forward(app, ctx, ready.req, Upstream::Kernia).await
+    };
+    // 3. intercept, after: sees Kernia's answer
+    let answer = Answer::of(resp.status(), resp.headers());
+    intercept::after(app.clone(), ctx, ready.kernia_path, ready.after, answer).await;
+    // … and what it changed, queued once Kernia answered
+    if let Some(before) = events {
+        events::after(app, ctx, before).await;
     }
     resp
 }

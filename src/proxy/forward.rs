@@ -80,9 +80,15 @@ impl Upstream {
 
 type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
 
-/// The two upstreams and the pooled client that reaches them.
+/// The two upstreams and the pooled clients that reach them: one client (and
+/// so one connection pool) per thread that sends, so a serving thread's
+/// requests use upstream connections driven on that same thread (see
+/// [`super::threads`]).
 pub struct Upstreams {
-    client: Client<Connector, ProxyBody>,
+    clients: thread_local::ThreadLocal<Client<Connector, ProxyBody>>,
+    cfg: UpstreamsConfig,
+    /// Trust roots and the TLS configuration, read once.
+    https: Connector,
     legacy: Uri,
     kernia: Uri,
     response_timeout: Duration,
@@ -101,17 +107,25 @@ impl Upstreams {
             .https_or_http()
             .enable_http1()
             .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(cfg.pool_idle_timeout)
-            .pool_max_idle_per_host(cfg.pool_max_idle_per_host)
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .build(https);
         Ok(Upstreams {
-            client,
+            clients: thread_local::ThreadLocal::new(),
+            cfg: cfg.clone(),
+            https,
             legacy: cfg.legacy.clone(),
             kernia: cfg.kernia.clone(),
             response_timeout: cfg.response_timeout,
+        })
+    }
+
+    /// This thread's client, made on first use.
+    fn client(&self) -> &Client<Connector, ProxyBody> {
+        self.clients.get_or(|| {
+            Client::builder(TokioExecutor::new())
+                .pool_idle_timeout(self.cfg.pool_idle_timeout)
+                .pool_max_idle_per_host(self.cfg.pool_max_idle_per_host)
+                .pool_timer(TokioTimer::new())
+                .timer(TokioTimer::new())
+                .build(self.https.clone())
         })
     }
 
@@ -143,7 +157,7 @@ impl Upstreams {
             Uri::from_parts(parts).map_err(|e| ForwardError::BadRequest(e.to_string()))?;
         *req.version_mut() = Version::HTTP_11;
         let upstream = to.as_str();
-        match tokio::time::timeout(self.response_timeout, self.client.request(req)).await {
+        match tokio::time::timeout(self.response_timeout, self.client().request(req)).await {
             Err(_) => Err(ForwardError::Timeout {
                 upstream,
                 secs: self.response_timeout.as_secs_f64(),

@@ -74,8 +74,12 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
         }
         headers.remove(name);
     }
-    for name in &HOP_BY_HOP {
-        headers.remove(name);
+    // Most requests carry none of them: one pass over the names present
+    // instead of a look-up per hop-by-hop name.
+    if headers.keys().any(|k| HOP_BY_HOP.contains(k)) {
+        for name in &HOP_BY_HOP {
+            headers.remove(name);
+        }
     }
     if upgrade {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
@@ -230,18 +234,30 @@ pub fn set_forwarding(
     peer: IpAddr,
     trusted_proxies: &[IpNet],
     tls: bool,
-    host: Option<&str>,
+    host: Option<HeaderValue>,
 ) -> IpAddr {
     let peer = peer.to_canonical();
     let trusted_peer = in_nets(trusted_proxies, peer);
-    let (client, xff) = {
+    // The client's address as text is both `X-Real-IP` and, usually, the whole
+    // `X-Forwarded-For`: made once, shared by both values.
+    let (client, client_text, xff) = {
         let (client, hops) = resolve(headers, peer, &|ip| in_nets(trusted_proxies, ip));
-        let mut list = vec![client.to_string()];
-        list.extend(hops.iter().map(|h| h.to_string()));
-        if trusted_peer && client != peer {
-            list.push(peer.to_string());
-        }
-        (client, list.join(", "))
+        let client_text = client.to_string();
+        let xff = if hops.is_empty() && !(trusted_peer && client != peer) {
+            None
+        } else {
+            let mut list = client_text.clone();
+            for hop in &hops {
+                list.push_str(", ");
+                list.push_str(hop);
+            }
+            if trusted_peer && client != peer {
+                list.push_str(", ");
+                list.push_str(&peer.to_string());
+            }
+            Some(list)
+        };
+        (client, client_text, xff)
     };
     if !trusted_peer {
         let spoofable: Vec<HeaderName> = headers
@@ -256,33 +272,36 @@ pub fn set_forwarding(
             headers.remove(name);
         }
     }
-    set(headers, X_FORWARDED_FOR, &xff);
-    set(headers, X_REAL_IP, &client.to_string());
+    let client_value = owned_value(client_text);
+    match xff {
+        Some(list) => set_value(headers, X_FORWARDED_FOR, owned_value(list)),
+        None => set_value(headers, X_FORWARDED_FOR, client_value.clone()),
+    }
+    set_value(headers, X_REAL_IP, client_value);
 
     if !headers.contains_key(&X_FORWARDED_PROTO) {
-        set(
-            headers,
+        headers.insert(
             X_FORWARDED_PROTO,
-            if tls { "https" } else { "http" },
+            HeaderValue::from_static(if tls { "https" } else { "http" }),
         );
     }
     if !headers.contains_key(&X_FORWARDED_HOST) {
-        match host {
-            Some(h) => set(headers, X_FORWARDED_HOST, h),
-            None => {
-                headers.remove(&X_FORWARDED_HOST);
-            }
-        }
+        set_value(headers, X_FORWARDED_HOST, host);
     }
     client
 }
 
-fn set(headers: &mut HeaderMap, name: HeaderName, value: &str) {
-    match HeaderValue::from_str(value) {
-        Ok(v) => {
+/// A header value that takes `text`'s buffer instead of copying it.
+fn owned_value(text: String) -> Option<HeaderValue> {
+    HeaderValue::from_maybe_shared(bytes::Bytes::from(text)).ok()
+}
+
+fn set_value(headers: &mut HeaderMap, name: HeaderName, value: Option<HeaderValue>) {
+    match value {
+        Some(v) => {
             headers.insert(name, v);
         }
-        Err(_) => {
+        None => {
             headers.remove(name);
         }
     }
@@ -500,7 +519,7 @@ mod tests {
             "203.0.113.9".parse().unwrap(),
             &nets(&["10.0.0.0/8"]),
             false,
-            Some("app.test"),
+            Some(HeaderValue::from_static("app.test")),
         );
         assert_eq!(client.to_string(), "203.0.113.9");
         assert_eq!(h.get("x-forwarded-for").unwrap(), "203.0.113.9");
@@ -521,7 +540,7 @@ mod tests {
             "10.0.0.1".parse().unwrap(),
             &nets(&["10.0.0.0/8"]),
             false,
-            Some("app.test"),
+            Some(HeaderValue::from_static("app.test")),
         );
         assert_eq!(client.to_string(), "198.51.100.7");
         assert_eq!(

@@ -47,6 +47,7 @@ pub mod observe;
 mod relay;
 pub mod respond;
 pub mod server;
+pub mod threads;
 pub mod tls;
 
 use std::sync::Arc;
@@ -101,6 +102,8 @@ pub struct App {
     pub clerk_sync: Option<crate::clerk_sync::ClerkSync>,
     /// What sees every finished request besides the access line.
     pub observers: Arc<observe::Observers>,
+    /// The threads connections are served on (stopped when the app is dropped).
+    pub serving: threads::ServingThreads,
 }
 
 /// What a reload swaps into a running [`App`]; `None` leaves a part as it is.
@@ -129,6 +132,8 @@ pub enum SetupError {
     Outbox(#[source] crate::outbox::send::SendSetupError),
     #[error("cannot set up webhook events: {0}")]
     Events(#[source] crate::db::DbError),
+    #[error("cannot start the serving threads: {0}")]
+    Threads(#[source] std::io::Error),
 }
 
 impl App {
@@ -226,6 +231,8 @@ impl App {
             events,
             outbox,
             observers: Arc::new(observe::Observers::default()),
+            serving: threads::ServingThreads::start(cfg.server.threads)
+                .map_err(SetupError::Threads)?,
         });
         // Prometheus request metrics hang off the observe phase.
         app.observers.add(Arc::new(crate::metrics::RequestMetrics));

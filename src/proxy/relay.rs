@@ -2,13 +2,13 @@
 //! header hygiene, forwarding headers, the identity handed to the app — send
 //! it, and clean the answer's headers on the way back.
 
-use http::{HeaderValue, Request, Response, header};
+use http::{HeaderName, HeaderValue, Request, Response, header};
 
 use super::context::Ctx;
 use super::forward::{self, ForwardError, Upstream};
 use super::{App, ProxyBody, assertion, headers, respond};
 use crate::db::now_secs;
-use crate::identify::Identity;
+use crate::identify::{Identity, IdentityHeaderValues, header_value};
 
 /// Forward a request to `to`; its body streams through under
 /// `[limits].max_body_bytes`.
@@ -53,17 +53,23 @@ async fn send(
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();
     let peer = ctx.peer;
+    // A clone of the header value shares its bytes: no copy.
     let host = parts
         .headers
         .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
-        .or_else(|| parts.uri.authority().map(|a| a.to_string()));
+        .filter(|v| v.to_str().is_ok())
+        .cloned()
+        .or_else(|| {
+        parts
+            .uri
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+    });
     let h = &mut parts.headers;
     headers::strip_hop_by_hop(h, upgrade);
     headers::strip_cutover_headers(h);
     headers::join_cookies(h);
-    headers::set_forwarding(h, peer.ip, &app.trusted_proxies, peer.tls, host.as_deref());
+    headers::set_forwarding(h, peer.ip, &app.trusted_proxies, peer.tls, host);
     // One load: the Host header and the send agree, whatever a reload swaps.
     let upstreams = app.upstreams();
     if let Some(authority) = upstreams.authority(to)
@@ -89,45 +95,66 @@ async fn send(
     }
 }
 
+const PROVIDER: HeaderName = HeaderName::from_static("x-cutover-provider");
+const USER_ID: HeaderName = HeaderName::from_static("x-cutover-user-id");
+const SESSION_ID: HeaderName = HeaderName::from_static("x-cutover-session-id");
+const ORG_ID: HeaderName = HeaderName::from_static("x-cutover-org-id");
+const ORG_ROLE: HeaderName = HeaderName::from_static("x-cutover-org-role");
+const ASSERTION: HeaderName = HeaderName::from_static("x-cutover-assertion");
+
 /// `x-cutover-provider`, `-user-id`, `-session-id`, `-org-id`, `-org-role`, and
-/// the signed `x-cutover-assertion` (see [`assertion`] for its claims).
+/// the signed `x-cutover-assertion` (see [`assertion`] for its claims). The
+/// values come from the (cached) identity, made once per identity.
 fn set_identity_headers(app: &App, h: &mut http::HeaderMap, identity: &Identity) {
-    let set = |h: &mut http::HeaderMap, name: &'static str, value: &str| {
-        if let Ok(v) = HeaderValue::from_str(value) {
-            h.insert(name, v);
-        }
-    };
-    set(h, "x-cutover-provider", identity.provider());
-    let facts = match identity {
-        Identity::Kernia(k) => assertion::Facts {
-            provider: "kernia",
-            user_id: &k.user_id,
-            session_id: &k.session_id,
-            ..assertion::Facts::default()
-        },
-        Identity::Clerk(c) => assertion::Facts {
-            provider: "clerk",
-            user_id: &c.user_id,
-            session_id: &c.session_id,
-            org_id: c.org.as_ref().map(|o| o.id.as_str()),
-            org_role: c.org.as_ref().and_then(|o| o.role.as_deref()),
-            org_permissions: c.org.as_ref().map_or(&[], |o| o.permissions.as_slice()),
-            actor: c.actor.as_deref(),
-        },
+    h.insert(
+        PROVIDER,
+        HeaderValue::from_static(identity.provider()),
+    );
+    let (facts, values) = match identity {
+        Identity::Kernia(k) => (
+            assertion::Facts {
+                provider: "kernia",
+                user_id: &k.user_id,
+                session_id: &k.session_id,
+                ..assertion::Facts::default()
+            },
+            &k.header_values,
+        ),
+        Identity::Clerk(c) => (
+            assertion::Facts {
+                provider: "clerk",
+                user_id: &c.user_id,
+                session_id: &c.session_id,
+                org_id: c.org.as_ref().map(|o| o.id.as_str()),
+                org_role: c.org.as_ref().and_then(|o| o.role.as_deref()),
+                org_permissions: c.org.as_ref().map_or(&[], |o| o.permissions.as_slice()),
+                actor: c.actor.as_deref(),
+            },
+            &c.header_values,
+        ),
         Identity::KerniaUnverified | Identity::Anonymous => return,
     };
-    set(h, "x-cutover-user-id", facts.user_id);
-    set(h, "x-cutover-session-id", facts.session_id);
-    if let Some(org) = facts.org_id {
-        set(h, "x-cutover-org-id", org);
-    }
-    if let Some(role) = facts.org_role {
-        set(h, "x-cutover-org-role", role);
+    let v = values.get_or_make(|| IdentityHeaderValues {
+        user_id: header_value(facts.user_id),
+        session_id: header_value(facts.session_id),
+        org_id: facts.org_id.and_then(header_value),
+        org_role: facts.org_role.and_then(header_value),
+    });
+    for (name, value) in [
+        (USER_ID, &v.user_id),
+        (SESSION_ID, &v.session_id),
+        (ORG_ID, &v.org_id),
+        (ORG_ROLE, &v.org_role),
+    ] {
+        if let Some(value) = value {
+            h.insert(name, value.clone());
+        }
     }
     if let Some(signer) = &app.assertion
         && let Some(jwt) = signer.sign(&facts, now_secs().max(0) as u64)
+        && let Ok(v) = HeaderValue::from_str(&jwt)
     {
-        set(h, "x-cutover-assertion", &jwt);
+        h.insert(ASSERTION, v);
     }
 }
 

@@ -152,8 +152,24 @@ pub async fn serve(
             (Some(cfg), true) => Some(TlsAcceptor::from(cfg.load_full())),
             _ => None,
         };
-        tokio::spawn(async move {
+        // The connection lives on one serving thread (see `threads`): it
+        // leaves this runtime's reactor and joins that thread's.
+        let stream = match stream.into_std() {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(%peer, error = %e, "cannot hand the connection to a serving thread");
+                continue;
+            }
+        };
+        app.serving.next().spawn(async move {
             let _permit = permit;
+            let stream = match TcpStream::from_std(stream) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(%peer, error = %e, "cannot register the connection on its serving thread");
+                    return;
+                }
+            };
             match acceptor {
                 None => conn.run(stream).await,
                 Some(acceptor) => {

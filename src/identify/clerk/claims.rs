@@ -29,6 +29,8 @@ pub struct ClerkIdentity {
     pub actor: Option<String>,
     /// `exp`, Unix seconds.
     pub expires_at: u64,
+    /// The identity headers' values, made on first use.
+    pub header_values: crate::identify::HeaderValues,
 }
 
 /// The session's active organization, the same shape for v1 and v2 tokens.
@@ -163,6 +165,7 @@ impl RawClaims {
             org,
             actor: self.act.and_then(|a| a.sub),
             expires_at,
+            header_values: Default::default(),
         })
     }
 }

@@ -79,6 +79,7 @@ mod tests {
                 org: None,
                 actor: None,
                 expires_at: (IAT + 60) as u64,
+                header_values: Default::default(),
             })),
         }
     }
