@@ -88,7 +88,10 @@ pub struct IdentityHeaderValues {
 
 impl HeaderValues {
     /// The values, made from `make` the first time.
-    pub fn get_or_make(&self, make: impl FnOnce() -> IdentityHeaderValues) -> &IdentityHeaderValues {
+    pub fn get_or_make(
+        &self,
+        make: impl FnOnce() -> IdentityHeaderValues,
+    ) -> &IdentityHeaderValues {
         self.0.get_or_init(make)
     }
 }

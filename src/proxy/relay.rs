@@ -60,11 +60,11 @@ async fn send(
         .filter(|v| v.to_str().is_ok())
         .cloned()
         .or_else(|| {
-        parts
-            .uri
-            .authority()
-            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-    });
+            parts
+                .uri
+                .authority()
+                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+        });
     let h = &mut parts.headers;
     headers::strip_hop_by_hop(h, upgrade);
     headers::strip_cutover_headers(h);
@@ -106,10 +106,7 @@ const ASSERTION: HeaderName = HeaderName::from_static("x-cutover-assertion");
 /// the signed `x-cutover-assertion` (see [`assertion`] for its claims). The
 /// values come from the (cached) identity, made once per identity.
 fn set_identity_headers(app: &App, h: &mut http::HeaderMap, identity: &Identity) {
-    h.insert(
-        PROVIDER,
-        HeaderValue::from_static(identity.provider()),
-    );
+    h.insert(PROVIDER, HeaderValue::from_static(identity.provider()));
     let (facts, values) = match identity {
         Identity::Kernia(k) => (
             assertion::Facts {

@@ -115,9 +115,9 @@ mod tests {
         // The runtime shuts down; a task spawned now never runs.
         let (tx, rx) = std::sync::mpsc::channel::<()>();
         std::thread::sleep(std::time::Duration::from_millis(200));
-        let _ = handle.spawn(async move {
+        drop(handle.spawn(async move {
             let _ = tx.send(());
-        });
+        }));
         assert!(
             rx.recv_timeout(std::time::Duration::from_millis(300))
                 .is_err()
