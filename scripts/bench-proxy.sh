@@ -19,7 +19,9 @@
 # Environment: CUTOVER_BENCH_BIN=path/to/cutover measures that binary instead of
 # building this checkout (to compare commits in one run);
 # CUTOVER_BENCH_TOKENS=path/to/bench_tokens with it; CUTOVER_BENCH_TOKEN_POOL
-# (default 20000); CUTOVER_BENCH_PERF=FILE records `perf record --call-graph dwarf` of cutover
+# (default 20000); CUTOVER_BENCH_PRELOAD=LIB runs cutover with LD_PRELOAD=LIB
+# (another allocator, e.g. Debian's libmimalloc.so.2 or libjemalloc.so.2);
+# CUTOVER_BENCH_PERF=FILE records `perf record --call-graph dwarf` of cutover
 # during the saturated run named by CUTOVER_BENCH_PERF_TARGET (default: the
 # cached Clerk token run) into FILE.
 set -euo pipefail
@@ -122,7 +124,7 @@ max_connections = 4096
 [log]
 level = "warn"
 TOML
-"$cutover_bin" serve -c "$work/cutover.toml" &
+LD_PRELOAD=${CUTOVER_BENCH_PRELOAD:-} "$cutover_bin" serve -c "$work/cutover.toml" &
 cutover_pid=$!
 pids+=($cutover_pid)
 wait_port $cut
@@ -214,7 +216,7 @@ all_targets
 # 1,000 idle keep-alive client connections (each has made one request).
 cut2=$(free_port)
 sed "s/127.0.0.1:$cut\"/127.0.0.1:$cut2\"/" "$work/cutover.toml" > "$work/cutover-mem.toml"
-"$cutover_bin" serve -c "$work/cutover-mem.toml" &
+LD_PRELOAD=${CUTOVER_BENCH_PRELOAD:-} "$cutover_bin" serve -c "$work/cutover-mem.toml" &
 mem_pid=$!
 pids+=($mem_pid)
 wait_port $cut2
