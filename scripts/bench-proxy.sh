@@ -23,7 +23,8 @@
 # (another allocator, e.g. Debian's libmimalloc.so.2 or libjemalloc.so.2);
 # CUTOVER_BENCH_PERF=FILE records `perf record --call-graph dwarf` of cutover
 # during the saturated run named by CUTOVER_BENCH_PERF_TARGET (default: the
-# cached Clerk token run) into FILE.
+# cached Clerk token run) into FILE; CUTOVER_BENCH_ONLY=memory runs only the
+# memory section.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -190,6 +191,7 @@ all_targets() {
   run "cutover Clerk token (cached)" "$cutover_pid" "http://127.0.0.1:$cut/" -H "Authorization: Bearer $one_token" "$@"
 }
 
+if [ "${CUTOVER_BENCH_ONLY:-}" != memory ]; then
 echo "wrk -t1 -c$conns -d${duration}s --latency; $(nproc) cores; $(date -u +%FT%TZ); $cutover_bin"
 echo "(CPU µs/req is the proxy process's own: the nginx proxy worker, or cutover; for direct, the upstream worker)"
 header
@@ -212,6 +214,8 @@ header
 conns=1
 all_targets
 
+fi
+
 # Memory: a fresh cutover holding 10,000 verified Clerk tokens in its cache and
 # 1,000 idle keep-alive client connections (each has made one request).
 cut2=$(free_port)
@@ -220,10 +224,13 @@ LD_PRELOAD=${CUTOVER_BENCH_PRELOAD:-} "$cutover_bin" serve -c "$work/cutover-mem
 mem_pid=$!
 pids+=($mem_pid)
 wait_port $cut2
+rss() { awk '/^VmRSS/ {printf "%.1f MiB", $2 / 1024}' "/proc/$mem_pid/status"; }
+rss_start=$(rss)
 head -n 10000 "$work/tokens.txt" > "$work/tokens10k.txt"
 sed "s#$work/tokens.txt#$work/tokens10k.txt#" "$work/pool.lua" > "$work/pool10k.lua"
 # ~4 s at this rate sends every one of the 10,000 tokens at least once.
 wrk -t1 -c8 -d4s -s "$work/pool10k.lua" "http://127.0.0.1:$cut2/" > /dev/null
+rss_tokens=$(rss)
 python3 - "$cut2" 1000 > "$work/idle.out" <<'PY' &
 import socket, sys, time
 port, n = int(sys.argv[1]), int(sys.argv[2])
@@ -249,3 +256,4 @@ sleep 1
 echo
 echo "memory: one cutover after 10,000 distinct Clerk tokens, with 1,000 idle keep-alive connections open"
 awk '/^VmRSS|^VmHWM/ {printf "  %s %.1f MiB\n", $1, $2 / 1024}' "/proc/$mem_pid/status"
+echo "  (VmRSS at start $rss_start, after the 10,000 tokens $rss_tokens)"

@@ -105,7 +105,9 @@ impl Rig {
     fn legacy(&self) -> String {
         self.app
             .upstreams()
-            .authority(Upstream::Legacy)
+            .host(Upstream::Legacy)
+            .unwrap()
+            .to_str()
             .unwrap()
             .to_string()
     }

@@ -69,7 +69,9 @@ pub async fn drive(app: &Arc<App>, ctx: &mut Ctx, req: Request<ProxyBody>) -> Re
     }
 
     // 2. route
-    let path = paths::normalize(req.uri().path()).into_owned();
+    // A clone of the URI shares its bytes, so the normalized path borrows.
+    let uri = req.uri().clone();
+    let path = paths::normalize(uri.path());
     let decision = decide_route(app, ctx, req.headers(), &path).await;
     let secure = ctx.peer.tls || (ctx.peer.trusted && forwarded_https(req.headers()));
     let set_pin = decision.set_pin.clone();
@@ -181,13 +183,22 @@ async fn decide_route(app: &App, ctx: &Ctx, h: &http::HeaderMap, path: &str) -> 
 }
 
 fn set_pin_cookie(resp: &mut Response<ProxyBody>, pin: &Pin, secure: bool) {
-    let cookie = format!(
-        "{}={}; Path=/; Max-Age=31536000; HttpOnly; SameSite=Lax{}",
-        rollout::COOKIE,
-        pin.cookie_value(),
-        if secure { "; Secure" } else { "" }
+    const ATTRIBUTES: &str = "; Path=/; Max-Age=31536000; HttpOnly; SameSite=Lax";
+    const SECURE: &str = "; Secure";
+    // One buffer of the exact size, handed to the header without a copy.
+    let (kind, subject) = (pin.kind(), pin.subject());
+    let mut v = bytes::BytesMut::with_capacity(
+        rollout::COOKIE.len() + 1 + kind.len() + subject.len() + ATTRIBUTES.len() + SECURE.len(),
     );
-    if let Ok(v) = HeaderValue::from_str(&cookie) {
+    v.extend_from_slice(rollout::COOKIE.as_bytes());
+    v.extend_from_slice(b"=");
+    v.extend_from_slice(kind.as_bytes());
+    v.extend_from_slice(subject.as_bytes());
+    v.extend_from_slice(ATTRIBUTES.as_bytes());
+    if secure {
+        v.extend_from_slice(SECURE.as_bytes());
+    }
+    if let Ok(v) = HeaderValue::from_maybe_shared(v.freeze()) {
         resp.headers_mut().append(header::SET_COOKIE, v);
     }
 }

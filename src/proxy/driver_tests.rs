@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
-use http::{Request, Response, StatusCode};
+use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::BodyExt as _;
 
 use super::drive;
@@ -65,8 +65,8 @@ impl Forward for StandIn {
         })
     }
 
-    fn authority(&self, _: Upstream) -> Option<&str> {
-        Some("upstream.test")
+    fn host(&self, _: Upstream) -> Option<HeaderValue> {
+        Some(HeaderValue::from_static("upstream.test"))
     }
 }
 
@@ -274,4 +274,36 @@ async fn a_reset_with_the_better_auth_clients_body_reaches_kernia_with_password(
     assert_eq!(body["password"], "a-new-password-1");
     assert_eq!(body["token"], "tok");
     assert!(body.get("newPassword").is_none());
+}
+
+#[test]
+fn the_pin_cookie_is_the_pin_with_its_attributes() {
+    let id = "0123456789abcdef0123456789abcdef";
+    for (value, secure, expected) in [
+        (
+            format!("u.{id}"),
+            false,
+            format!("cutover_route=u.{id}; Path=/; Max-Age=31536000; HttpOnly; SameSite=Lax"),
+        ),
+        (
+            format!("m.{id}"),
+            true,
+            format!(
+                "cutover_route=m.{id}; Path=/; Max-Age=31536000; HttpOnly; SameSite=Lax; Secure"
+            ),
+        ),
+    ] {
+        let pin = crate::route::rollout::Pin::parse(&value).unwrap();
+        let mut resp = Response::new(web::empty());
+        resp.headers_mut()
+            .append(http::header::SET_COOKIE, HeaderValue::from_static("app=1"));
+        super::set_pin_cookie(&mut resp, &pin, secure);
+        let cookies: Vec<_> = resp
+            .headers()
+            .get_all(http::header::SET_COOKIE)
+            .iter()
+            .map(|v| v.to_str().unwrap().to_string())
+            .collect();
+        assert_eq!(cookies, ["app=1".to_string(), expected]);
+    }
 }

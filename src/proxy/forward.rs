@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use http::uri::{PathAndQuery, Uri};
-use http::{Request, Response, StatusCode, Version};
+use http::{HeaderValue, Request, Response, StatusCode, Version};
 use http_body_util::BodyExt as _;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -35,8 +35,9 @@ pub trait Forward: Send + Sync {
         req: Request<ProxyBody>,
     ) -> BoxFuture<'_, Result<Response<ProxyBody>, ForwardError>>;
 
-    /// The upstream's `host[:port]`, for the `Host` header.
-    fn authority(&self, to: Upstream) -> Option<&str>;
+    /// The upstream's `host[:port]` as the `Host` header's value (made once:
+    /// a clone shares its bytes).
+    fn host(&self, to: Upstream) -> Option<HeaderValue>;
 }
 
 /// Why forwarding failed.
@@ -91,7 +92,16 @@ pub struct Upstreams {
     https: Connector,
     legacy: Uri,
     kernia: Uri,
+    /// The `Host` header of each upstream.
+    legacy_host: Option<HeaderValue>,
+    kernia_host: Option<HeaderValue>,
     response_timeout: Duration,
+}
+
+/// An upstream URI's authority as a `Host` header value.
+fn host_value(uri: &Uri) -> Option<HeaderValue> {
+    uri.authority()
+        .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
 }
 
 impl Upstreams {
@@ -113,6 +123,8 @@ impl Upstreams {
             https,
             legacy: cfg.legacy.clone(),
             kernia: cfg.kernia.clone(),
+            legacy_host: host_value(&cfg.legacy),
+            kernia_host: host_value(&cfg.kernia),
             response_timeout: cfg.response_timeout,
         })
     }
@@ -188,8 +200,11 @@ impl Forward for Upstreams {
         Box::pin(self.send_now(to, req))
     }
 
-    fn authority(&self, to: Upstream) -> Option<&str> {
-        self.base(to).authority().map(|a| a.as_str())
+    fn host(&self, to: Upstream) -> Option<HeaderValue> {
+        match to {
+            Upstream::Legacy => self.legacy_host.clone(),
+            Upstream::Kernia => self.kernia_host.clone(),
+        }
     }
 }
 

@@ -72,9 +72,7 @@ async fn send(
     headers::set_forwarding(h, peer.ip, &app.trusted_proxies, peer.tls, host);
     // One load: the Host header and the send agree, whatever a reload swaps.
     let upstreams = app.upstreams();
-    if let Some(authority) = upstreams.authority(to)
-        && let Ok(v) = HeaderValue::from_str(authority)
-    {
+    if let Some(v) = upstreams.host(to) {
         h.insert(header::HOST, v);
     }
     set_identity_headers(app, h, &ctx.identity);

@@ -71,16 +71,22 @@ impl Pin {
     }
 
     pub fn cookie_value(&self) -> String {
+        format!("{}{}", self.kind(), self.subject())
+    }
+
+    /// The cookie value's prefix: `b.`, `u.`, `m.`, `k.` or `l.`.
+    pub fn kind(&self) -> &'static str {
         match self {
-            Pin::Browser(id) => format!("b.{id}"),
-            Pin::User(id) => format!("u.{id}"),
-            Pin::Migrated(id) => format!("m.{id}"),
-            Pin::Allowed(id) => format!("k.{id}"),
-            Pin::Denied(id) => format!("l.{id}"),
+            Pin::Browser(_) => "b.",
+            Pin::User(_) => "u.",
+            Pin::Migrated(_) => "m.",
+            Pin::Allowed(_) => "k.",
+            Pin::Denied(_) => "l.",
         }
     }
 
-    fn subject(&self) -> &str {
+    /// The cookie value after the prefix.
+    pub fn subject(&self) -> &str {
         match self {
             Pin::Browser(id)
             | Pin::User(id)
