@@ -122,7 +122,9 @@ impl KerniaSessions {
                         }
                     }
                 };
-                match self.flights.run(key, lookup).await {
+                // On the heap: the database lookup's future is large, and a
+                // cached session (the common case) should not carry its size.
+                match Box::pin(self.flights.run(key, lookup)).await {
                     Some(found) => found,
                     None => return KerniaOutcome::Unverified,
                 }

@@ -307,3 +307,33 @@ fn the_pin_cookie_is_the_pin_with_its_attributes() {
         assert_eq!(cookies, ["app=1".to_string(), expected]);
     }
 }
+
+/// hyper keeps each connection's service future in a box for the
+/// connection's whole life and moves every request's future into it, so the
+/// request future's size is memory per idle connection and a copy per request.
+/// Rare, large paths (a database lookup on a cache miss, Kernia's auth routes)
+/// go on the heap; this keeps them there.
+#[test]
+fn the_request_future_stays_small() {
+    fn size<F, A, B, C, Fut>(_: &F) -> usize
+    where
+        F: Fn(A, B, C) -> Fut,
+    {
+        std::mem::size_of::<Fut>()
+    }
+    // 14 KiB before the lookups were boxed (debug build); about 3 KiB after.
+    let handle = size(&super::handle);
+    assert!(handle <= 4096, "the request future is {handle} bytes");
+    let kernia = size(&crate::identify::kernia::KerniaSessions::identify);
+    assert!(kernia <= 512, "Kernia's identify future is {kernia} bytes");
+    let facts = {
+        fn size2<F, A, B, Fut>(_: &F) -> usize
+        where
+            F: Fn(A, B) -> Fut,
+        {
+            std::mem::size_of::<Fut>()
+        }
+        size2(&crate::proxy::facts::FactsCache::get)
+    };
+    assert!(facts <= 512, "the facts lookup future is {facts} bytes");
+}

@@ -63,7 +63,9 @@ impl FactsCache {
                 }
             }
         };
-        self.flights.run(user_id.to_string(), lookup).await
+        // On the heap: the database lookup's future is large, and a cached
+        // answer (the common case) should not carry its size.
+        Box::pin(self.flights.run(user_id.to_string(), lookup)).await
     }
 
     async fn lookup(&self, user_id: &str) -> Result<Facts, crate::db::DbError> {

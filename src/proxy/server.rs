@@ -172,18 +172,9 @@ pub async fn serve(
             };
             match acceptor {
                 None => conn.run(stream).await,
-                Some(acceptor) => {
-                    let handshake = tokio::time::timeout_at(deadline, acceptor.accept(stream));
-                    match handshake.await {
-                        Ok(Ok(s)) => conn.run(s).await,
-                        Ok(Err(e)) => {
-                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                        }
-                        Err(_) => {
-                            tracing::debug!(%peer, "TLS handshake not finished within the header-read timeout");
-                        }
-                    }
-                }
+                // On the heap: a TLS connection's future is twice a plain
+                // one's, and the task of every plain connection would carry it.
+                Some(acceptor) => Box::pin(conn.run_tls(acceptor, stream)).await,
             }
         });
     }
@@ -217,6 +208,20 @@ struct Connection {
 }
 
 impl Connection {
+    /// The TLS handshake, within the header-read deadline, then [`Self::run`].
+    async fn run_tls(self, acceptor: TlsAcceptor, stream: TcpStream) {
+        let peer = self.info.peer;
+        match tokio::time::timeout_at(self.deadline, acceptor.accept(stream)).await {
+            Ok(Ok(s)) => self.run(s).await,
+            Ok(Err(e)) => {
+                tracing::debug!(%peer, error = %e, "TLS handshake failed");
+            }
+            Err(_) => {
+                tracing::debug!(%peer, "TLS handshake not finished within the header-read timeout");
+            }
+        }
+    }
+
     /// Serve HTTP/1.1 or HTTP/2 on `io` until the client closes, the server
     /// drains, or a limit ends it:
     /// - no complete request head by the header-read deadline (a silent
