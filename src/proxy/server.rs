@@ -32,6 +32,7 @@ use std::time::Duration;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use http_body_util::BodyExt as _;
+use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -171,7 +172,7 @@ pub async fn serve(
                 }
             };
             match acceptor {
-                None => conn.run(stream).await,
+                None => conn.run_plain(stream).await,
                 // On the heap: a TLS connection's future is twice a plain
                 // one's, and the task of every plain connection would carry it.
                 Some(acceptor) => Box::pin(conn.run_tls(acceptor, stream)).await,
@@ -198,7 +199,7 @@ pub async fn serve(
 /// One accepted connection, after TLS.
 struct Connection {
     app: Arc<App>,
-    builder: Arc<auto::Builder<TokioExecutor>>,
+    builder: Arc<Builders>,
     info: ConnInfo,
     /// When the first request head must have arrived.
     deadline: Instant,
@@ -208,11 +209,35 @@ struct Connection {
 }
 
 impl Connection {
-    /// The TLS handshake, within the header-read deadline, then [`Self::run`].
+    /// Plain TCP: the first bytes, peeked (not consumed) within the
+    /// header-read deadline, tell HTTP/1 from HTTP/2's preface.
+    async fn run_plain(self, stream: TcpStream) {
+        let peer = self.info.peer;
+        let mut first = [0u8; 24];
+        let proto = match tokio::time::timeout_at(self.deadline, stream.peek(&mut first)).await {
+            Ok(Ok(0)) => return, // closed before sending anything
+            Ok(Ok(n)) => proto_of_first_bytes(&first[..n]),
+            Ok(Err(e)) => {
+                tracing::debug!(%peer, error = %e, "connection failed before its first request");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!(%peer, "no request head within the header-read timeout; closed");
+                return;
+            }
+        };
+        self.run(stream, proto).await
+    }
+
+    /// The TLS handshake, within the header-read deadline, then [`Self::run`]
+    /// with the protocol ALPN chose.
     async fn run_tls(self, acceptor: TlsAcceptor, stream: TcpStream) {
         let peer = self.info.peer;
         match tokio::time::timeout_at(self.deadline, acceptor.accept(stream)).await {
-            Ok(Ok(s)) => self.run(s).await,
+            Ok(Ok(s)) => {
+                let proto = proto_of_alpn(s.get_ref().1.alpn_protocol());
+                self.run(s, proto).await
+            }
             Ok(Err(e)) => {
                 tracing::debug!(%peer, error = %e, "TLS handshake failed");
             }
@@ -229,11 +254,10 @@ impl Connection {
     /// - no request in flight for `idle_timeout` — asked to close gracefully
     ///   (HTTP/2: GOAWAY), then closed. HTTP/2 keep-alive pings are no
     ///   activity: they only tell that the peer is alive.
-    async fn run<I>(mut self, io: I)
+    async fn run<I>(mut self, io: I, proto: Proto)
     where
         I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
-        let peer = self.info.peer;
         let activity = Arc::new(Activity::new());
         let service = {
             let (app, info, activity) = (self.app.clone(), self.info, activity.clone());
@@ -252,11 +276,35 @@ impl Connection {
                 }
             })
         };
+        let builders = self.builder.clone();
+        let io = TokioIo::new(io);
+        match proto {
+            Proto::Http1 => {
+                let conn = builders.http1.serve_connection(io, service).with_upgrades();
+                tokio::pin!(conn);
+                self.watch(conn, &activity).await;
+            }
+            Proto::Http2 => {
+                let conn = builders.http2.serve_connection(io, service);
+                tokio::pin!(conn);
+                self.watch(conn, &activity).await;
+            }
+            Proto::Detect => {
+                let conn = builders.detect.serve_connection_with_upgrades(io, service);
+                tokio::pin!(conn);
+                self.watch(conn, &activity).await;
+            }
+        }
+    }
+
+    /// Drive `conn` under the connection's deadlines (see [`Self::run`]).
+    async fn watch<C, E>(&mut self, mut conn: std::pin::Pin<&mut C>, activity: &Activity)
+    where
+        C: Served + Future<Output = Result<(), E>>,
+        E: std::fmt::Display,
+    {
+        let peer = self.info.peer;
         let idle = self.idle;
-        let conn = self
-            .builder
-            .serve_connection_with_upgrades(TokioIo::new(io), service);
-        tokio::pin!(conn);
         let mut closing = false;
         let mut hard_stop: Option<Instant> = None;
         loop {
@@ -279,7 +327,7 @@ impl Connection {
                 }
                 changed = self.drain.changed(), if !closing => {
                     if changed.is_err() || *self.drain.borrow() {
-                        conn.as_mut().graceful_shutdown();
+                        conn.as_mut().shutdown();
                         closing = true;
                     }
                 }
@@ -299,7 +347,7 @@ impl Connection {
                         && !closing
                     {
                         tracing::debug!(%peer, "idle connection closed");
-                        conn.as_mut().graceful_shutdown();
+                        conn.as_mut().shutdown();
                         closing = true;
                         hard_stop = Some(now + CLOSE_GRACE);
                     }
@@ -389,54 +437,172 @@ impl hyper::body::Body for GuardedBody {
     }
 }
 
-/// The limits new connections get, and the HTTP builder made from them;
+/// The limits new connections get, and the HTTP builders made from them;
 /// rebuilt when a reload has swapped the limits.
 struct Shape {
     limits: Arc<LimitsConfig>,
-    builder: Arc<auto::Builder<TokioExecutor>>,
+    builder: Arc<Builders>,
 }
 
 impl Shape {
     fn new(app: &App) -> Shape {
         let limits = app.limits.load_full();
         Shape {
-            builder: Arc::new(http_builder(&limits)),
+            builder: Arc::new(Builders::new(&limits)),
             limits,
         }
     }
 
-    fn current(&mut self, app: &App) -> (Arc<LimitsConfig>, Arc<auto::Builder<TokioExecutor>>) {
+    fn current(&mut self, app: &App) -> (Arc<LimitsConfig>, Arc<Builders>) {
         let now = app.limits.load();
         if !Arc::ptr_eq(&now, &self.limits) {
             self.limits = arc_swap::Guard::into_inner(now);
-            self.builder = Arc::new(http_builder(&self.limits));
+            self.builder = Arc::new(Builders::new(&self.limits));
         }
         (self.limits.clone(), self.builder.clone())
     }
 }
 
-/// HTTP/1.1 and HTTP/2 with cutover's limits.
-fn http_builder(limits: &LimitsConfig) -> auto::Builder<TokioExecutor> {
-    let mut b = auto::Builder::new(TokioExecutor::new());
-    b.http1()
-        .timer(TokioTimer::new())
-        // Also the keep-alive idle limit: the timer runs while waiting for the next request head.
-        .header_read_timeout(limits.idle_timeout)
-        // Request heads must fit the read buffer (hyper's minimum is 8 KiB).
-        .max_buf_size(limits.max_header_bytes.max(8192))
-        .max_headers(200);
-    b.http2()
-        .timer(TokioTimer::new())
-        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
-        .max_concurrent_streams(256)
-        .keep_alive_interval(Some(limits.idle_timeout / 2))
-        .keep_alive_timeout(Duration::from_secs(20))
-        .max_pending_accept_reset_streams(Some(64))
-        .max_local_error_reset_streams(Some(1024));
-    // Extended CONNECT (RFC 8441, WebSocket over HTTP/2) is not offered: the
-    // upstream leg is HTTP/1.1 and cutover does not translate it into an
-    // Upgrade handshake, so a client falls back to HTTP/1.1 WebSockets.
-    b
+/// HTTP/1.1 and HTTP/2 with cutover's limits: hyper's own builder for each,
+/// used when the protocol is known before the first read, and hyper-util's
+/// detecting builder for the rest.
+///
+/// Why not always the detecting one: it reads the first 24 bytes on its own,
+/// to look for HTTP/2's preface, and hands them back; hyper's read buffer then
+/// gets the request head in two reads and doubles to 16 KiB, which every idle
+/// keep-alive connection keeps.
+struct Builders {
+    http1: http1::Builder,
+    http2: http2::Builder<TokioExecutor>,
+    detect: auto::Builder<TokioExecutor>,
+}
+
+impl Builders {
+    fn new(limits: &LimitsConfig) -> Builders {
+        let mut http1 = http1::Builder::new();
+        http1
+            .timer(TokioTimer::new())
+            // Also the keep-alive idle limit: the timer runs while waiting for the next request head.
+            .header_read_timeout(limits.idle_timeout)
+            // Request heads must fit the read buffer (hyper's minimum is 8 KiB).
+            // At most 100 header lines (hyper's default; more get 431): a
+            // larger count makes hyper allocate its header index per request.
+            .max_buf_size(limits.max_header_bytes.max(8192));
+        let mut http2 = http2::Builder::new(TokioExecutor::new());
+        http2
+            .timer(TokioTimer::new())
+            .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
+            .max_concurrent_streams(256)
+            .keep_alive_interval(Some(limits.idle_timeout / 2))
+            .keep_alive_timeout(Duration::from_secs(20))
+            .max_pending_accept_reset_streams(Some(64))
+            .max_local_error_reset_streams(Some(1024));
+        // Extended CONNECT (RFC 8441, WebSocket over HTTP/2) is not offered: the
+        // upstream leg is HTTP/1.1 and cutover does not translate it into an
+        // Upgrade handshake, so a client falls back to HTTP/1.1 WebSockets.
+        let mut detect = auto::Builder::new(TokioExecutor::new());
+        detect
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(limits.idle_timeout)
+            .max_buf_size(limits.max_header_bytes.max(8192));
+        detect
+            .http2()
+            .timer(TokioTimer::new())
+            .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
+            .max_concurrent_streams(256)
+            .keep_alive_interval(Some(limits.idle_timeout / 2))
+            .keep_alive_timeout(Duration::from_secs(20))
+            .max_pending_accept_reset_streams(Some(64))
+            .max_local_error_reset_streams(Some(1024));
+        Builders {
+            http1,
+            http2,
+            detect,
+        }
+    }
+}
+
+/// Which protocol a connection speaks, as far as is known before hyper reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Proto {
+    Http1,
+    Http2,
+    /// Not known yet: hyper-util reads the first bytes to tell.
+    Detect,
+}
+
+/// HTTP/2's connection preface (RFC 9113 §3.4).
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// The protocol of a plain connection from the bytes it sent first, not yet
+/// consumed: anything that cannot be the start of HTTP/2's preface is
+/// HTTP/1 (as hyper-util decides); a start of it is left to detection.
+fn proto_of_first_bytes(first: &[u8]) -> Proto {
+    let n = first.len().min(H2_PREFACE.len());
+    if first[..n] == H2_PREFACE[..n] {
+        Proto::Detect
+    } else {
+        Proto::Http1
+    }
+}
+
+/// The protocol TLS negotiated (ALPN); without ALPN, detect it.
+fn proto_of_alpn(alpn: Option<&[u8]>) -> Proto {
+    match alpn {
+        Some(b"h2") => Proto::Http2,
+        Some(b"http/1.1") => Proto::Http1,
+        _ => Proto::Detect,
+    }
+}
+
+/// A served connection, whichever builder made it.
+trait Served: Future {
+    fn shutdown(self: std::pin::Pin<&mut Self>);
+}
+
+impl<I, S, B> Served for http1::UpgradeableConnection<I, S>
+where
+    Self: Future,
+    S: hyper::service::HttpService<hyper::body::Incoming, ResBody = B>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: hyper::body::Body + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    fn shutdown(self: std::pin::Pin<&mut Self>) {
+        self.graceful_shutdown();
+    }
+}
+
+impl<I, S, B> Served for http2::Connection<I, S, TokioExecutor>
+where
+    Self: Future,
+    S: hyper::service::HttpService<hyper::body::Incoming, ResBody = B>,
+    B: hyper::body::Body + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin,
+    TokioExecutor: hyper::rt::bounds::Http2ServerConnExec<S::Future, B>,
+{
+    fn shutdown(self: std::pin::Pin<&mut Self>) {
+        self.graceful_shutdown();
+    }
+}
+
+impl<I, S, B> Served for auto::UpgradeableConnection<'_, I, S, TokioExecutor>
+where
+    Self: Future,
+    S: hyper::service::Service<http::Request<hyper::body::Incoming>, Response = http::Response<B>>,
+    S::Future: 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: hyper::body::Body + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    TokioExecutor: hyper_util::server::conn::auto::HttpServerConnExec<S::Future, B>,
+{
+    fn shutdown(self: std::pin::Pin<&mut Self>) {
+        self.graceful_shutdown();
+    }
 }
 
 async fn accept(listener: Option<&TcpListener>) -> std::io::Result<(TcpStream, SocketAddr)> {
@@ -451,4 +617,34 @@ async fn accept(listener: Option<&TcpListener>) -> std::io::Result<(TcpStream, S
 async fn accept_failed(e: std::io::Error) {
     tracing::warn!(error = %e, "accept failed");
     tokio::time::sleep(Duration::from_millis(50)).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{H2_PREFACE, Proto, proto_of_alpn, proto_of_first_bytes};
+
+    #[test]
+    fn http1_is_known_from_the_first_byte_and_a_preface_start_is_left_to_detection() {
+        assert_eq!(proto_of_first_bytes(b"GET / HTTP/1.1\r\n"), Proto::Http1);
+        assert_eq!(proto_of_first_bytes(b"G"), Proto::Http1);
+        assert_eq!(
+            proto_of_first_bytes(b"POST /x HTTP/1.1\r\nHost: a\r\n\r\n"),
+            Proto::Http1
+        );
+        // `PRI` is a valid HTTP/1 method token: only the whole preface is HTTP/2,
+        // and hyper-util's detection reads on until it knows.
+        assert_eq!(proto_of_first_bytes(b"P"), Proto::Detect);
+        assert_eq!(proto_of_first_bytes(b"PRI * HTTP/2.0"), Proto::Detect);
+        assert_eq!(proto_of_first_bytes(H2_PREFACE), Proto::Detect);
+        assert_eq!(proto_of_first_bytes(b"PRI / HTTP/1.1\r\n"), Proto::Http1);
+        assert_eq!(proto_of_first_bytes(b"PUT / HTTP/1.1\r\n"), Proto::Http1);
+    }
+
+    #[test]
+    fn alpn_chooses_the_protocol_and_its_absence_means_detection() {
+        assert_eq!(proto_of_alpn(Some(b"h2")), Proto::Http2);
+        assert_eq!(proto_of_alpn(Some(b"http/1.1")), Proto::Http1);
+        assert_eq!(proto_of_alpn(None), Proto::Detect);
+        assert_eq!(proto_of_alpn(Some(b"spdy/3")), Proto::Detect);
+    }
 }

@@ -766,3 +766,25 @@ async fn text_logs_into_a_pipe_carry_no_colour_codes() {
     );
     assert!(!stderr.contains('\u{1b}'), "ANSI escapes in {stderr:?}");
 }
+
+/// At most 100 header lines (hyper's default): one more is refused with 431
+/// before cutover's request path runs, and the connection is not served on.
+#[tokio::test]
+async fn a_head_of_more_than_100_header_lines_is_refused_with_431() {
+    let legacy = Echo::start("legacy").await;
+    let db = TestDatabase::create(Engine::Sqlite).await;
+    let c = Cutover::start(&toml(&legacy.url(), &legacy.url(), &db.url, "")).await;
+    let head = |lines: usize| {
+        // Host and Connection are two of the lines.
+        let mut h = String::from("GET /many HTTP/1.1\r\nHost: a\r\nConnection: close\r\n");
+        for i in 0..lines - 2 {
+            h.push_str(&format!("x-extra-{i}: {i}\r\n"));
+        }
+        h.push_str("\r\n");
+        h
+    };
+    let answer = raw(c.http, &head(100)).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let answer = raw(c.http, &head(101)).await;
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
+}
