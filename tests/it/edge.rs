@@ -783,8 +783,15 @@ async fn a_head_of_more_than_100_header_lines_is_refused_with_431() {
         h.push_str("\r\n");
         h
     };
-    let answer = raw(c.http, &head(100)).await;
+    // (The echo upstream is hyper too, with the same limit, and cutover adds
+    // forwarding and identity headers: 90 lines leave room for them.)
+    let answer = raw(c.http, &head(90)).await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     let answer = raw(c.http, &head(101)).await;
     assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
+    // Answered by cutover's HTTP layer, not by the request path or the upstream.
+    assert!(
+        !answer.to_ascii_lowercase().contains("set-cookie"),
+        "{answer}"
+    );
 }
