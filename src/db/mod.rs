@@ -138,6 +138,16 @@ impl Db {
     /// Connect to `url` (`postgres://…` or `sqlite:…`). SQLite files are created
     /// when missing and switched to WAL, so Kernia and cutover can both write.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Db, DbError> {
+        Db::connect_with_page_cache(url, max_connections, None).await
+    }
+
+    /// [`Db::connect`], with SQLite's page cache per connection capped at
+    /// `page_cache_kib` (SQLite's default is 2 MiB).
+    pub async fn connect_with_page_cache(
+        url: &str,
+        max_connections: u32,
+        page_cache_kib: Option<u32>,
+    ) -> Result<Db, DbError> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let opts = PgConnectOptions::from_str(url).map_err(DbError::Connect)?;
             let pool = PgPoolOptions::new()
@@ -156,6 +166,10 @@ impl Db {
                 // Kernia's SQLAlchemy connections do not enforce foreign keys;
                 // cutover writes in dependency order either way.
                 .foreign_keys(false);
+            let opts = match page_cache_kib {
+                Some(kib) => opts.pragma("cache_size", format!("-{kib}")),
+                None => opts,
+            };
             let pool = SqlitePoolOptions::new()
                 .max_connections(max_connections)
                 .acquire_timeout(Duration::from_secs(10))
@@ -175,6 +189,15 @@ impl Db {
     /// rather than creating an empty database (a mistyped path would otherwise
     /// leave a stray file behind before any "no Kernia tables" error).
     pub async fn connect_existing(url: &str, max_connections: u32) -> Result<Db, DbError> {
+        Db::connect_existing_with_page_cache(url, max_connections, None).await
+    }
+
+    /// [`Db::connect_existing`] with [`Db::connect_with_page_cache`]'s cap.
+    pub async fn connect_existing_with_page_cache(
+        url: &str,
+        max_connections: u32,
+        page_cache_kib: Option<u32>,
+    ) -> Result<Db, DbError> {
         if url.starts_with("sqlite:") {
             let opts = SqliteConnectOptions::from_str(url).map_err(DbError::Connect)?;
             let file = opts.get_filename();
@@ -185,7 +208,7 @@ impl Db {
                 )));
             }
         }
-        Db::connect(url, max_connections).await
+        Db::connect_with_page_cache(url, max_connections, page_cache_kib).await
     }
 
     pub fn engine(&self) -> Engine {
@@ -273,4 +296,34 @@ pub fn now_secs() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod page_cache_tests {
+    use super::*;
+
+    async fn cache_size(db: &Db) -> i64 {
+        let mut c = db.acquire().await.unwrap();
+        match c.conn() {
+            Conn::Sqlite(conn) => sqlx::query_scalar("PRAGMA cache_size")
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap(),
+            Conn::Postgres(_) => unreachable!("a SQLite URL"),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_sqlite_page_cache_cap_reaches_every_pooled_connection() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("c.db").display());
+        let capped = Db::connect_with_page_cache(&url, 2, Some(512))
+            .await
+            .unwrap();
+        assert_eq!(cache_size(&capped).await, -512);
+        capped.close().await;
+        let default = Db::connect(&url, 2).await.unwrap();
+        assert_eq!(cache_size(&default).await, -2000, "SQLite's own default");
+        default.close().await;
+    }
 }
