@@ -11,6 +11,7 @@
 //! again on the user's next request, since they were not remembered either).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -25,12 +26,21 @@ pub fn today() -> i64 {
     now_secs().div_euclid(86_400)
 }
 
+/// Kept on a cached identity: the day its user was last noted, and the
+/// recorder's generation then, so that the identity's later requests that day
+/// skip the recorder altogether. A failed flush starts a new generation, so
+/// those users are noted again, as the recorder forgets them.
+#[derive(Debug, Default)]
+pub struct SeenMark(AtomicU64);
+
 pub struct SeenRecorder {
     /// user → day last queued. A concurrent cache: the request path only
     /// reads it, without a lock, for users already noted today. Bounded: an
     /// evicted user costs one more queued row (harmless, the upsert is idempotent).
     remembered: moka::sync::Cache<String, i64>,
     pending: Mutex<HashMap<String, i64>>,
+    /// Bumped when a flush fails (see [`SeenMark`]).
+    generation: AtomicU32,
 }
 
 impl Default for SeenRecorder {
@@ -38,6 +48,7 @@ impl Default for SeenRecorder {
         SeenRecorder {
             remembered: moka::sync::Cache::new(MAX_REMEMBERED),
             pending: Mutex::new(HashMap::new()),
+            generation: AtomicU32::new(0),
         }
     }
 }
@@ -58,16 +69,33 @@ impl SeenRecorder {
         self.note_on(user_id, today());
     }
 
-    fn note_on(&self, user_id: &str, day: i64) {
+    /// A user was seen now, through an identity carrying `mark`: the
+    /// identity's later requests that day cost one atomic load.
+    pub fn note_marked(&self, user_id: &str, mark: &SeenMark) {
+        let day = today();
+        let stamp = (u64::try_from(day).unwrap_or(0) << 32)
+            | u64::from(self.generation.load(Ordering::Acquire));
+        if mark.0.load(Ordering::Relaxed) == stamp {
+            return;
+        }
+        if self.note_on(user_id, day) {
+            mark.0.store(stamp, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether the sighting is remembered (queued now, or already today);
+    /// not when the queue is full.
+    fn note_on(&self, user_id: &str, day: i64) -> bool {
         if self.remembered.get(user_id) == Some(day) {
-            return; // the common case: seen already today
+            return true; // seen already today
         }
         let mut pending = lock(&self.pending);
         if pending.len() >= MAX_PENDING {
-            return;
+            return false;
         }
         pending.insert(user_id.to_string(), day);
         self.remembered.insert(user_id.to_string(), day);
+        true
     }
 
     /// Sightings waiting to be written.
@@ -84,6 +112,7 @@ impl SeenRecorder {
         let mut written = 0;
         for chunk in batch.chunks(CHUNK) {
             if let Err(e) = upsert(db, chunk).await {
+                self.generation.fetch_add(1, Ordering::AcqRel);
                 for (user, _) in &batch {
                     self.remembered.invalidate(user);
                 }
@@ -157,5 +186,50 @@ mod tests {
         assert_eq!(r.pending(), 0, "already recorded today");
         r.note_on("user_1", 20_001);
         assert_eq!(r.pending(), 1, "a new day is a new row");
+    }
+
+    #[test]
+    fn a_marked_identity_skips_the_recorder_until_a_flush_fails() {
+        let r = SeenRecorder::default();
+        let mark = SeenMark::default();
+        r.note_marked("user_1", &mark);
+        assert_eq!(r.pending(), 1);
+        lock(&r.pending).clear(); // written
+        // The recorder forgetting the user does not matter while the mark holds:
+        // the identity's later requests do not reach it.
+        r.remembered.invalidate_all();
+        r.note_marked("user_1", &mark);
+        assert_eq!(r.pending(), 0);
+        // A failed flush forgets its batch and starts a new generation: the
+        // user is queued again on their next request.
+        r.generation.fetch_add(1, Ordering::AcqRel);
+        r.note_marked("user_1", &mark);
+        assert_eq!(r.pending(), 1);
+        // Another identity of the same user (a new token) meets the recorder,
+        // which remembers them today.
+        lock(&r.pending).clear();
+        r.note_marked("user_1", &SeenMark::default());
+        assert_eq!(r.pending(), 0);
+    }
+
+    #[test]
+    fn a_sighting_dropped_on_a_full_queue_leaves_the_mark_unset() {
+        let r = SeenRecorder::default();
+        {
+            let mut p = lock(&r.pending);
+            for i in 0..MAX_PENDING {
+                p.insert(format!("u{i}"), 1);
+            }
+        }
+        let mark = SeenMark::default();
+        r.note_marked("user_1", &mark);
+        assert_eq!(
+            mark.0.load(Ordering::Relaxed),
+            0,
+            "not noted, so not marked"
+        );
+        lock(&r.pending).clear();
+        r.note_marked("user_1", &mark);
+        assert_eq!(r.pending(), 1, "noted on the next request");
     }
 }

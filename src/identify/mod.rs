@@ -52,6 +52,15 @@ impl Identity {
         }
     }
 
+    /// The user and their identity's "last seen" mark, for a signed-in identity.
+    pub fn seen_mark(&self) -> Option<(&str, &crate::control::seen::SeenMark)> {
+        match self {
+            Identity::Kernia(k) => Some((&k.user_id, k.header_values.seen())),
+            Identity::Clerk(c) => Some((&c.user_id, c.header_values.seen())),
+            Identity::KerniaUnverified | Identity::Anonymous => None,
+        }
+    }
+
     /// The routing view of this identity.
     pub fn who(&self) -> crate::route::Who<'_> {
         use crate::route::Who;
@@ -69,12 +78,25 @@ impl Identity {
     }
 }
 
-/// The values of the identity headers handed to the app
-/// (`x-cutover-user-id`, …), made once per identity rather than once per
-/// request: identities are cached, and a cloned `HeaderValue` shares its bytes.
-/// Not part of an identity's equality.
-#[derive(Debug, Clone, Default)]
-pub struct HeaderValues(OnceLock<IdentityHeaderValues>);
+/// What is made or remembered once per identity rather than once per
+/// request (identities are cached): the values of the identity headers handed
+/// to the app (`x-cutover-user-id`, …; a cloned `HeaderValue` shares its
+/// bytes), and the day the user was last noted as seen. Not part of an
+/// identity's equality.
+#[derive(Debug, Default)]
+pub struct HeaderValues {
+    values: OnceLock<IdentityHeaderValues>,
+    seen: crate::control::seen::SeenMark,
+}
+
+impl Clone for HeaderValues {
+    fn clone(&self) -> Self {
+        HeaderValues {
+            values: self.values.clone(),
+            seen: Default::default(),
+        }
+    }
+}
 
 /// See [`HeaderValues`]. `None` where the value is absent or not a valid
 /// header value (it is then not sent, as before).
@@ -92,7 +114,12 @@ impl HeaderValues {
         &self,
         make: impl FnOnce() -> IdentityHeaderValues,
     ) -> &IdentityHeaderValues {
-        self.0.get_or_init(make)
+        self.values.get_or_init(make)
+    }
+
+    /// The identity's "last seen" mark (see [`crate::control::seen`]).
+    pub fn seen(&self) -> &crate::control::seen::SeenMark {
+        &self.seen
     }
 }
 

@@ -64,8 +64,10 @@ pub async fn drive(app: &Arc<App>, ctx: &mut Ctx, req: Request<ProxyBody>) -> Re
 
     // 1. identify
     ctx.identity = identify(app, ctx, req.headers()).await;
-    if let Some(user_id) = ctx.identity.user_id() {
-        app.seen.note(user_id); // in memory; written in batches, once a day per user
+    if let Some((user_id, mark)) = ctx.identity.seen_mark() {
+        // In memory; written in batches, once a day per user; a cached
+        // identity's later requests that day only read its mark.
+        app.seen.note_marked(user_id, mark);
     }
 
     // 2. route
