@@ -5,6 +5,9 @@
 //! stage (thread) ─► sorted users + spools ─► produce (thread) ─► batches ─► write (async, one tx each)
 //! ```
 //!
+//! On PostgreSQL up to `writers` batches are written at once, each on its
+//! own connection, committing in batch order ([`super::writers`]).
+//!
 //! Under `--dry-run` every batch goes into one transaction that is rolled back
 //! at the end, so the checks and counts are exactly those of a real run and
 //! nothing stays behind.
@@ -14,7 +17,7 @@ use std::path::Path;
 use sha2::{Digest as _, Sha256};
 use tokio::sync::mpsc;
 
-use crate::db::{Conn, Db, DbError, Tx, now_secs};
+use crate::db::{Conn, Db, DbError, Engine, Tx, now_secs};
 
 use super::duplicates;
 use super::issue::{Entity, Issue, IssueKind};
@@ -26,6 +29,7 @@ use super::spool::WorkDir;
 use super::stage::{self, Inputs};
 use super::store::runs::{self, Phase, Run};
 use super::store::{self, ImportSchema, tuning};
+use super::writers::Lanes;
 use super::{ImportError, ImportOptions, Outcome};
 
 /// A fingerprint of the inputs (path, size, modification time) and of the
@@ -164,41 +168,96 @@ pub async fn run(db: &Db, opts: &ImportOptions) -> Result<Outcome, ImportError> 
     };
     let producer = std::thread::spawn(move || produce::produce(staging, plan, tx));
 
+    // Several batches at once on PostgreSQL (see `writers`); one at a time on
+    // SQLite (one writer anyway) and in a dry run (one shared transaction).
+    let writers = if opts.dry_run || db.engine() != Engine::Postgres {
+        1
+    } else {
+        opts.writers.max(1)
+    };
+    let mut lanes = (writers > 1).then(|| Lanes::new(db, &schema, opts, now, writers, run.clone()));
     let mut progress: Option<(Phase, Progress)> = None;
-    let result = async {
-        while let Some(batch) = rx.recv().await {
-            let batch = batch?;
-            if progress.as_ref().map(|p| p.0) != Some(batch.phase) {
-                if let Some((_, mut p)) = progress.take() {
-                    p.finish();
+    // The lanes' batch tasks are local tasks of this set (see `Lanes`).
+    let local = tokio::task::LocalSet::new();
+    let result = local
+        .run_until(async {
+            let written = async {
+                loop {
+                    // Wait for a free lane before taking a batch: at most `writers`
+                    // batches in flight, plus the channel's.
+                    if let Some(l) = lanes.as_mut() {
+                        let n = l.ready().await?;
+                        advance_progress(&mut progress, n);
+                    }
+                    let Some(batch) = rx.recv().await else { break };
+                    let batch = match batch {
+                        Ok(b) => b,
+                        Err(e) => {
+                            // Bad input (or --strict): what came before is written,
+                            // as with one writer, then the run stops.
+                            if let Some(l) = lanes.as_mut() {
+                                l.drain().await?;
+                            }
+                            return Err(e);
+                        }
+                    };
+                    if progress.as_ref().map(|p| p.0) != Some(batch.phase) {
+                        // A phase barrier: the earlier phase commits completely first.
+                        if let Some(l) = lanes.as_mut() {
+                            let n = l.drain().await?;
+                            advance_progress(&mut progress, n);
+                        }
+                        if let Some((_, mut p)) = progress.take() {
+                            p.finish();
+                        }
+                        let total = match batch.phase {
+                            Phase::Users => totals[0],
+                            Phase::Organizations => totals[1],
+                            Phase::Memberships => totals[2],
+                            _ => totals[3],
+                        };
+                        // Users are counted in records, as read (a user may have a CSV
+                        // row and an API object); the summary shows both numbers.
+                        let label = match batch.phase {
+                            Phase::Users => "user records",
+                            other => other.as_str(),
+                        };
+                        progress = Some((batch.phase, Progress::new(opts.progress, label, total)));
+                    }
+                    match lanes.as_mut() {
+                        Some(l) => {
+                            let n = l.start(batch).await?;
+                            advance_progress(&mut progress, n);
+                        }
+                        None => {
+                            let records = batch.records + batch.skipped;
+                            write_batch(&mut writer, &schema, opts, &mut run, batch, now).await?;
+                            advance_progress(&mut progress, records);
+                        }
+                    }
                 }
-                let total = match batch.phase {
-                    Phase::Users => totals[0],
-                    Phase::Organizations => totals[1],
-                    Phase::Memberships => totals[2],
-                    _ => totals[3],
-                };
-                // Users are counted in records, as read (a user may have a CSV
-                // row and an API object); the summary shows both numbers.
-                let label = match batch.phase {
-                    Phase::Users => "user records",
-                    other => other.as_str(),
-                };
-                progress = Some((batch.phase, Progress::new(opts.progress, label, total)));
+                if let Some(l) = lanes.as_mut() {
+                    let n = l.drain().await?;
+                    advance_progress(&mut progress, n);
+                }
+                Ok::<(), ImportError>(())
             }
-            let records = batch.records + batch.skipped;
-            write_batch(&mut writer, &schema, opts, &mut run, batch, now).await?;
-            if let Some((_, p)) = progress.as_mut() {
-                p.advance(records);
+            .await;
+            if written.is_err()
+                && let Some(l) = lanes.as_mut()
+            {
+                l.abandon().await;
             }
-        }
-        Ok::<(), ImportError>(())
-    }
-    .await;
+            written
+        })
+        .await;
     if let Some((_, mut p)) = progress.take() {
         p.finish();
     }
     drop(rx);
+    if let Some(l) = lanes.take() {
+        run = l.into_run();
+    }
     let _ = producer.join();
     result?;
 
@@ -237,6 +296,12 @@ pub async fn run(db: &Db, opts: &ImportOptions) -> Result<Outcome, ImportError> 
     })
 }
 
+fn advance_progress(progress: &mut Option<(Phase, Progress)>, records: u64) {
+    if let Some((_, p)) = progress.as_mut() {
+        p.advance(records);
+    }
+}
+
 /// Count a batch and write it, with the run's progress, in one step.
 async fn write_batch(
     writer: &mut Writer,
@@ -249,7 +314,44 @@ async fn write_batch(
     let mut step = writer.begin().await?;
     let mut conn = step.conn();
     let mut issues = Vec::new();
-    let c = &mut run.counters;
+    let (phase, units) = (batch.phase, batch.units);
+    write_items(
+        &mut conn,
+        schema,
+        opts,
+        batch,
+        now,
+        &mut run.counters,
+        &mut issues,
+    )
+    .await?;
+    advance(run, phase, units);
+    runs::save(&mut conn, run, &issues).await?;
+    step.commit().await?;
+    Ok(())
+}
+
+/// Move the run's position past a batch of `phase` covering `units`.
+pub(super) fn advance(run: &mut Run, phase: Phase, units: u64) {
+    if run.phase != phase {
+        run.phase = phase;
+        run.position = 0;
+    }
+    run.position += units;
+}
+
+/// Write a batch's rows and count them into `c` (the run's counters, or a
+/// batch's own when batches are written concurrently: [`super::writers`]).
+/// The run's position and issues are the caller's.
+pub(super) async fn write_items(
+    conn: &mut Conn<'_>,
+    schema: &ImportSchema,
+    opts: &ImportOptions,
+    batch: Batch,
+    now: i64,
+    c: &mut Counters,
+    issues: &mut Vec<Issue>,
+) -> Result<(), ImportError> {
     if batch.phase == Phase::Users {
         c.user_records += batch.records;
     }
@@ -275,80 +377,63 @@ async fn write_batch(
             }
             // Users an earlier run (or a webhook) wrote are refreshed, not skipped.
             let plans = store::refresh::known_users(
-                &mut conn,
+                conn,
                 schema,
                 plans,
                 store::refresh::csv_exported_at(&opts.inputs.csv),
                 c,
-                &mut issues,
+                issues,
             )
             .await?;
-            store::users::write(&mut conn, schema, plans, c, &mut issues).await?;
+            store::users::write(conn, schema, plans, c, issues).await?;
         }
         Items::Organizations(records) => {
-            let valid = sort_out(records, |c| &mut c.organizations, c, &mut issues);
+            let valid = sort_out(records, |c| &mut c.organizations, c, issues);
             if schema.organizations() {
                 let valid =
-                    store::refresh::known_organizations(&mut conn, valid, now, c, &mut issues)
-                        .await?;
-                store::orgs::write_organizations(&mut conn, valid, now, c, &mut issues).await?;
+                    store::refresh::known_organizations(conn, valid, now, c, issues).await?;
+                store::orgs::write_organizations(conn, valid, now, c, issues).await?;
             } else {
                 no_plugin(
                     c,
                     Entity::Organization,
                     |c| &mut c.organizations,
                     valid.len(),
-                    &mut issues,
+                    issues,
                 );
             }
         }
         Items::Memberships(records) => {
-            let valid = sort_out(records, |c| &mut c.memberships, c, &mut issues);
+            let valid = sort_out(records, |c| &mut c.memberships, c, issues);
             if schema.organizations() {
-                let valid = store::refresh::known_members(
-                    &mut conn,
-                    valid,
-                    &opts.roles,
-                    now,
-                    c,
-                    &mut issues,
-                )
-                .await?;
-                store::orgs::write_members(&mut conn, valid, &opts.roles, now, c, &mut issues)
-                    .await?;
+                let valid =
+                    store::refresh::known_members(conn, valid, &opts.roles, now, c, issues).await?;
+                store::orgs::write_members(conn, valid, &opts.roles, now, c, issues).await?;
             } else {
                 no_plugin(
                     c,
                     Entity::Membership,
                     |c| &mut c.memberships,
                     valid.len(),
-                    &mut issues,
+                    issues,
                 );
             }
         }
         Items::Invitations(records) => {
-            let valid = sort_out(records, |c| &mut c.invitations, c, &mut issues);
+            let valid = sort_out(records, |c| &mut c.invitations, c, issues);
             if schema.organizations() {
-                store::orgs::write_invitations(&mut conn, valid, &opts.roles, now, c, &mut issues)
-                    .await?;
+                store::orgs::write_invitations(conn, valid, &opts.roles, now, c, issues).await?;
             } else {
                 no_plugin(
                     c,
                     Entity::Invitation,
                     |c| &mut c.invitations,
                     valid.len(),
-                    &mut issues,
+                    issues,
                 );
             }
         }
     }
-    if run.phase != batch.phase {
-        run.phase = batch.phase;
-        run.position = 0;
-    }
-    run.position += batch.units;
-    runs::save(&mut conn, run, &issues).await?;
-    step.commit().await?;
     Ok(())
 }
 
