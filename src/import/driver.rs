@@ -157,7 +157,17 @@ pub async fn run(db: &Db, opts: &ImportOptions) -> Result<Outcome, ImportError> 
     .map_err(|e| ImportError::Internal(e.to_string()))??;
     let totals = staging.totals;
 
-    let (tx, mut rx) = mpsc::channel(2);
+    // Several batches at once on PostgreSQL (see `writers`); one at a time on
+    // SQLite (one writer anyway) and in a dry run (one shared transaction).
+    let writers = if opts.dry_run || db.engine() != Engine::Postgres {
+        1
+    } else {
+        opts.writers.max(1)
+    };
+    // Batches in memory: the channel's, the one being made, and those being
+    // written (one, or `writers`): with several writers the channel holds one,
+    // so memory stays where one writer with a channel of two had it.
+    let (tx, mut rx) = mpsc::channel(if writers > 1 { 1 } else { 2 });
     let plan = produce::Plan {
         phase: run.phase,
         position: run.position,
@@ -168,13 +178,6 @@ pub async fn run(db: &Db, opts: &ImportOptions) -> Result<Outcome, ImportError> 
     };
     let producer = std::thread::spawn(move || produce::produce(staging, plan, tx));
 
-    // Several batches at once on PostgreSQL (see `writers`); one at a time on
-    // SQLite (one writer anyway) and in a dry run (one shared transaction).
-    let writers = if opts.dry_run || db.engine() != Engine::Postgres {
-        1
-    } else {
-        opts.writers.max(1)
-    };
     let mut lanes = (writers > 1).then(|| Lanes::new(db, &schema, opts, now, writers, run.clone()));
     let mut progress: Option<(Phase, Progress)> = None;
     // The lanes' batch tasks are local tasks of this set (see `Lanes`).
