@@ -133,7 +133,7 @@ impl ImportOptions {
         ImportOptions {
             inputs,
             roles: RoleMap::default(),
-            batch_size: 4000,
+            batch_size: 2000,
             writers: 2,
             dry_run: false,
             strict: false,
