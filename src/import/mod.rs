@@ -34,6 +34,7 @@
 //! [`synth`] makes synthetic exports for tests and benchmarks.
 
 pub mod bapi;
+mod batch;
 pub mod clerk_api;
 pub mod csv_export;
 pub mod driver;

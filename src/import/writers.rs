@@ -45,7 +45,7 @@ use tokio::task::JoinHandle;
 
 use crate::db::{Conn, Db, DbError};
 
-use super::driver::{advance, write_items};
+use super::batch::{advance, write_items};
 use super::plan::Planned;
 use super::produce::{Batch, Items, Record};
 use super::report::Counters;
