@@ -8,7 +8,10 @@
 #
 # Usage: scripts/bench-import.sh <postgres|sqlite> <users> [extra import flags…]
 # Env:   BENCH_DIR (default /tmp/cutover-bench), PG_ADMIN_URL
-#        (default postgres://postgres@127.0.0.1:5432/postgres)
+#        (default postgres://postgres@127.0.0.1:5432/postgres),
+#        CUTOVER_BENCH_BIN (a cutover binary to measure instead of building this
+#        checkout's; the export generator is then built only when an export of
+#        that size is missing)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -19,10 +22,16 @@ bench=${BENCH_DIR:-/tmp/cutover-bench}
 admin=${PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 target=${CARGO_TARGET_DIR:-$root/target}
 
-cargo build --release --quiet --bin cutover --example gen_clerk_export
+bin=${CUTOVER_BENCH_BIN:-}
+if [ -z "$bin" ]; then
+  cargo build --release --quiet --bin cutover --example gen_clerk_export
+  bin="$target/release/cutover"
+fi
 export_dir="$bench/export-$users"
 if [ ! -f "$export_dir/invitations.json" ]; then
   rm -rf "$export_dir"
+  [ -x "$target/release/examples/gen_clerk_export" ] ||
+    cargo build --release --quiet --example gen_clerk_export
   "$target/release/examples/gen_clerk_export" "$users" "$export_dir" >/dev/null
 fi
 users_json=$(ls "$export_dir"/users-*.json)
@@ -57,7 +66,7 @@ level = "warn"
 TOML
 
 # shellcheck disable=SC2086
-/usr/bin/time -v "$target/release/cutover" import -c "$config" --progress plain \
+/usr/bin/time -v "$bin" import -c "$config" --progress plain \
   --csv "$export_dir/users.csv" --users $users_json \
   --organizations "$export_dir/organizations.json" --memberships "$export_dir/memberships.json" \
   --invitations "$export_dir/invitations.json" --work-dir "$bench" "$@" \

@@ -118,6 +118,10 @@ pub struct ImportArgs {
     /// Users (or records) per transaction [default: [import] batch_size]
     #[arg(long, value_name = "N")]
     pub batch_size: Option<usize>,
+    /// Batches written at once on PostgreSQL, each on its own connection
+    /// (SQLite and --dry-run: one) [default: [import] writers]
+    #[arg(long, value_name = "N")]
+    pub writers: Option<usize>,
     /// Directory for the run's private temporary files [default: the system's]
     #[arg(long, value_name = "DIR")]
     pub work_dir: Option<PathBuf>,

@@ -31,11 +31,15 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<Exit> {
             return Err(UsageError(format!("{} is not a readable file", f.display())).into());
         }
     }
+    let writers = args.writers.unwrap_or(cfg.import.writers).clamp(1, 16);
+    // One connection per writer, one for the run's lock, one for reads
+    // between batches (`import::writers`).
+    let pool = (writers as u32 + 2).max(4);
     // The database first: a wrong URL or a database Kernia has not set up is
     // found before any pull from Clerk or any write.
     let db = if args.dry_run {
         // A dry run creates cutover's tables inside the transaction it rolls back.
-        let db = crate::db::Db::connect_existing(cfg.database_url.expose(), 4)
+        let db = crate::db::Db::connect_existing(cfg.database_url.expose(), pool)
             .await
             .context("kernia.database_url")?;
         crate::db::KerniaSchema::read(&db)
@@ -43,7 +47,7 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<Exit> {
             .context("kernia.database_url")?;
         db
     } else {
-        super::open_kernia_database(cfg.database_url.expose(), 4).await?
+        super::open_kernia_database(cfg.database_url.expose(), pool).await?
     };
     let mut pulled_files = None;
     if args.from_clerk_api {
@@ -97,6 +101,7 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<Exit> {
         .batch_size
         .unwrap_or(cfg.import.batch_size)
         .clamp(1, 50_000);
+    opts.writers = writers;
     opts.dry_run = args.dry_run;
     opts.strict = args.strict;
     opts.restart = args.restart;

@@ -542,6 +542,9 @@ impl Default for LimitsConfig {
 pub struct ImportConfig {
     /// Users (or records) written per transaction.
     pub batch_size: usize,
+    /// Batches written at once on PostgreSQL, each on its own connection
+    /// (SQLite: always one).
+    pub writers: usize,
     /// Extra Clerk role key → Kernia role pairs (`org:admin` → `admin` and
     /// `org:member` → `member` are built in and may be overridden here).
     pub roles: Vec<(String, String)>,
@@ -567,7 +570,8 @@ impl Default for ImportConfig {
 
 impl ImportConfig {
     pub(super) fn read(mut s: Section, p: &mut Problems) -> ImportConfig {
-        let batch_size = s.int(p, "batch_size", 4000, 1, 50_000) as usize;
+        let batch_size = s.int(p, "batch_size", 2000, 1, 50_000) as usize;
+        let writers = s.int(p, "writers", 2, 1, 16) as usize;
         let creator_role = match s.string(p, "creator_role") {
             None => Some("owner".to_string()),
             Some(r) if r.trim().is_empty() => None,
@@ -604,6 +608,7 @@ impl ImportConfig {
         s.finish(p);
         ImportConfig {
             batch_size,
+            writers,
             roles,
             creator_role,
             clerk_api_url,

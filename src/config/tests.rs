@@ -289,7 +289,8 @@ fn default_denied_paths_follow_the_base_path_and_can_be_lifted_only_by_a_danger_
 fn import_section_has_defaults_and_reads_roles() {
     let cfg = Config::parse(MINIMAL, Path::new("m.toml"), &env()).unwrap();
     assert_eq!(cfg.import, ImportConfig::default());
-    assert_eq!(cfg.import.batch_size, 4000);
+    assert_eq!(cfg.import.batch_size, 2000);
+    assert_eq!(cfg.import.writers, 2);
     assert_eq!(cfg.import.creator_role.as_deref(), Some("owner"));
     assert_eq!(cfg.import.clerk_secret_key_env, "CLERK_SECRET_KEY");
     let text = format!(
@@ -307,12 +308,13 @@ fn import_section_has_defaults_and_reads_roles() {
 #[test]
 fn import_section_problems_name_their_keys() {
     let text = format!(
-        "{MINIMAL}\n[import]\nbatch_size = 0\nclerk_api_url = \"ftp://x\"\nspeed = 3\n[import.roles]\n\"org:x\" = 5\n\"org:y\" = \"two words\"\n"
+        "{MINIMAL}\n[import]\nbatch_size = 0\nwriters = 0\nclerk_api_url = \"ftp://x\"\nspeed = 3\n[import.roles]\n\"org:x\" = 5\n\"org:y\" = \"two words\"\n"
     );
     let found = problems(&text);
     let keys = keys(&found);
     for expected in [
         "import.batch_size",
+        "import.writers",
         "import.clerk_api_url",
         "import.speed",
         "import.roles.\"org:x\"",

@@ -5,6 +5,9 @@
 //! stage (thread) ─► sorted users + spools ─► produce (thread) ─► batches ─► write (async, one tx each)
 //! ```
 //!
+//! On PostgreSQL up to `writers` batches are written at once, each on its
+//! own connection, committing in batch order ([`super::writers`]).
+//!
 //! Under `--dry-run` every batch goes into one transaction that is rolled back
 //! at the end, so the checks and counts are exactly those of a real run and
 //! nothing stays behind.
@@ -14,18 +17,19 @@ use std::path::Path;
 use sha2::{Digest as _, Sha256};
 use tokio::sync::mpsc;
 
-use crate::db::{Conn, Db, DbError, Tx, now_secs};
+use crate::db::{Conn, Db, DbError, Engine, Tx, now_secs};
 
+use super::batch::{advance, write_items};
 use super::duplicates;
-use super::issue::{Entity, Issue, IssueKind};
-use super::plan::Planned;
-use super::produce::{self, Batch, Items, Record};
+use super::issue::Issue;
+use super::produce::{self, Batch};
 use super::progress::Progress;
-use super::report::{self, Counters, ReportWriter, RunInfo, Tally};
+use super::report::{self, ReportWriter, RunInfo};
 use super::spool::WorkDir;
 use super::stage::{self, Inputs};
 use super::store::runs::{self, Phase, Run};
-use super::store::{self, ImportSchema, tuning};
+use super::store::{ImportSchema, tuning};
+use super::writers::Lanes;
 use super::{ImportError, ImportOptions, Outcome};
 
 /// A fingerprint of the inputs (path, size, modification time) and of the
@@ -153,7 +157,17 @@ pub async fn run(db: &Db, opts: &ImportOptions) -> Result<Outcome, ImportError> 
     .map_err(|e| ImportError::Internal(e.to_string()))??;
     let totals = staging.totals;
 
-    let (tx, mut rx) = mpsc::channel(2);
+    // Several batches at once on PostgreSQL (see `writers`); one at a time on
+    // SQLite (one writer anyway) and in a dry run (one shared transaction).
+    let writers = if opts.dry_run || db.engine() != Engine::Postgres {
+        1
+    } else {
+        opts.writers.max(1)
+    };
+    // Batches in memory: the channel's, the one being made, and those being
+    // written (one, or `writers`): with several writers the channel holds one,
+    // so memory stays where one writer with a channel of two had it.
+    let (tx, mut rx) = mpsc::channel(if writers > 1 { 1 } else { 2 });
     let plan = produce::Plan {
         phase: run.phase,
         position: run.position,
@@ -164,41 +178,89 @@ pub async fn run(db: &Db, opts: &ImportOptions) -> Result<Outcome, ImportError> 
     };
     let producer = std::thread::spawn(move || produce::produce(staging, plan, tx));
 
+    let mut lanes = (writers > 1).then(|| Lanes::new(db, &schema, opts, now, writers, run.clone()));
     let mut progress: Option<(Phase, Progress)> = None;
-    let result = async {
-        while let Some(batch) = rx.recv().await {
-            let batch = batch?;
-            if progress.as_ref().map(|p| p.0) != Some(batch.phase) {
-                if let Some((_, mut p)) = progress.take() {
-                    p.finish();
+    // The lanes' batch tasks are local tasks of this set (see `Lanes`).
+    let local = tokio::task::LocalSet::new();
+    let result = local
+        .run_until(async {
+            let written = async {
+                loop {
+                    // Wait for a free lane before taking a batch: at most `writers`
+                    // batches in flight, plus the channel's.
+                    if let Some(l) = lanes.as_mut() {
+                        let n = l.ready().await?;
+                        advance_progress(&mut progress, n);
+                    }
+                    let Some(batch) = rx.recv().await else { break };
+                    let batch = match batch {
+                        Ok(b) => b,
+                        Err(e) => {
+                            // Bad input (or --strict): what came before is written,
+                            // as with one writer, then the run stops.
+                            if let Some(l) = lanes.as_mut() {
+                                l.drain().await?;
+                            }
+                            return Err(e);
+                        }
+                    };
+                    if progress.as_ref().map(|p| p.0) != Some(batch.phase) {
+                        // A phase barrier: the earlier phase commits completely first.
+                        if let Some(l) = lanes.as_mut() {
+                            let n = l.drain().await?;
+                            advance_progress(&mut progress, n);
+                        }
+                        if let Some((_, mut p)) = progress.take() {
+                            p.finish();
+                        }
+                        let total = match batch.phase {
+                            Phase::Users => totals[0],
+                            Phase::Organizations => totals[1],
+                            Phase::Memberships => totals[2],
+                            _ => totals[3],
+                        };
+                        // Users are counted in records, as read (a user may have a CSV
+                        // row and an API object); the summary shows both numbers.
+                        let label = match batch.phase {
+                            Phase::Users => "user records",
+                            other => other.as_str(),
+                        };
+                        progress = Some((batch.phase, Progress::new(opts.progress, label, total)));
+                    }
+                    match lanes.as_mut() {
+                        Some(l) => {
+                            let n = l.start(batch).await?;
+                            advance_progress(&mut progress, n);
+                        }
+                        None => {
+                            let records = batch.records + batch.skipped;
+                            write_batch(&mut writer, &schema, opts, &mut run, batch, now).await?;
+                            advance_progress(&mut progress, records);
+                        }
+                    }
                 }
-                let total = match batch.phase {
-                    Phase::Users => totals[0],
-                    Phase::Organizations => totals[1],
-                    Phase::Memberships => totals[2],
-                    _ => totals[3],
-                };
-                // Users are counted in records, as read (a user may have a CSV
-                // row and an API object); the summary shows both numbers.
-                let label = match batch.phase {
-                    Phase::Users => "user records",
-                    other => other.as_str(),
-                };
-                progress = Some((batch.phase, Progress::new(opts.progress, label, total)));
+                if let Some(l) = lanes.as_mut() {
+                    let n = l.drain().await?;
+                    advance_progress(&mut progress, n);
+                }
+                Ok::<(), ImportError>(())
             }
-            let records = batch.records + batch.skipped;
-            write_batch(&mut writer, &schema, opts, &mut run, batch, now).await?;
-            if let Some((_, p)) = progress.as_mut() {
-                p.advance(records);
+            .await;
+            if written.is_err()
+                && let Some(l) = lanes.as_mut()
+            {
+                l.abandon().await;
             }
-        }
-        Ok::<(), ImportError>(())
-    }
-    .await;
+            written
+        })
+        .await;
     if let Some((_, mut p)) = progress.take() {
         p.finish();
     }
     drop(rx);
+    if let Some(l) = lanes.take() {
+        run = l.into_run();
+    }
     let _ = producer.join();
     result?;
 
@@ -237,6 +299,12 @@ pub async fn run(db: &Db, opts: &ImportOptions) -> Result<Outcome, ImportError> 
     })
 }
 
+fn advance_progress(progress: &mut Option<(Phase, Progress)>, records: u64) {
+    if let Some((_, p)) = progress.as_mut() {
+        p.advance(records);
+    }
+}
+
 /// Count a batch and write it, with the run's progress, in one step.
 async fn write_batch(
     writer: &mut Writer,
@@ -249,156 +317,21 @@ async fn write_batch(
     let mut step = writer.begin().await?;
     let mut conn = step.conn();
     let mut issues = Vec::new();
-    let c = &mut run.counters;
-    if batch.phase == Phase::Users {
-        c.user_records += batch.records;
-    }
-    match batch.items {
-        Items::Users(planned) => {
-            let mut plans = Vec::with_capacity(planned.len());
-            for p in planned {
-                match p {
-                    Planned::User(u) => {
-                        c.users.input += 1;
-                        plans.push(*u);
-                    }
-                    Planned::Invalid(found) => {
-                        if found.len() == 1 && found[0].entity == Entity::File {
-                            c.file_problems += 1;
-                        } else {
-                            c.users.input += 1;
-                            c.users.invalid += 1;
-                        }
-                        issues.extend(found);
-                    }
-                }
-            }
-            // Users an earlier run (or a webhook) wrote are refreshed, not skipped.
-            let plans = store::refresh::known_users(
-                &mut conn,
-                schema,
-                plans,
-                store::refresh::csv_exported_at(&opts.inputs.csv),
-                c,
-                &mut issues,
-            )
-            .await?;
-            store::users::write(&mut conn, schema, plans, c, &mut issues).await?;
-        }
-        Items::Organizations(records) => {
-            let valid = sort_out(records, |c| &mut c.organizations, c, &mut issues);
-            if schema.organizations() {
-                let valid =
-                    store::refresh::known_organizations(&mut conn, valid, now, c, &mut issues)
-                        .await?;
-                store::orgs::write_organizations(&mut conn, valid, now, c, &mut issues).await?;
-            } else {
-                no_plugin(
-                    c,
-                    Entity::Organization,
-                    |c| &mut c.organizations,
-                    valid.len(),
-                    &mut issues,
-                );
-            }
-        }
-        Items::Memberships(records) => {
-            let valid = sort_out(records, |c| &mut c.memberships, c, &mut issues);
-            if schema.organizations() {
-                let valid = store::refresh::known_members(
-                    &mut conn,
-                    valid,
-                    &opts.roles,
-                    now,
-                    c,
-                    &mut issues,
-                )
-                .await?;
-                store::orgs::write_members(&mut conn, valid, &opts.roles, now, c, &mut issues)
-                    .await?;
-            } else {
-                no_plugin(
-                    c,
-                    Entity::Membership,
-                    |c| &mut c.memberships,
-                    valid.len(),
-                    &mut issues,
-                );
-            }
-        }
-        Items::Invitations(records) => {
-            let valid = sort_out(records, |c| &mut c.invitations, c, &mut issues);
-            if schema.organizations() {
-                store::orgs::write_invitations(&mut conn, valid, &opts.roles, now, c, &mut issues)
-                    .await?;
-            } else {
-                no_plugin(
-                    c,
-                    Entity::Invitation,
-                    |c| &mut c.invitations,
-                    valid.len(),
-                    &mut issues,
-                );
-            }
-        }
-    }
-    if run.phase != batch.phase {
-        run.phase = batch.phase;
-        run.position = 0;
-    }
-    run.position += batch.units;
+    let (phase, units) = (batch.phase, batch.units);
+    write_items(
+        &mut conn,
+        schema,
+        opts,
+        batch,
+        now,
+        &mut run.counters,
+        &mut issues,
+    )
+    .await?;
+    advance(run, phase, units);
     runs::save(&mut conn, run, &issues).await?;
     step.commit().await?;
     Ok(())
-}
-
-/// Count a spooled batch's records and keep the valid ones.
-fn sort_out<T>(
-    records: Vec<Record<T>>,
-    tally: fn(&mut Counters) -> &mut Tally,
-    c: &mut Counters,
-    issues: &mut Vec<Issue>,
-) -> Vec<T> {
-    let mut valid = Vec::with_capacity(records.len());
-    for r in records {
-        match r {
-            Record::Valid(v) => {
-                tally(c).input += 1;
-                valid.push(v);
-            }
-            Record::Invalid(found) => {
-                tally(c).input += 1;
-                tally(c).invalid += 1;
-                issues.extend(found);
-            }
-            Record::File(issue) => {
-                c.file_problems += 1;
-                issues.push(issue);
-            }
-        }
-    }
-    valid
-}
-
-fn no_plugin(
-    c: &mut Counters,
-    entity: Entity,
-    tally: fn(&mut Counters) -> &mut Tally,
-    n: usize,
-    issues: &mut Vec<Issue>,
-) {
-    if n == 0 {
-        return;
-    }
-    tally(c).skipped += n as u64;
-    *c.skipped_reasons
-        .entry(format!(
-            "{}: organization plugin not installed",
-            entity.as_str()
-        ))
-        .or_default() += n as u64;
-    issues.push(Issue::new(IssueKind::Warning, Entity::File, None,
-        format!("{n} record(s) skipped: Kernia's database has no organization, member or invitation table")));
 }
 
 /// Stream the run's issues into the report file (written to a temporary name,

@@ -20,7 +20,9 @@
 //!    ([`duplicates`]: verified first, then the older account).
 //! 2. [`produce`] maps each user id's records ([`plan`]) and hands batches to
 //!    the [`driver`], which writes each batch ([`store`]) in one transaction
-//!    together with the run's position, counts and issues.
+//!    together with the run's position, counts and issues. On PostgreSQL two
+//!    batches are written at once on two connections ([`writers`]), committed
+//!    in order.
 //! 3. A summary on the terminal and, with `--report`, a JSON report
 //!    ([`report`]) in which every input record sits in exactly one bucket.
 //!
@@ -32,6 +34,7 @@
 //! [`synth`] makes synthetic exports for tests and benchmarks.
 
 pub mod bapi;
+mod batch;
 pub mod clerk_api;
 pub mod csv_export;
 pub mod driver;
@@ -51,6 +54,7 @@ pub mod spool;
 pub mod stage;
 pub mod store;
 pub mod synth;
+pub mod writers;
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -109,6 +113,10 @@ pub struct ImportOptions {
     pub roles: RoleMap,
     /// Units (user ids, records) per transaction.
     pub batch_size: usize,
+    /// Batches written at once, each on its own connection (PostgreSQL only;
+    /// SQLite and dry runs always write one at a time). The database pool
+    /// needs `writers + 2` connections.
+    pub writers: usize,
     pub dry_run: bool,
     pub strict: bool,
     /// Start over instead of resuming an interrupted run of the same inputs.
@@ -126,7 +134,8 @@ impl ImportOptions {
         ImportOptions {
             inputs,
             roles: RoleMap::default(),
-            batch_size: 4000,
+            batch_size: 2000,
+            writers: 2,
             dry_run: false,
             strict: false,
             restart: false,

@@ -2,8 +2,8 @@
 //! stands, maps each unit (pure code) and hands over batches.
 //!
 //! It runs on its own thread, so reading and mapping the next batch overlaps
-//! with the database writing the current one; the channel holds two batches,
-//! which bounds memory.
+//! with the database writing the current ones; the channel holds two batches
+//! (one when several are written at once), which bounds memory.
 
 use tokio::sync::mpsc;
 

@@ -34,6 +34,29 @@ impl Tally {
     pub fn adds_up(&self) -> bool {
         self.accounted() == self.input
     }
+
+    fn add(&mut self, other: &Tally) {
+        let Tally {
+            input,
+            imported,
+            already_present,
+            conflicts,
+            skipped,
+            invalid,
+        } = other;
+        self.input += input;
+        self.imported += imported;
+        self.already_present += already_present;
+        self.conflicts += conflicts;
+        self.skipped += skipped;
+        self.invalid += invalid;
+    }
+}
+
+fn add_map(into: &mut BTreeMap<String, u64>, from: &BTreeMap<String, u64>) {
+    for (k, v) in from {
+        *into.entry(k.clone()).or_default() += v;
+    }
 }
 
 /// Everything a run counts. Stored with the run after every batch.
@@ -74,6 +97,47 @@ pub struct Counters {
 }
 
 impl Counters {
+    /// Add another count to this one (a batch's counts to the run's totals).
+    pub fn add(&mut self, other: &Counters) {
+        // Destructured, so a new field cannot be forgotten here.
+        let Counters {
+            users,
+            user_records,
+            ledger,
+            hashers,
+            accounts,
+            providers,
+            two_factor,
+            reenrol,
+            organizations,
+            memberships,
+            roles,
+            custom_roles,
+            invitations,
+            skipped_reasons,
+            warnings,
+            file_problems,
+            refreshed,
+        } = other;
+        self.users.add(users);
+        self.user_records += user_records;
+        add_map(&mut self.ledger, ledger);
+        add_map(&mut self.hashers, hashers);
+        self.accounts.add(accounts);
+        add_map(&mut self.providers, providers);
+        self.two_factor += two_factor;
+        add_map(&mut self.reenrol, reenrol);
+        self.organizations.add(organizations);
+        self.memberships.add(memberships);
+        add_map(&mut self.roles, roles);
+        add_map(&mut self.custom_roles, custom_roles);
+        self.invitations.add(invitations);
+        add_map(&mut self.skipped_reasons, skipped_reasons);
+        self.warnings += warnings;
+        self.file_problems += file_problems;
+        add_map(&mut self.refreshed, refreshed);
+    }
+
     /// Count a re-enrolment note by the factors it names.
     pub fn count_reenrol(&mut self, message: &str) {
         for (needle, key) in [
@@ -258,6 +322,31 @@ mod tests {
             finished_at: 2,
             inputs: vec!["users.csv".into()],
         }
+    }
+
+    #[test]
+    fn counts_added_batch_by_batch_equal_counts_made_in_one() {
+        let count = |c: &mut Counters, hasher: &str| {
+            c.users.input += 1;
+            c.users.imported += 1;
+            *c.hashers.entry(hasher.into()).or_default() += 1;
+            *c.ledger.entry("pending_password".into()).or_default() += 1;
+            c.warnings += 1;
+        };
+        let mut whole = Counters::default();
+        let mut first = Counters::default();
+        let mut second = Counters::default();
+        for (h, part) in [("bcrypt", &mut first), ("argon2id", &mut second)] {
+            count(&mut whole, h);
+            count(part, h);
+        }
+        count(&mut whole, "bcrypt");
+        count(&mut second, "bcrypt");
+        let mut added = Counters::default();
+        added.add(&first);
+        added.add(&second);
+        assert_eq!(added, whole);
+        assert!(added.adds_up());
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! A real kill: the `cutover import` process is killed with SIGKILL in the
 //! middle of writing, started again with the same command, and must end in
-//! exactly the state (rows, counts, issues) of an uninterrupted run.
+//! exactly the state (rows, counts, issues) of an uninterrupted run. The
+//! killed and resumed runs write two batches at once (`--writers 2`, on
+//! PostgreSQL), the uninterrupted reference one at a time.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -42,12 +44,13 @@ fn export() -> Export {
     Export { _dir: dir, args }
 }
 
-fn command(config: &std::path::Path, e: &Export) -> Command {
+fn command(config: &std::path::Path, e: &Export, writers: u32) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_cutover"));
     cmd.arg("import")
         .arg("-c")
         .arg(config)
         .args(&e.args)
+        .args(["--writers", &writers.to_string()])
         .env_remove("RUST_LOG")
         .stdin(Stdio::null());
     cmd
@@ -90,7 +93,7 @@ async fn a_killed_import_resumes_to_the_same_end(engine: Engine) {
 
     // The reference: one uninterrupted run.
     let reference = TestDb::fresh(engine, true).await;
-    let out = command(&config(&reference, cfg_dir.path()), &e)
+    let out = command(&config(&reference, cfg_dir.path()), &e, 1)
         .output()
         .unwrap();
     assert!(
@@ -102,7 +105,7 @@ async fn a_killed_import_resumes_to_the_same_end(engine: Engine) {
     // The same import, killed with SIGKILL once some batches are committed.
     let t = TestDb::fresh(engine, true).await;
     let cfg = config(&t, cfg_dir.path());
-    let mut child = command(&cfg, &e)
+    let mut child = command(&cfg, &e, 2)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -131,7 +134,7 @@ async fn a_killed_import_resumes_to_the_same_end(engine: Engine) {
     );
 
     // Started again: it resumes, and ends exactly where the reference ended.
-    let out = command(&cfg, &e).output().unwrap();
+    let out = command(&cfg, &e, 2).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -144,7 +147,7 @@ async fn a_killed_import_resumes_to_the_same_end(engine: Engine) {
 
     // And once more: nothing changes.
     let before = t.dump().await;
-    let out = command(&cfg, &e).output().unwrap();
+    let out = command(&cfg, &e, 2).output().unwrap();
     assert!(out.status.success());
     assert_eq!(t.dump().await, before);
     t.drop_db().await;

@@ -25,6 +25,7 @@ mod import_files;
 mod import_kernia;
 mod import_resume;
 mod import_support;
+mod import_writers;
 mod kernia_sessions;
 mod migration;
 mod migration_safety;

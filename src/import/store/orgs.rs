@@ -27,7 +27,8 @@ fn quoted(cols: &[(&str, &str)]) -> String {
         .join(", ")
 }
 
-async fn ids_in(
+/// Which of `ids` the table has.
+pub(super) async fn ids_in(
     conn: &mut Conn<'_>,
     table: &str,
     ids: &[String],

@@ -772,8 +772,12 @@ pub async fn known_organizations(
     issues: &mut Vec<Issue>,
 ) -> Result<Vec<crate::import::records::OrgRecord>, DbError> {
     let mut fresh = Vec::with_capacity(orgs.len());
+    // One lookup for the batch, not one per record (a round trip each).
+    let ids: Vec<String> = orgs.iter().map(|o| o.id.clone()).collect();
+    let known =
+        super::orgs::ids_in(conn, "organization", &ids, "looking for organizations").await?;
     for o in orgs {
-        if !exists(conn, "organization", &o.id).await? {
+        if !known.contains(&o.id) {
             fresh.push(o);
             continue;
         }
@@ -801,8 +805,10 @@ pub async fn known_members(
     issues: &mut Vec<Issue>,
 ) -> Result<Vec<crate::import::records::MemberRecord>, DbError> {
     let mut fresh = Vec::with_capacity(members.len());
+    let ids: Vec<String> = members.iter().map(|m| m.id.clone()).collect();
+    let known = super::orgs::ids_in(conn, "member", &ids, "looking for members").await?;
     for m in members {
-        if !exists(conn, "member", &m.id).await? {
+        if !known.contains(&m.id) {
             fresh.push(m);
             continue;
         }

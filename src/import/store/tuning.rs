@@ -34,6 +34,19 @@ pub(crate) async fn tune(conn: &mut Conn<'_>) -> Result<(), DbError> {
     Ok(())
 }
 
+/// Give up on a row lock after `wait` (e.g. `30s`) in this transaction: the
+/// guard of concurrent batch writers (`import::writers`) against a lock cycle
+/// PostgreSQL cannot see.
+pub(crate) async fn bound_lock_waits(conn: &mut Conn<'_>, wait: &str) -> Result<(), DbError> {
+    if let Conn::Postgres(c) = conn {
+        sqlx::raw_sql(&format!("SET LOCAL lock_timeout = '{wait}'"))
+            .execute(&mut **c)
+            .await
+            .map_err(DbError::query("bounding the import's lock waits"))?;
+    }
+    Ok(())
+}
+
 /// Kernia has no index on `account ("providerId", "accountId")`, the pair its
 /// own OAuth callback looks up; the import checks that pair for every social
 /// account, so it adds one (named `cutover_…`, harmless to Kernia, and it
