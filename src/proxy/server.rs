@@ -211,10 +211,15 @@ struct Connection {
 impl Connection {
     /// Plain TCP: the first bytes, peeked (not consumed) within the
     /// header-read deadline, tell HTTP/1 from HTTP/2's preface.
-    async fn run_plain(self, stream: TcpStream) {
+    async fn run_plain(mut self, stream: TcpStream) {
         let peer = self.info.peer;
         let mut first = [0u8; 24];
-        let proto = match tokio::time::timeout_at(self.deadline, stream.peek(&mut first)).await {
+        let peeked = tokio::select! {
+            r = tokio::time::timeout_at(self.deadline, stream.peek(&mut first)) => r,
+            // Draining: a connection that has not sent a request yet is closed.
+            _ = self.drain.wait_for(|draining| *draining) => return,
+        };
+        let proto = match peeked {
             Ok(Ok(0)) => return, // closed before sending anything
             Ok(Ok(n)) => proto_of_first_bytes(&first[..n]),
             Ok(Err(e)) => {

@@ -386,6 +386,24 @@ async fn graceful_drain_finishes_in_flight_requests_and_refuses_new_ones() {
     assert_eq!(echo::read(resp).await["path"], "/slow");
 }
 
+/// Draining closes a connection that has not sent a request yet at once, not
+/// at the end of the grace period (5 s here) or its header-read deadline (10 s).
+#[tokio::test]
+async fn draining_closes_a_connection_that_has_sent_nothing() {
+    use tokio::io::AsyncReadExt as _;
+    let mut s = stack("").await;
+    let mut silent = tokio::net::TcpStream::connect(s.cutover.http)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await; // accepted and waiting
+    s.cutover.begin_shutdown();
+    let mut buf = [0u8; 1];
+    let read = tokio::time::timeout(Duration::from_secs(3), silent.read(&mut buf))
+        .await
+        .expect("closed when draining began, before the grace period ended");
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+}
+
 #[tokio::test]
 async fn upstream_trouble_answers_502_and_504_with_json() {
     let legacy = Echo::start("legacy").await;
