@@ -487,8 +487,12 @@ impl Builders {
         let mut http1 = http1::Builder::new();
         http1
             .timer(TokioTimer::new())
-            // Also the keep-alive idle limit: the timer runs while waiting for the next request head.
-            .header_read_timeout(limits.idle_timeout)
+            // No timer of hyper's per request head: `Connection::watch` already
+            // closes a connection whose first head is not in by the header-read
+            // deadline, and one with no request in flight (a slow next head
+            // included) after `idle_timeout`. hyper's would cost an allocation
+            // and a timer registration per request.
+            .header_read_timeout(None)
             // Request heads must fit the read buffer (hyper's minimum is 8 KiB).
             // At most 100 header lines (hyper's default; more get 431): a
             // larger count makes hyper allocate its header index per request.
@@ -509,7 +513,7 @@ impl Builders {
         detect
             .http1()
             .timer(TokioTimer::new())
-            .header_read_timeout(limits.idle_timeout)
+            .header_read_timeout(None)
             .max_buf_size(limits.max_header_bytes.max(8192));
         detect
             .http2()

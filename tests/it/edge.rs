@@ -253,6 +253,41 @@ async fn silent_connections_are_closed_and_the_next_request_is_answered() {
     closed_by_cutover("a silent TLS connection", &mut silent_tls).await;
 }
 
+/// A keep-alive connection whose next request head stops halfway is closed
+/// once it has had no request in flight for `idle_timeout` (cutover's own
+/// deadline; hyper's per-head timer is off).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_next_request_head_that_stops_halfway_is_closed_after_the_idle_timeout() {
+    let legacy = Echo::start("legacy").await;
+    let db = TestDatabase::create(Engine::Sqlite).await;
+    let c = Cutover::start(&toml(
+        &legacy.url(),
+        &legacy.url(),
+        &db.url,
+        "[limits]\nidle_timeout_secs = 2\n",
+    ))
+    .await;
+    let mut s = TcpStream::connect(c.http).await.unwrap();
+    s.write_all(b"GET /first HTTP/1.1\r\nHost: a\r\n\r\n")
+        .await
+        .unwrap();
+    let mut first = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&first).contains("\"/first\"") {
+        let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf))
+            .await
+            .expect("the first request is answered")
+            .unwrap();
+        assert!(n > 0, "closed before answering the first request");
+        first.extend_from_slice(&buf[..n]);
+    }
+    assert!(first.starts_with(b"HTTP/1.1 200"));
+    s.write_all(b"GET /second HTTP/1.1\r\nHost: a\r\n")
+        .await
+        .unwrap();
+    closed_by_cutover("half a second request head", &mut s).await;
+}
+
 /// Defect 2: HTTP/2 keep-alive pings (answered by any real client) must not
 /// keep an idle connection open forever.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
