@@ -830,3 +830,51 @@ async fn a_head_of_more_than_100_header_lines_is_refused_with_431() {
         "{answer}"
     );
 }
+
+/// Every way cutover picks the protocol serves the request: HTTP/2 with prior
+/// knowledge on plain TCP (the preface goes to detection), HTTP/1.1 on TLS
+/// without ALPN (detection), and plain HTTP/1 whose method starts like the
+/// preface's `PRI` (hyper's HTTP/1 builder once the bytes differ).
+#[tokio::test]
+async fn requests_are_served_whichever_way_the_protocol_is_chosen() {
+    let legacy = Echo::start("legacy").await;
+    let db = TestDatabase::create(Engine::Sqlite).await;
+    let (tls, _dir, cert_pem) = tls_section();
+    let text = toml(&legacy.url(), &legacy.url(), &db.url, "")
+        .replace("[server]\n", &format!("[server]\n{tls}"));
+    let c = Cutover::start(&text).await;
+
+    let h2c = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let resp = h2c.get(c.url("/h2c")).send().await.unwrap();
+    assert_eq!(resp.version(), reqwest::Version::HTTP_2);
+    assert_eq!(echo::read(resp).await["path"], "/h2c");
+
+    let tcp = TcpStream::connect(c.https.unwrap()).await.unwrap();
+    let mut no_alpn = tls_connector(&cert_pem)
+        .connect("localhost".try_into().unwrap(), tcp)
+        .await
+        .expect("the TLS handshake completes");
+    no_alpn
+        .write_all(b"GET /no-alpn HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), no_alpn.read_to_end(&mut out))
+        .await
+        .expect("answered and closed");
+    let answer = String::from_utf8_lossy(&out);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("/no-alpn"), "{answer}");
+
+    let answer = raw(
+        c.http,
+        "PUT /put HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert_eq!(body_of(&answer)["path"], "/put");
+}
