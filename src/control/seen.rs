@@ -64,11 +64,6 @@ impl SeenRecorder {
         Arc::new(SeenRecorder::default())
     }
 
-    /// A user was seen now.
-    pub fn note(&self, user_id: &str) {
-        self.note_on(user_id, today());
-    }
-
     /// A user was seen now, through an identity carrying `mark`: the
     /// identity's later requests that day cost one atomic load.
     pub fn note_marked(&self, user_id: &str, mark: &SeenMark) {

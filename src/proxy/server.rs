@@ -482,11 +482,11 @@ struct Builders {
     detect: auto::Builder<TokioExecutor>,
 }
 
-impl Builders {
-    fn new(limits: &LimitsConfig) -> Builders {
-        let mut http1 = http1::Builder::new();
-        http1
-            .timer(TokioTimer::new())
+/// cutover's HTTP/1 settings, on hyper's builder or hyper-util's (the same
+/// methods on two types).
+macro_rules! http1_limits {
+    ($b:expr, $limits:expr) => {
+        $b.timer(TokioTimer::new())
             // No timer of hyper's per request head: `Connection::watch` already
             // closes a connection whose first head is not in by the header-read
             // deadline, and one with no request in flight (a slow next head
@@ -496,34 +496,39 @@ impl Builders {
             // Request heads must fit the read buffer (hyper's minimum is 8 KiB).
             // At most 100 header lines (hyper's default; more get 431): a
             // larger count makes hyper allocate its header index per request.
-            .max_buf_size(limits.max_header_bytes.max(8192));
+            .max_buf_size($limits.max_header_bytes.max(8192))
+    };
+}
+
+/// cutover's HTTP/2 settings, on hyper's builder or hyper-util's.
+/// Extended CONNECT (RFC 8441, WebSocket over HTTP/2) is not offered: the
+/// upstream leg is HTTP/1.1 and cutover does not translate it into an Upgrade
+/// handshake, so a client falls back to HTTP/1.1 WebSockets.
+macro_rules! http2_limits {
+    ($b:expr, $limits:expr) => {
+        $b.timer(TokioTimer::new())
+            .max_header_list_size(u32::try_from($limits.max_header_bytes).unwrap_or(u32::MAX))
+            .max_concurrent_streams(256)
+            .keep_alive_interval(Some($limits.idle_timeout / 2))
+            .keep_alive_timeout(Duration::from_secs(20))
+            .max_pending_accept_reset_streams(Some(64))
+            .max_local_error_reset_streams(Some(1024))
+    };
+}
+
+impl Builders {
+    fn new(limits: &LimitsConfig) -> Builders {
+        let mut http1 = http1::Builder::new();
+        // `max_buf_size` alone is a soft cap: a head that arrives in one large
+        // read is parsed whole. hyper checks this one on the parsed head (431).
+        // (hyper-util's detecting builder has no such setting: there the buffer
+        // cap is the limit, for the rare connections it serves.)
+        http1_limits!(http1, limits).max_header_size(limits.max_header_bytes);
         let mut http2 = http2::Builder::new(TokioExecutor::new());
-        http2
-            .timer(TokioTimer::new())
-            .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
-            .max_concurrent_streams(256)
-            .keep_alive_interval(Some(limits.idle_timeout / 2))
-            .keep_alive_timeout(Duration::from_secs(20))
-            .max_pending_accept_reset_streams(Some(64))
-            .max_local_error_reset_streams(Some(1024));
-        // Extended CONNECT (RFC 8441, WebSocket over HTTP/2) is not offered: the
-        // upstream leg is HTTP/1.1 and cutover does not translate it into an
-        // Upgrade handshake, so a client falls back to HTTP/1.1 WebSockets.
+        http2_limits!(http2, limits);
         let mut detect = auto::Builder::new(TokioExecutor::new());
-        detect
-            .http1()
-            .timer(TokioTimer::new())
-            .header_read_timeout(None)
-            .max_buf_size(limits.max_header_bytes.max(8192));
-        detect
-            .http2()
-            .timer(TokioTimer::new())
-            .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
-            .max_concurrent_streams(256)
-            .keep_alive_interval(Some(limits.idle_timeout / 2))
-            .keep_alive_timeout(Duration::from_secs(20))
-            .max_pending_accept_reset_streams(Some(64))
-            .max_local_error_reset_streams(Some(1024));
+        http1_limits!(detect.http1(), limits);
+        http2_limits!(detect.http2(), limits);
         Builders {
             http1,
             http2,

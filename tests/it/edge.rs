@@ -802,8 +802,8 @@ async fn text_logs_into_a_pipe_carry_no_colour_codes() {
     assert!(!stderr.contains('\u{1b}'), "ANSI escapes in {stderr:?}");
 }
 
-/// At most 100 header lines (hyper's default): one more is refused with 431
-/// before cutover's request path runs, and the connection is not served on.
+/// At most 100 header lines (hyper's default), and at most `max_header_bytes`:
+/// beyond either, 431 before cutover's request path runs.
 #[tokio::test]
 async fn a_head_of_more_than_100_header_lines_is_refused_with_431() {
     let legacy = Echo::start("legacy").await;
@@ -825,6 +825,17 @@ async fn a_head_of_more_than_100_header_lines_is_refused_with_431() {
     let answer = raw(c.http, &head(101)).await;
     assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
     // Answered by cutover's HTTP layer, not by the request path or the upstream.
+    assert!(
+        !answer.to_ascii_lowercase().contains("set-cookie"),
+        "{answer}"
+    );
+    // So is a head over `[limits] max_header_bytes` (32 KiB by default).
+    let big = format!(
+        "GET /big HTTP/1.1\r\nHost: a\r\nx-big: {}\r\nConnection: close\r\n\r\n",
+        "a".repeat(40_000)
+    );
+    let answer = raw(c.http, &big).await;
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
     assert!(
         !answer.to_ascii_lowercase().contains("set-cookie"),
         "{answer}"
