@@ -37,9 +37,11 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<Exit> {
     let pool = (writers as u32 + 2).max(4);
     // The database first: a wrong URL or a database Kernia has not set up is
     // found before any pull from Clerk or any write.
+    // SQLite connections set up for bulk writes (`SqliteUse::BulkLoad`).
+    const BULK: crate::db::SqliteUse = crate::db::SqliteUse::BulkLoad;
     let db = if args.dry_run {
         // A dry run creates cutover's tables inside the transaction it rolls back.
-        let db = crate::db::Db::connect_existing(cfg.database_url.expose(), pool)
+        let db = crate::db::Db::connect_existing_for(cfg.database_url.expose(), pool, BULK)
             .await
             .context("kernia.database_url")?;
         crate::db::KerniaSchema::read(&db)
@@ -47,7 +49,7 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<Exit> {
             .context("kernia.database_url")?;
         db
     } else {
-        super::open_kernia_database(cfg.database_url.expose(), pool).await?
+        super::open_kernia_database(cfg.database_url.expose(), pool, BULK).await?
     };
     let mut pulled_files = None;
     if args.from_clerk_api {

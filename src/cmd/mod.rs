@@ -101,25 +101,31 @@ fn load_config(path: &std::path::Path) -> anyhow::Result<Config> {
 /// (a wrong URL, a mistyped SQLite path) is refused before cutover creates
 /// anything in it.
 async fn open_database(cfg: &Config) -> anyhow::Result<crate::db::Db> {
-    open_kernia_database(cfg.kernia.database_url.expose(), cfg.kernia.db.pool_size).await
+    // A small SQLite page cache per pooled connection: serving does point
+    // lookups and small writes, the OS caches the file, and SQLite's 2 MiB
+    // default would let a pool of 16 hold 32 MiB.
+    open_kernia_database(
+        cfg.kernia.database_url.expose(),
+        cfg.kernia.db.pool_size,
+        crate::db::SqliteUse::Serving {
+            page_cache_kib: SERVING_PAGE_CACHE_KIB,
+        },
+    )
+    .await
 }
 
 /// SQLite page cache per connection of the serving pool, KiB.
 const SERVING_PAGE_CACHE_KIB: u32 = 512;
 
-async fn open_kernia_database(url: &str, connections: u32) -> anyhow::Result<crate::db::Db> {
+async fn open_kernia_database(
+    url: &str,
+    connections: u32,
+    sqlite_use: crate::db::SqliteUse,
+) -> anyhow::Result<crate::db::Db> {
     use anyhow::Context as _;
-    // A small SQLite page cache per pooled connection: serving does point
-    // lookups and small writes, the OS caches the file, and SQLite's 2 MiB
-    // default would let a pool of 16 hold 32 MiB. (The import, which writes in
-    // bulk, opens its own connections with the default.)
-    let db = crate::db::Db::connect_existing_with_page_cache(
-        url,
-        connections,
-        Some(SERVING_PAGE_CACHE_KIB),
-    )
-    .await
-    .context("kernia.database_url")?;
+    let db = crate::db::Db::connect_existing_for(url, connections, sqlite_use)
+        .await
+        .context("kernia.database_url")?;
     crate::db::KerniaSchema::read(&db)
         .await
         .context("kernia.database_url")?;
