@@ -2,7 +2,7 @@
 //! batch, each batch in one transaction with the run's progress, then report.
 //!
 //! ```text
-//! stage (2 threads) ─► sorted users + spools ─► produce (thread) ─► batches ─► write (async, one tx each)
+//! stage (thread) ─► sorted users + spools ─► produce (thread) ─► batches ─► write (async, one tx each)
 //! ```
 //!
 //! On PostgreSQL up to `writers` batches are written at once, each on its

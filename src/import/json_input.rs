@@ -23,12 +23,11 @@ use super::ImportError;
 
 /// Call `each(path, element)` for every element of the file's array, in order.
 /// `path` is the element's JSON path (`$[i]` or `$.data[i]`). An error from
-/// `each` stops the walk and is returned as is. The element is handed over
-/// owned, so it can be passed to another thread as it is.
+/// `each` stops the walk and is returned as is.
 pub fn for_each_element(
     file: &Path,
     name: &str,
-    mut each: impl FnMut(String, Box<RawValue>) -> Result<(), ImportError>,
+    mut each: impl FnMut(String, &RawValue) -> Result<(), ImportError>,
 ) -> Result<u64, ImportError> {
     let f = File::open(file).map_err(|e| ImportError::io(file, e))?;
     let mut de = serde_json::Deserializer::from_reader(BufReader::with_capacity(1 << 16, f));
@@ -87,7 +86,7 @@ pub fn typed<T: DeserializeOwned>(path: &str, raw: &RawValue) -> Result<T, (Stri
     }
 }
 
-type Each<'a> = dyn FnMut(String, Box<RawValue>) -> Result<(), ImportError> + 'a;
+type Each<'a> = dyn FnMut(String, &RawValue) -> Result<(), ImportError> + 'a;
 
 struct Top<'a, 'b> {
     each: &'a mut Each<'b>,
@@ -161,7 +160,7 @@ fn walk<'de, A: SeqAccess<'de>>(
     count: &mut u64,
 ) -> Result<(), A::Error> {
     while let Some(raw) = seq.next_element::<Box<RawValue>>()? {
-        if let Err(e) = each(format!("{prefix}[{count}]"), raw) {
+        if let Err(e) = each(format!("{prefix}[{count}]"), &raw) {
             *stop = Some(e);
             return Err(de::Error::custom("stopped"));
         }

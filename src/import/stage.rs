@@ -120,98 +120,7 @@ fn entry(
     })
 }
 
-/// What the reading thread hands to the sorting one, in input order.
-enum Read {
-    /// A CSV file opened (its missing known columns), or why it could not be.
-    CsvOpened {
-        f: usize,
-        opened: Result<Vec<&'static str>, ImportError>,
-    },
-    CsvRow {
-        f: usize,
-        row: Result<CsvRow, ImportError>,
-    },
-    /// One element of a users JSON file, with its JSON path.
-    Element {
-        f: usize,
-        at: String,
-        raw: Box<RawValue>,
-    },
-    /// A users JSON file read to its end, or stopped by a problem.
-    JsonEnd {
-        f: usize,
-        result: Result<u64, ImportError>,
-    },
-}
-
-/// Records per hand-over between the two staging threads: few enough to keep
-/// memory small (each is one record), enough that the channel costs nothing.
-const READ_CHUNK: usize = 256;
-/// Chunks in flight between the two staging threads.
-const READ_CHUNKS_IN_FLIGHT: usize = 4;
-
-/// The reading half of staging users: reads the CSV exports and the users
-/// JSON files, in order, and hands every record over in chunks. Stops when
-/// the receiving side has gone (it stopped on an error of its own).
-fn read_users(inputs: &Inputs, tx: &std::sync::mpsc::SyncSender<Vec<Read>>) {
-    let mut chunk = Vec::with_capacity(READ_CHUNK);
-    // False once the receiver is gone.
-    let hand = |chunk: &mut Vec<Read>, item: Read| -> bool {
-        chunk.push(item);
-        chunk.len() < READ_CHUNK
-            || tx
-                .send(std::mem::replace(chunk, Vec::with_capacity(READ_CHUNK)))
-                .is_ok()
-    };
-    for (f, path) in inputs.csv.iter().enumerate() {
-        let name = display(path);
-        let mut export = match CsvExport::open(path, &name) {
-            Ok(export) => export,
-            Err(e) => {
-                hand(&mut chunk, Read::CsvOpened { f, opened: Err(e) });
-                let _ = tx.send(chunk);
-                return;
-            }
-        };
-        let opened = Ok(export.missing_columns.clone());
-        if !hand(&mut chunk, Read::CsvOpened { f, opened }) {
-            return;
-        }
-        while let Some(row) = export.next_row() {
-            let stop = row.is_err();
-            if !hand(&mut chunk, Read::CsvRow { f, row }) {
-                return;
-            }
-            if stop {
-                break;
-            }
-        }
-    }
-    let csv_files = inputs.csv.len();
-    for (f, path) in inputs.users.iter().enumerate() {
-        let f = csv_files + f;
-        let name = display(path);
-        let result = json_input::for_each_element(path, &name, |at, raw| {
-            if hand(&mut chunk, Read::Element { f, at, raw }) {
-                Ok(())
-            } else {
-                Err(ImportError::Internal("staging stopped".into()))
-            }
-        });
-        if !hand(&mut chunk, Read::JsonEnd { f, result }) {
-            return;
-        }
-    }
-    if !chunk.is_empty() {
-        let _ = tx.send(chunk);
-    }
-}
-
 /// Read every input. `sort_budget` bounds the memory the user sort may hold.
-///
-/// User records are read and split out of their files on one thread (JSON
-/// elements as raw text, CSV rows parsed) and checked, encoded and sorted on
-/// this one, in the same order ([`read_users`]): staging uses two cores.
 pub fn stage(
     inputs: &Inputs,
     dir: &mut WorkDir,
@@ -223,98 +132,84 @@ pub fn stage(
     let mut ordinal = 0u64;
     // Entries about whole files, which are not user records.
     let mut file_entries = 0u64;
-    let names: Vec<String> = inputs
-        .csv
-        .iter()
-        .chain(&inputs.users)
-        .map(|p| display(p))
-        .collect();
-    let paths: Vec<&PathBuf> = inputs.csv.iter().chain(&inputs.users).collect();
-    std::thread::scope(|scope| -> Result<(), ImportError> {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Read>>(READ_CHUNKS_IN_FLIGHT);
-        std::thread::Builder::new()
-            .name("cutover-import-read".into())
-            .spawn_scoped(scope, move || read_users(inputs, &tx))
-            .map_err(ImportError::Spool)?;
-        for item in rx.into_iter().flatten() {
-            match item {
-                Read::CsvOpened { f, opened } => {
-                    for column in opened? {
-                        let issue = Issue::new(
-                            IssueKind::Warning,
-                            Entity::File,
-                            None,
-                            format!("no `{column}` column: read as empty"),
-                        )
-                        .at(Location::file(&names[f]));
-                        sorter
-                            .push(
-                                st.dir,
-                                entry("", SOURCE_FILE, f, ordinal, &Staged::File(issue))?,
-                            )
-                            .map_err(ImportError::Spool)?;
-                        ordinal += 1;
-                        file_entries += 1;
-                    }
+    for (f, path) in inputs.csv.iter().enumerate() {
+        let name = display(path);
+        let mut export = CsvExport::open(path, &name)?;
+        for column in &export.missing_columns {
+            let issue = Issue::new(
+                IssueKind::Warning,
+                Entity::File,
+                None,
+                format!("no `{column}` column: read as empty"),
+            )
+            .at(Location::file(&name));
+            sorter
+                .push(
+                    st.dir,
+                    entry("", SOURCE_FILE, f, ordinal, &Staged::File(issue))?,
+                )
+                .map_err(ImportError::Spool)?;
+            ordinal += 1;
+            file_entries += 1;
+        }
+        while let Some(row) = export.next_row() {
+            ordinal += 1;
+            let (key, source, record) = match row {
+                Ok(CsvRow::User(u)) => (u.id.clone(), SOURCE_CSV, Staged::Csv(*u)),
+                Ok(CsvRow::Bad { id, issues }) => {
+                    st.bad(&issues)?;
+                    (id.unwrap_or_default(), SOURCE_BAD, Staged::Bad(issues))
                 }
-                Read::CsvRow { f, row } => {
-                    ordinal += 1;
-                    let (key, source, record) = match row {
-                        Ok(CsvRow::User(u)) => (u.id.clone(), SOURCE_CSV, Staged::Csv(*u)),
-                        Ok(CsvRow::Bad { id, issues }) => {
+                Err(ImportError::Input(message)) => {
+                    let record = st.file_problem(
+                        path,
+                        format!("{message}; the rest of the file was not read"),
+                    )?;
+                    sorter
+                        .push(st.dir, entry("", SOURCE_FILE, f, ordinal, &record)?)
+                        .map_err(ImportError::Spool)?;
+                    file_entries += 1;
+                    break;
+                }
+                Err(e) => return Err(e),
+            };
+            sorter
+                .push(st.dir, entry(&key, source, f, ordinal, &record)?)
+                .map_err(ImportError::Spool)?;
+        }
+    }
+    let csv_files = inputs.csv.len();
+    for (f, path) in inputs.users.iter().enumerate() {
+        let name = display(path);
+        let f = csv_files + f;
+        let result =
+            json_input::for_each_element(path, &name, |at, raw| {
+                ordinal += 1;
+                let (key, source, record) =
+                    match check::<bapi::User, _>(&name, &at, raw, Entity::User, |u| {
+                        u.check(&name, &at)
+                    }) {
+                        Ok(u) => (u.id.clone(), SOURCE_API, Staged::Api(u)),
+                        Err((id, issues)) => {
                             st.bad(&issues)?;
                             (id.unwrap_or_default(), SOURCE_BAD, Staged::Bad(issues))
                         }
-                        Err(ImportError::Input(message)) => {
-                            let record = st.file_problem(
-                                paths[f],
-                                format!("{message}; the rest of the file was not read"),
-                            )?;
-                            sorter
-                                .push(st.dir, entry("", SOURCE_FILE, f, ordinal, &record)?)
-                                .map_err(ImportError::Spool)?;
-                            file_entries += 1;
-                            continue;
-                        }
-                        Err(e) => return Err(e),
                     };
-                    sorter
-                        .push(st.dir, entry(&key, source, f, ordinal, &record)?)
-                        .map_err(ImportError::Spool)?;
-                }
-                Read::Element { f, at, raw } => {
-                    ordinal += 1;
-                    let name = &names[f];
-                    let (key, source, record) =
-                        match check::<bapi::User, _>(name, &at, &raw, Entity::User, |u| {
-                            u.check(name, &at)
-                        }) {
-                            Ok(u) => (u.id.clone(), SOURCE_API, Staged::Api(u)),
-                            Err((id, issues)) => {
-                                st.bad(&issues)?;
-                                (id.unwrap_or_default(), SOURCE_BAD, Staged::Bad(issues))
-                            }
-                        };
-                    sorter
-                        .push(st.dir, entry(&key, source, f, ordinal, &record)?)
-                        .map_err(ImportError::Spool)?;
-                }
-                Read::JsonEnd { f, result } => match result {
-                    Ok(_) => {}
-                    Err(ImportError::Input(message)) => {
-                        ordinal += 1;
-                        let record = st.file_problem(paths[f], message)?;
-                        sorter
-                            .push(st.dir, entry("", SOURCE_FILE, f, ordinal, &record)?)
-                            .map_err(ImportError::Spool)?;
-                        file_entries += 1;
-                    }
-                    Err(e) => return Err(e),
-                },
-            }
+                sorter
+                    .push(st.dir, entry(&key, source, f, ordinal, &record)?)
+                    .map_err(ImportError::Spool)
+            });
+        if let Err(ImportError::Input(message)) = result {
+            ordinal += 1;
+            let record = st.file_problem(path, message)?;
+            sorter
+                .push(st.dir, entry("", SOURCE_FILE, f, ordinal, &record)?)
+                .map_err(ImportError::Spool)?;
+            file_entries += 1;
+        } else {
+            result?;
         }
-        Ok(())
-    })?;
+    }
     let user_records = sorter.count - file_entries;
     let users = sorter.finish_reusable(st.dir).map_err(ImportError::Spool)?;
     let organizations = spool_json::<bapi::Organization>(
@@ -392,7 +287,7 @@ fn spool_json<W: serde::de::DeserializeOwned>(
         let mut position = 0u64;
         let result = json_input::for_each_element(path, &name, |at, raw| {
             position += 1;
-            let record = match check::<W, Staged>(&name, &at, &raw, entity, |w| then(w, &name, &at))
+            let record = match check::<W, Staged>(&name, &at, raw, entity, |w| then(w, &name, &at))
             {
                 Ok(record) => record,
                 Err((_, issues)) => {
@@ -487,7 +382,6 @@ impl Groups {
         Ok(Some(UserUnit::Group(group)))
     }
 }
-
 #[cfg(test)]
 mod tests {
     use super::super::synth::{SynthOptions, generate};
@@ -540,10 +434,10 @@ mod tests {
         n
     }
 
-    /// Every record read on the reading thread is staged once, in input
-    /// order (ids appear in order of their first record), bad ones as issues.
+    /// Every record is staged once and comes out sorted by id, bad ones as
+    /// issues under their id.
     #[test]
-    fn every_record_is_staged_across_the_two_threads() {
+    fn every_record_is_staged_once() {
         let dir = tempfile::tempdir().unwrap();
         let inputs = export(dir.path(), 2000, 1500);
         let mut work = WorkDir::create(&dir.path().join("work")).unwrap();
@@ -572,9 +466,9 @@ mod tests {
     }
 
     /// Under `--strict` the first bad record stops staging with its own
-    /// error, even with thousands of records still to read behind it.
+    /// error (its file and JSON path), thousands of records before the end.
     #[test]
-    fn strict_stops_at_a_bad_record_while_the_reader_is_ahead() {
+    fn strict_stops_at_the_first_bad_record_with_its_own_error() {
         let dir = tempfile::tempdir().unwrap();
         let inputs = export(dir.path(), 1000, 1200);
         let mut work = WorkDir::create(&dir.path().join("work")).unwrap();

@@ -430,7 +430,7 @@ mod tests {
         for f in &files.users {
             super::super::json_input::for_each_element(f, "u", |at, raw| {
                 let u: super::super::bapi::User =
-                    super::super::json_input::typed(&at, &raw).unwrap();
+                    super::super::json_input::typed(&at, raw).unwrap();
                 u.check("u", &at).unwrap();
                 Ok(())
             })
