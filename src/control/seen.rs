@@ -1,8 +1,9 @@
 //! "Last seen": when each user was last seen through cutover, for active
 //! coverage and the stragglers list — without a write per request.
 //!
-//! [`SeenRecorder::note`] is called once per identified request. It remembers,
-//! in memory, the day each user was last noted; only the first sighting of a
+//! [`SeenRecorder::note_marked`] is called once per identified request. It
+//! remembers, in memory, the users noted today (and on the identity, that it
+//! was noted: see [`SeenMark`]); only the first sighting of a
 //! user on a given day queues a row. A flusher writes the queue every few
 //! seconds as a few multi-row upserts that never move a day backwards. So a
 //! user costs at most one row write per day per copy, however many requests
@@ -10,7 +11,7 @@
 //! The queue is bounded; past the bound sightings are dropped (and noted
 //! again on the user's next request, since they were not remembered either).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
@@ -34,26 +35,50 @@ pub fn today() -> i64 {
 pub struct SeenMark(AtomicU64);
 
 pub struct SeenRecorder {
-    /// user → day last queued. A concurrent cache: the request path only
-    /// reads it, without a lock, for users already noted today. Bounded: an
-    /// evicted user costs one more queued row (harmless, the upsert is idempotent).
-    remembered: moka::sync::Cache<String, i64>,
+    /// Users queued today. Only an identity whose [`SeenMark`] is not set for
+    /// today gets here (a new token, a new day), so a plain set under a lock
+    /// is enough, and it costs a fraction of a concurrent cache's memory per
+    /// user. Bounded: when full it starts again empty, which costs one more
+    /// queued row per user (harmless, the upsert is idempotent).
+    remembered: Mutex<Today>,
     pending: Mutex<HashMap<String, i64>>,
     /// Bumped when a flush fails (see [`SeenMark`]).
     generation: AtomicU32,
 }
 
+/// The users queued on one day.
+#[derive(Default)]
+struct Today {
+    day: i64,
+    users: HashSet<Box<str>>,
+}
+
+impl Today {
+    fn has(&self, user_id: &str, day: i64) -> bool {
+        self.day == day && self.users.contains(user_id)
+    }
+
+    fn add(&mut self, user_id: &str, day: i64) {
+        if day != self.day || self.users.len() >= MAX_REMEMBERED {
+            // A new day (or a full set): nobody is queued on it yet.
+            self.users = HashSet::new();
+            self.day = day;
+        }
+        self.users.insert(user_id.into());
+    }
+}
+
 impl Default for SeenRecorder {
     fn default() -> Self {
         SeenRecorder {
-            remembered: moka::sync::Cache::new(MAX_REMEMBERED),
+            remembered: Mutex::new(Today::default()),
             pending: Mutex::new(HashMap::new()),
             generation: AtomicU32::new(0),
         }
     }
 }
 
-const MAX_REMEMBERED: u64 = 500_000;
+const MAX_REMEMBERED: usize = 500_000;
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -81,7 +106,9 @@ impl SeenRecorder {
     /// Whether the sighting is remembered (queued now, or already today);
     /// not when the queue is full.
     fn note_on(&self, user_id: &str, day: i64) -> bool {
-        if self.remembered.get(user_id) == Some(day) {
+        // Lock order: `remembered`, then `pending`.
+        let mut remembered = lock(&self.remembered);
+        if remembered.has(user_id, day) {
             return true; // seen already today
         }
         let mut pending = lock(&self.pending);
@@ -89,7 +116,7 @@ impl SeenRecorder {
             return false;
         }
         pending.insert(user_id.to_string(), day);
-        self.remembered.insert(user_id.to_string(), day);
+        remembered.add(user_id, day);
         true
     }
 
@@ -108,8 +135,9 @@ impl SeenRecorder {
         for chunk in batch.chunks(CHUNK) {
             if let Err(e) = upsert(db, chunk).await {
                 self.generation.fetch_add(1, Ordering::AcqRel);
+                let mut remembered = lock(&self.remembered);
                 for (user, _) in &batch {
-                    self.remembered.invalidate(user);
+                    remembered.users.remove(user.as_str());
                 }
                 return Err(e);
             }
@@ -192,7 +220,7 @@ mod tests {
         lock(&r.pending).clear(); // written
         // The recorder forgetting the user does not matter while the mark holds:
         // the identity's later requests do not reach it.
-        r.remembered.invalidate_all();
+        lock(&r.remembered).users.clear();
         r.note_marked("user_1", &mark);
         assert_eq!(r.pending(), 0);
         // A failed flush forgets its batch and starts a new generation: the
@@ -205,6 +233,24 @@ mod tests {
         lock(&r.pending).clear();
         r.note_marked("user_1", &SeenMark::default());
         assert_eq!(r.pending(), 0);
+    }
+
+    #[test]
+    fn the_users_remembered_are_today_s_and_bounded() {
+        let mut t = Today::default();
+        t.add("user_1", 20_000);
+        assert!(t.has("user_1", 20_000));
+        assert!(!t.has("user_1", 20_001), "another day");
+        t.add("user_2", 20_001);
+        assert!(!t.has("user_1", 20_000), "yesterday's users are let go");
+        assert_eq!(t.users.len(), 1);
+        for i in 1..MAX_REMEMBERED {
+            t.add(&format!("u{i}"), 20_001);
+        }
+        assert_eq!(t.users.len(), MAX_REMEMBERED);
+        t.add("one_more", 20_001);
+        assert_eq!(t.users.len(), 1, "full: starts again");
+        assert!(t.has("one_more", 20_001));
     }
 
     #[test]
