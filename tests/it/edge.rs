@@ -18,7 +18,7 @@ use crate::harness::databases::TestDatabase;
 use crate::harness::echo::{self, Echo};
 use crate::harness::kernia::{KerniaServer, client, session_user, sign_up};
 use crate::harness::repo_root;
-use crate::harness::server::{Cutover, tls_section, toml};
+use crate::harness::server::{Cutover, tls_section, toml, with_tls};
 
 /// Send raw bytes, read the whole answer (the request asks to close).
 async fn raw(addr: std::net::SocketAddr, request: &str) -> String {
@@ -211,13 +211,15 @@ async fn silent_connections_are_closed_and_the_next_request_is_answered() {
     let legacy = Echo::start("legacy").await;
     let db = TestDatabase::create(Engine::Sqlite).await;
     let (tls, _dir, cert_pem) = tls_section();
-    let text = toml(
-        &legacy.url(),
-        &legacy.url(),
-        &db.url,
-        "[limits]\nmax_connections = 4\nheader_read_timeout_ms = 300\nidle_timeout_secs = 30\n",
-    )
-    .replace("[server]\n", &format!("[server]\n{tls}"));
+    let text = with_tls(
+        &toml(
+            &legacy.url(),
+            &legacy.url(),
+            &db.url,
+            "[limits]\nmax_connections = 4\nheader_read_timeout_ms = 300\nidle_timeout_secs = 30\n",
+        ),
+        &tls,
+    );
     let c = Cutover::start(&text).await;
     let https = c.https.unwrap();
 
@@ -851,8 +853,7 @@ async fn requests_are_served_whichever_way_the_protocol_is_chosen() {
     let legacy = Echo::start("legacy").await;
     let db = TestDatabase::create(Engine::Sqlite).await;
     let (tls, _dir, cert_pem) = tls_section();
-    let text = toml(&legacy.url(), &legacy.url(), &db.url, "")
-        .replace("[server]\n", &format!("[server]\n{tls}"));
+    let text = with_tls(&toml(&legacy.url(), &legacy.url(), &db.url, ""), &tls);
     let c = Cutover::start(&text).await;
 
     let h2c = reqwest::Client::builder()

@@ -10,7 +10,7 @@ use crate::harness::Engine;
 use crate::harness::databases::TestDatabase;
 use crate::harness::echo::{self, Echo};
 use crate::harness::kernia::client;
-use crate::harness::server::{Cutover, tls_section, toml};
+use crate::harness::server::{Cutover, tls_section, toml, with_tls};
 
 struct Stack {
     legacy: Echo,
@@ -331,8 +331,7 @@ async fn http2_over_tls_negotiated_by_alpn() {
     let legacy = Echo::start("legacy").await;
     let db = TestDatabase::create(Engine::Sqlite).await;
     let (tls, _dir, cert_pem) = tls_section();
-    let text = toml(&legacy.url(), &legacy.url(), &db.url, "")
-        .replace("[server]\n", &format!("[server]\n{tls}"));
+    let text = with_tls(&toml(&legacy.url(), &legacy.url(), &db.url, ""), &tls);
     let c = Cutover::start(&text).await;
     let port = c.https.unwrap().port();
     let https = reqwest::Client::builder()

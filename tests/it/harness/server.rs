@@ -57,6 +57,11 @@ pub fn tls_section() -> (String, tempfile::TempDir, String) {
     (section, dir, certified.cert.pem())
 }
 
+/// `config` with a TLS listener ([`tls_section`]) added to its `[server]`.
+pub fn with_tls(config: &str, tls_section: &str) -> String {
+    config.replace("[server]\n", &format!("[server]\n{tls_section}"))
+}
+
 pub struct Cutover {
     pub http: SocketAddr,
     pub https: Option<SocketAddr>,
