@@ -59,7 +59,12 @@ impl Today {
     }
 
     fn add(&mut self, user_id: &str, day: i64) {
-        if day != self.day || self.users.len() >= MAX_REMEMBERED {
+        if day < self.day {
+            // Read from the clock just before midnight: queued, not
+            // remembered (today's set stays).
+            return;
+        }
+        if day > self.day || self.users.len() >= MAX_REMEMBERED {
             // A new day (or a full set): nobody is queued on it yet.
             self.users = HashSet::new();
             self.day = day;
@@ -244,6 +249,12 @@ mod tests {
         t.add("user_2", 20_001);
         assert!(!t.has("user_1", 20_000), "yesterday's users are let go");
         assert_eq!(t.users.len(), 1);
+        t.add("late", 20_000);
+        assert!(
+            t.has("user_2", 20_001),
+            "a late sighting of yesterday keeps today's set"
+        );
+        assert!(!t.has("late", 20_000));
         for i in 1..MAX_REMEMBERED {
             t.add(&format!("u{i}"), 20_001);
         }
