@@ -216,3 +216,36 @@ async fn an_email_moved_to_a_user_one_batch_on_is_refreshed_as_with_one_writer()
     one.drop_db().await;
     two.drop_db().await;
 }
+
+/// The settings of every import transaction on PostgreSQL (`tuning::tune`).
+/// Without `max_parallel_workers_per_gather = 0`, PostgreSQL planned each
+/// batch's ledger lookup with a parallel worker once the tables held a few
+/// hundred thousand users, and starting it took ~30 ms of a 40 ms statement,
+/// every batch (#13).
+#[tokio::test]
+async fn the_import_s_transactions_never_start_parallel_workers() {
+    let t = TestDb::fresh(Engine::Postgres, true).await;
+    let mut tx = t.db.begin().await.unwrap();
+    cutover::import::store::tuning::tune(&mut tx.conn())
+        .await
+        .unwrap();
+    let cutover::db::Conn::Postgres(c) = tx.conn() else {
+        panic!("a PostgreSQL transaction");
+    };
+    let mut settings = Vec::new();
+    for name in [
+        "max_parallel_workers_per_gather",
+        "plan_cache_mode",
+        "enable_seqscan",
+        "synchronous_commit",
+    ] {
+        let v: String = sqlx::query_scalar(&format!("SHOW {name}"))
+            .fetch_one(&mut *c)
+            .await
+            .unwrap();
+        settings.push(v);
+    }
+    assert_eq!(settings, ["0", "force_custom_plan", "off", "off"]);
+    drop(tx);
+    t.drop_db().await;
+}

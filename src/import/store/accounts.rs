@@ -11,7 +11,7 @@ use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
 
-use crate::db::{Conn, DbError, Engine, on_conn};
+use crate::db::{Conn, DbError, Engine};
 use crate::import::issue::{Entity, Issue, IssueKind};
 use crate::import::plan::UserPlan;
 use crate::import::records::ExternalAccount;
@@ -79,7 +79,8 @@ pub(super) async fn write(
             updated_at: a.updated_at.or(a.created_at).unwrap_or(*created),
         })
         .collect();
-    let (_, from) = sql::json_rows(engine, &[("providerId", "text"), ("accountId", "text")]);
+    const PAIR: [(&str, &str); 2] = [("providerId", "text"), ("accountId", "text")];
+    let (_, from) = sql::json_rows(engine, &PAIR);
     let (pl, al) = match engine {
         Engine::Postgres => (
             "x.\"providerId\"".to_string(),
@@ -94,12 +95,14 @@ pub(super) async fn write(
         r#"SELECT a."providerId", a."accountId", a."userId" FROM {from}
            JOIN account a ON a."providerId" = {pl} AND a."accountId" = {al}"#
     );
-    let json = serde_json::to_string(&pairs).map_err(|e| DbError::Schema(e.to_string()))?;
-    let held: Vec<(String, String, String)> = on_conn!(conn, |x| sqlx::query_as(&check_sql)
-        .bind(&json)
-        .fetch_all(x)
-        .await
-        .map_err(DbError::query("looking for linked social accounts"))?);
+    let held: Vec<(String, String, String)> = sql::fetch_rows(
+        conn,
+        &check_sql,
+        &PAIR,
+        &pairs,
+        "looking for linked social accounts",
+    )
+    .await?;
     let held: HashMap<(String, String), String> =
         held.into_iter().map(|(p, a, u)| ((p, a), u)).collect();
     let mut rows = Vec::with_capacity(pairs.len());
@@ -154,7 +157,7 @@ pub(super) async fn write(
         quoted(&cols)
     );
     let written =
-        sql::insert_returning(conn, &insert_sql, &rows, "inserting social accounts").await?;
+        sql::insert_returning(conn, &insert_sql, &cols, &rows, "inserting social accounts").await?;
     c.accounts.imported += written.len() as u64;
     c.accounts.already_present += (rows.len() - written.len()) as u64;
     let written: HashSet<String> = written.into_iter().collect();

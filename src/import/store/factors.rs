@@ -66,14 +66,12 @@ pub(super) async fn write_two_factor(
     // `backupCodes` is NOT NULL: an empty JSON array, which Kernia reads as "no
     // backup codes" (Clerk's cannot be exported). `verified` is true: the user
     // had confirmed the factor at Clerk. The 0.1.0 table has no timestamps.
-    let (select, from) = sql::json_rows(
-        conn.engine(),
-        &[("id", "text"), ("userId", "text"), ("secret", "text")],
-    );
+    const COLS: [(&str, &str); 3] = [("id", "text"), ("userId", "text"), ("secret", "text")];
+    let (select, from) = sql::json_rows(conn.engine(), &COLS);
     let sql = format!(
         r#"INSERT INTO "twoFactor" (id, "userId", secret, "backupCodes", verified) SELECT {select}, '[]', true FROM {from}"#
     );
-    c.two_factor += sql::insert(conn, &sql, &rows, "inserting two-factor rows").await?;
+    c.two_factor += sql::insert(conn, &sql, &COLS, &rows, "inserting two-factor rows").await?;
     Ok(())
 }
 
@@ -122,6 +120,6 @@ pub(super) async fn write_ledger(conn: &mut Conn<'_>, users: &[UserPlan]) -> Res
             Engine::Sqlite => "json_extract(x.value, '$.now')".to_string(),
         }
     );
-    sql::insert(conn, &sql, &rows, "writing ledger rows").await?;
+    sql::insert(conn, &sql, &cols, &rows, "writing ledger rows").await?;
     Ok(())
 }

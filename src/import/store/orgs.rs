@@ -140,7 +140,8 @@ pub async fn write_organizations(
         "INSERT INTO organization ({}) SELECT {select} FROM {from} {WHERE_TRUE} ON CONFLICT DO NOTHING RETURNING id",
         quoted(&cols)
     );
-    let written = sql::insert_returning(conn, &insert, &rows, "inserting organizations").await?;
+    let written =
+        sql::insert_returning(conn, &insert, &cols, &rows, "inserting organizations").await?;
     c.organizations.imported += written.len() as u64;
     let raced = rows.len() - written.len();
     if raced > 0 {
@@ -267,10 +268,11 @@ pub async fn write_members(
         "INSERT INTO member ({}) SELECT {select} FROM {from} {WHERE_TRUE} ON CONFLICT (id) DO NOTHING RETURNING id",
         quoted(&cols)
     );
-    let written: HashSet<String> = sql::insert_returning(conn, &insert, &rows, "inserting members")
-        .await?
-        .into_iter()
-        .collect();
+    let written: HashSet<String> =
+        sql::insert_returning(conn, &insert, &cols, &rows, "inserting members")
+            .await?
+            .into_iter()
+            .collect();
     for r in &rows {
         if written.contains(r.id) {
             c.memberships.imported += 1;
@@ -452,7 +454,8 @@ pub async fn write_invitations(
         "INSERT INTO invitation ({}) SELECT {select} FROM {from} {WHERE_TRUE} ON CONFLICT (id) DO NOTHING RETURNING id",
         quoted(&cols)
     );
-    let written = sql::insert_returning(conn, &insert, &rows, "inserting invitations").await?;
+    let written =
+        sql::insert_returning(conn, &insert, &cols, &rows, "inserting invitations").await?;
     c.invitations.imported += written.len() as u64;
     c.invitations.already_present += (rows.len() - written.len()) as u64;
     Ok(())

@@ -187,7 +187,7 @@ pub async fn save(conn: &mut Conn<'_>, run: &mut Run, issues: &[Issue]) -> Resul
         "INSERT INTO cutover_import_issues (run_id, seq, kind, entity, record_id, location, message)
          SELECT {select} FROM {from}"
     );
-    sql::insert(conn, &insert, &rows, "recording import issues").await?;
+    sql::insert(conn, &insert, &cols, &rows, "recording import issues").await?;
     run.issue_count += issues.len() as u64;
     let counters =
         serde_json::to_string(&run.counters).map_err(|e| DbError::Schema(e.to_string()))?;

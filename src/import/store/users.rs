@@ -255,7 +255,7 @@ pub async fn write(
         })
         .collect();
     let inserted: HashSet<String> =
-        sql::insert_returning(conn, &insert_sql, &rows, "inserting Kernia users")
+        sql::insert_returning(conn, &insert_sql, &cols, &rows, "inserting Kernia users")
             .await?
             .into_iter()
             .collect();
