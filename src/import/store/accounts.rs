@@ -11,7 +11,7 @@ use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
 
-use crate::db::{Conn, DbError, Engine};
+use crate::db::{Conn, DbError};
 use crate::import::issue::{Entity, Issue, IssueKind};
 use crate::import::plan::UserPlan;
 use crate::import::records::ExternalAccount;
@@ -80,17 +80,11 @@ pub(super) async fn write(
         })
         .collect();
     const PAIR: [(&str, &str); 2] = [("providerId", "text"), ("accountId", "text")];
-    let (_, from) = sql::json_rows(engine, &PAIR);
-    let (pl, al) = match engine {
-        Engine::Postgres => (
-            "x.\"providerId\"".to_string(),
-            "x.\"accountId\"".to_string(),
-        ),
-        Engine::Sqlite => (
-            "json_extract(x.value, '$.providerId')".to_string(),
-            "json_extract(x.value, '$.accountId')".to_string(),
-        ),
-    };
+    let (_, from) = sql::batch_rows(engine, &PAIR);
+    let (pl, al) = (
+        sql::column(engine, &PAIR, "providerId"),
+        sql::column(engine, &PAIR, "accountId"),
+    );
     let check_sql = format!(
         r#"SELECT a."providerId", a."accountId", a."userId" FROM {from}
            JOIN account a ON a."providerId" = {pl} AND a."accountId" = {al}"#
@@ -151,7 +145,7 @@ pub(super) async fn write(
         ("createdAt", "integer"),
         ("updatedAt", "integer"),
     ];
-    let (select, from) = sql::json_rows(engine, &cols);
+    let (select, from) = sql::batch_rows(engine, &cols);
     let insert_sql = format!(
         "INSERT INTO account ({}) SELECT {select} FROM {from} {WHERE_TRUE} ON CONFLICT (id) DO NOTHING RETURNING id",
         quoted(&cols)

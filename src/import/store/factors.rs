@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::db::{Conn, DbError, Engine, now_secs};
+use crate::db::{Conn, DbError, now_secs};
 use crate::import::issue::{Entity, Issue, IssueKind};
 use crate::import::plan::UserPlan;
 use crate::import::report::Counters;
@@ -67,7 +67,7 @@ pub(super) async fn write_two_factor(
     // backup codes" (Clerk's cannot be exported). `verified` is true: the user
     // had confirmed the factor at Clerk. The 0.1.0 table has no timestamps.
     const COLS: [(&str, &str); 3] = [("id", "text"), ("userId", "text"), ("secret", "text")];
-    let (select, from) = sql::json_rows(conn.engine(), &COLS);
+    let (select, from) = sql::batch_rows(conn.engine(), &COLS);
     let sql = format!(
         r#"INSERT INTO "twoFactor" (id, "userId", secret, "backupCodes", verified) SELECT {select}, '[]', true FROM {from}"#
     );
@@ -110,15 +110,12 @@ pub(super) async fn write_ledger(conn: &mut Conn<'_>, users: &[UserPlan]) -> Res
         ("had_passkeys", "boolean"),
         ("now", "bigint"),
     ];
-    let (select, from) = sql::json_rows(conn.engine(), &cols);
+    let (select, from) = sql::batch_rows(conn.engine(), &cols);
     let sql = format!(
         "INSERT INTO cutover_ledger (user_id, email, username, phone, secondary_emails, hasher, digest, state,
             had_backup_codes, had_passkeys, imported_at, updated_at)
          SELECT {select}, {now} FROM {from} {WHERE_TRUE} ON CONFLICT (user_id) DO NOTHING",
-        now = match conn.engine() {
-            Engine::Postgres => "x.\"now\"".to_string(),
-            Engine::Sqlite => "json_extract(x.value, '$.now')".to_string(),
-        }
+        now = sql::column(conn.engine(), &cols, "now")
     );
     sql::insert(conn, &sql, &cols, &rows, "writing ledger rows").await?;
     Ok(())

@@ -3,9 +3,9 @@
 //! the run and its issues), in batches.
 //!
 //! A batch is written with a handful of statements whatever its size: the rows
-//! go in as one typed array per column on PostgreSQL (`unnest`), as one JSON
-//! array parameter on SQLite (`json_each`), so each statement text is fixed,
-//! prepared once and cached. Before inserting, each
+//! go in as one typed array per column on PostgreSQL (`unnest`), so each
+//! statement text is fixed, prepared once and cached; on SQLite as a multi-row
+//! `VALUES` list of bound parameters (see [`sql::batch_rows`]). Before inserting, each
 //! batch asks which of its rows Kernia already has — by id (already present,
 //! left alone) or by a unique value under another id (a conflict, reported and
 //! left alone) — and inserts with `ON CONFLICT DO NOTHING RETURNING id`, so a row

@@ -135,7 +135,7 @@ pub async fn write_organizations(
         ("createdAt", "integer"),
         ("updatedAt", "integer"),
     ];
-    let (select, from) = sql::json_rows(engine, &cols);
+    let (select, from) = sql::batch_rows(engine, &cols);
     let insert = format!(
         "INSERT INTO organization ({}) SELECT {select} FROM {from} {WHERE_TRUE} ON CONFLICT DO NOTHING RETURNING id",
         quoted(&cols)
@@ -263,7 +263,7 @@ pub async fn write_members(
         ("createdAt", "integer"),
         ("updatedAt", "integer"),
     ];
-    let (select, from) = sql::json_rows(conn.engine(), &cols);
+    let (select, from) = sql::batch_rows(conn.engine(), &cols);
     let insert = format!(
         "INSERT INTO member ({}) SELECT {select} FROM {from} {WHERE_TRUE} ON CONFLICT (id) DO NOTHING RETURNING id",
         quoted(&cols)
@@ -449,7 +449,7 @@ pub async fn write_invitations(
         ("createdAt", "integer"),
         ("updatedAt", "integer"),
     ];
-    let (select, from) = sql::json_rows(engine, &cols);
+    let (select, from) = sql::batch_rows(engine, &cols);
     let insert = format!(
         "INSERT INTO invitation ({}) SELECT {select} FROM {from} {WHERE_TRUE} ON CONFLICT (id) DO NOTHING RETURNING id",
         quoted(&cols)

@@ -182,7 +182,7 @@ pub async fn save(conn: &mut Conn<'_>, run: &mut Run, issues: &[Issue]) -> Resul
         ("location", "text"),
         ("message", "text"),
     ];
-    let (select, from) = sql::json_rows(conn.engine(), &cols);
+    let (select, from) = sql::batch_rows(conn.engine(), &cols);
     let insert = format!(
         "INSERT INTO cutover_import_issues (run_id, seq, kind, entity, record_id, location, message)
          SELECT {select} FROM {from}"

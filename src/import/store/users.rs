@@ -226,7 +226,7 @@ pub async fn write(
     }
 
     let cols = user_columns(schema);
-    let (select, from) = sql::json_rows(engine, &cols);
+    let (select, from) = sql::batch_rows(engine, &cols);
     let insert_sql = format!(
         r#"INSERT INTO "user" ({}) SELECT {select} FROM {from} {WHERE_TRUE} ON CONFLICT DO NOTHING RETURNING id"#,
         quoted(&cols)
