@@ -279,32 +279,8 @@ pub async fn insert_returning<R: Serialize>(
     rows: &[R],
     doing: &'static str,
 ) -> Result<Vec<String>, DbError> {
-    if rows.is_empty() {
-        return Ok(Vec::new());
-    }
-    let n = rows.len();
-    let mut columns = encode(cols, rows)?;
-    match conn {
-        Conn::Postgres(c) => bind_columns!(sqlx::query_scalar::<_, String>(sql), columns)
-            .fetch_all(&mut **c)
-            .await
-            .map_err(DbError::query(doing)),
-        Conn::Sqlite(c) => {
-            let mut out = Vec::new();
-            let per = sqlite_rows_per_statement(columns.len());
-            for start in (0..n).step_by(per) {
-                let end = (start + per).min(n);
-                let text = sqlite_chunk(sql, end - start, columns.len());
-                let q = bind_rows!(
-                    sqlx::query_scalar::<_, String>(&text).persistent(false),
-                    columns,
-                    start..end
-                );
-                out.extend(q.fetch_all(&mut **c).await.map_err(DbError::query(doing))?);
-            }
-            Ok(out)
-        }
-    }
+    let ids: Vec<(String,)> = fetch_rows(conn, sql, cols, rows, doing).await?;
+    Ok(ids.into_iter().map(|(id,)| id).collect())
 }
 
 /// Run an `INSERT` over a batch's rows; returns rows written.
