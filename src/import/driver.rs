@@ -13,6 +13,7 @@
 //! nothing stays behind.
 
 use std::path::Path;
+use std::time::Instant;
 
 use sha2::{Digest as _, Sha256};
 use tokio::sync::mpsc;
@@ -147,10 +148,31 @@ pub async fn run(db: &Db, opts: &ImportOptions) -> Result<Outcome, ImportError> 
         .map(|p| stage::display(p))
         .unwrap_or_else(|| "csv".into());
     let csv = csv_name.clone();
+    let mode = opts.progress;
     let (dir, staging) = tokio::task::spawn_blocking(move || -> Result<_, ImportError> {
         let mut dir = WorkDir::create(&work).map_err(ImportError::Spool)?;
+        let started = Instant::now();
+        Progress::note(mode, "reading and checking the input");
         let mut staging = stage::stage(&inputs, &mut dir, budget, strict)?;
+        let [users, orgs, members, invites] = staging.totals;
+        Progress::note(
+            mode,
+            &format!(
+                "input read and checked in {:.1}s: {users} user records, {orgs} organizations, \
+                 {members} memberships, {invites} invitations",
+                started.elapsed().as_secs_f64()
+            ),
+        );
+        let started = Instant::now();
         staging.duplicates = duplicates::decide(&staging.users, &mut dir, budget, &csv, now)?;
+        Progress::note(
+            mode,
+            &format!(
+                "identifiers shared by several users settled in {:.1}s: {} user(s) lose one",
+                started.elapsed().as_secs_f64(),
+                staging.duplicates.len()
+            ),
+        );
         Ok((dir, staging))
     })
     .await

@@ -22,10 +22,10 @@
 use std::collections::HashMap;
 use std::io;
 
-use serde::{Deserialize, Serialize};
+use std::sync::mpsc::sync_channel;
 
 use super::ImportError;
-use super::plan::{self, Planned, UserPlan};
+use super::plan::{self, Planned, UserGroup, UserPlan};
 use super::spool::{Entry, SortedRuns, Sorter, WorkDir};
 use super::stage::{Groups, UserUnit};
 
@@ -45,7 +45,7 @@ pub type Losses = HashMap<String, Loss>;
 const FIELDS: [&str; 3] = ["email", "username", "phone number"];
 
 /// One user's claim on one value.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Claim {
     id: String,
     verified: bool,
@@ -73,11 +73,37 @@ fn rank(a: &Claim, b: &Claim) -> std::cmp::Ordering {
         .then(a.id.cmp(&b.id))
 }
 
-fn spool_err(e: impl std::error::Error + Send + Sync + 'static) -> ImportError {
-    ImportError::Spool(io::Error::other(e))
+impl Claim {
+    /// The claim in a sort entry: verified (one byte), creation time (eight,
+    /// little-endian), then the id.
+    fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(9 + self.id.len());
+        out.push(u8::from(self.verified));
+        out.extend_from_slice(&self.created_at.to_le_bytes());
+        out.extend_from_slice(self.id.as_bytes());
+        out
+    }
+
+    fn decode(body: &[u8]) -> io::Result<Claim> {
+        let bad = || io::Error::new(io::ErrorKind::InvalidData, "a damaged claim");
+        let (head, id) = body.split_at_checked(9).ok_or_else(bad)?;
+        let created_at = i64::from_le_bytes(head[1..9].try_into().map_err(|_| bad())?);
+        Ok(Claim {
+            id: String::from_utf8(id.to_vec()).map_err(|_| bad())?,
+            verified: head[0] != 0,
+            created_at,
+        })
+    }
 }
 
+/// Users per message from the thread that reads them back to the one that
+/// plans them.
+const GROUPS: usize = 256;
+
 /// Read every user (as [`plan::plan`] maps them) and settle each shared value.
+///
+/// One thread reads the sorted users back (merging the runs, decoding each
+/// record) while this one plans them and sorts their claims.
 pub fn decide(
     users: &SortedRuns,
     dir: &mut WorkDir,
@@ -88,32 +114,66 @@ pub fn decide(
     // A claim is a few dozen bytes: a quarter of the sort budget is plenty, and
     // bounds what this pass adds to the memory the users' sort already holds.
     let mut sorter = Sorter::new(budget / 4);
-    let mut groups = Groups::new(users.read().map_err(ImportError::Spool)?);
-    let mut position = 0u64;
-    while let Some(unit) = groups.next_unit()? {
-        let UserUnit::Group(group) = unit else {
-            continue;
-        };
-        let Planned::User(p) = plan::plan(group, csv_name, now) else {
-            continue;
-        };
-        for (field, value, verified) in values(&p) {
-            position += 1;
-            let claim = Claim {
-                id: p.user.id.clone(),
-                verified,
-                created_at: p.user.created_at,
-            };
-            let entry = Entry {
-                key: format!("{field}\0{value}"),
-                source: 0,
-                file: 0,
-                position,
-                body: serde_json::to_vec(&claim).map_err(spool_err)?,
-            };
-            sorter.push(dir, entry).map_err(ImportError::Spool)?;
+    let sorted = users.read().map_err(ImportError::Spool)?;
+    std::thread::scope(|s| -> Result<(), ImportError> {
+        let (to, from) = sync_channel::<Result<Vec<UserGroup>, ImportError>>(4);
+        s.spawn(move || {
+            let mut groups = Groups::new(sorted);
+            let mut chunk = Vec::with_capacity(GROUPS);
+            loop {
+                match groups.next_unit() {
+                    Ok(Some(UserUnit::Group(group))) => {
+                        chunk.push(group);
+                        if chunk.len() == GROUPS
+                            && to
+                                .send(Ok(std::mem::replace(
+                                    &mut chunk,
+                                    Vec::with_capacity(GROUPS),
+                                )))
+                                .is_err()
+                        {
+                            return;
+                        }
+                    }
+                    Ok(Some(_)) => {}
+                    Ok(None) => {
+                        let _ = to.send(Ok(chunk));
+                        return;
+                    }
+                    Err(e) => {
+                        let _ = to.send(Err(e));
+                        return;
+                    }
+                }
+            }
+        });
+        let mut position = 0u64;
+        // On an error `from` is dropped on return, which ends the reader.
+        for chunk in from {
+            for group in chunk? {
+                let Planned::User(p) = plan::plan(group, csv_name, now) else {
+                    continue;
+                };
+                for (field, value, verified) in values(&p) {
+                    position += 1;
+                    let claim = Claim {
+                        id: p.user.id.clone(),
+                        verified,
+                        created_at: p.user.created_at,
+                    };
+                    let entry = Entry {
+                        key: format!("{field}\0{value}"),
+                        source: 0,
+                        file: 0,
+                        position,
+                        body: claim.encode(),
+                    };
+                    sorter.push(dir, entry).map_err(ImportError::Spool)?;
+                }
+            }
         }
-    }
+        Ok(())
+    })?;
     let mut losses = Losses::new();
     let mut key = String::new();
     let mut claims: Vec<Claim> = Vec::new();
@@ -123,7 +183,7 @@ pub fn decide(
             settle(&key, &mut claims, &mut losses);
             key = entry.key;
         }
-        claims.push(serde_json::from_slice(&entry.body).map_err(spool_err)?);
+        claims.push(Claim::decode(&entry.body).map_err(ImportError::Spool)?);
     }
     settle(&key, &mut claims, &mut losses);
     Ok(losses)
@@ -205,6 +265,19 @@ mod tests {
             }
             assert_eq!(winner(c).0, "user_a");
         }
+    }
+
+    #[test]
+    fn claims_read_back_as_written_and_damage_is_an_error() {
+        for c in [
+            claim("user_2abc", true, 1_700_000_000),
+            claim("", false, -1),
+            claim("user_é", false, i64::MAX),
+        ] {
+            assert_eq!(Claim::decode(&c.encode()).unwrap(), c);
+        }
+        assert!(Claim::decode(&[1, 2, 3]).is_err());
+        assert!(Claim::decode(&[0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff]).is_err());
     }
 
     #[test]

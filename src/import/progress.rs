@@ -74,6 +74,14 @@ impl Progress {
         }
     }
 
+    /// A line between phases (staging has no count to show as it goes), on
+    /// stderr unless progress is off.
+    pub fn note(mode: ProgressMode, message: &str) {
+        if mode != ProgressMode::None {
+            eprintln!("cutover import: {message}");
+        }
+    }
+
     pub fn advance(&mut self, n: u64) {
         if let Some(bar) = &self.bar {
             bar.inc(n);

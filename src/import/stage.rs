@@ -8,6 +8,9 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering as AtomicOrdering};
+use std::sync::mpsc::{SyncSender, sync_channel};
 
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -91,17 +94,26 @@ struct Stager<'a> {
 impl Stager<'_> {
     /// A bad record: stop under `strict`, else keep it for the report.
     fn bad(&self, issues: &[Issue]) -> Result<(), ImportError> {
-        match (self.strict, issues.first()) {
-            (true, Some(first)) => Err(ImportError::Strict(Box::new(first.clone()))),
-            _ => Ok(()),
-        }
+        bad(self.strict, issues)
     }
 
     fn file_problem(&self, file: &Path, message: String) -> Result<Staged, ImportError> {
-        let issue = Issue::invalid(Entity::File, None, Location::file(&display(file)), message);
-        self.bad(std::slice::from_ref(&issue))?;
-        Ok(Staged::File(issue))
+        file_problem(self.strict, file, message)
     }
+}
+
+/// A bad record: stop under `strict`, else keep it for the report.
+fn bad(strict: bool, issues: &[Issue]) -> Result<(), ImportError> {
+    match (strict, issues.first()) {
+        (true, Some(first)) => Err(ImportError::Strict(Box::new(first.clone()))),
+        _ => Ok(()),
+    }
+}
+
+fn file_problem(strict: bool, file: &Path, message: String) -> Result<Staged, ImportError> {
+    let issue = Issue::invalid(Entity::File, None, Location::file(&display(file)), message);
+    bad(strict, std::slice::from_ref(&issue))?;
+    Ok(Staged::File(issue))
 }
 
 fn entry(
@@ -120,6 +132,12 @@ fn entry(
     })
 }
 
+/// Threads that read user files at once, besides the one sorting what they
+/// read: one per core, at most four.
+fn readers() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
+}
+
 /// Read every input. `sort_budget` bounds the memory the user sort may hold.
 pub fn stage(
     inputs: &Inputs,
@@ -127,91 +145,18 @@ pub fn stage(
     sort_budget: usize,
     strict: bool,
 ) -> Result<Staging, ImportError> {
-    let mut sorter = Sorter::new(sort_budget);
+    stage_with(inputs, dir, sort_budget, strict, readers())
+}
+
+fn stage_with(
+    inputs: &Inputs,
+    dir: &mut WorkDir,
+    sort_budget: usize,
+    strict: bool,
+    readers: usize,
+) -> Result<Staging, ImportError> {
+    let (users, user_records) = stage_users(inputs, dir, sort_budget, strict, readers)?;
     let mut st = Stager { dir, strict };
-    let mut ordinal = 0u64;
-    // Entries about whole files, which are not user records.
-    let mut file_entries = 0u64;
-    for (f, path) in inputs.csv.iter().enumerate() {
-        let name = display(path);
-        let mut export = CsvExport::open(path, &name)?;
-        for column in &export.missing_columns {
-            let issue = Issue::new(
-                IssueKind::Warning,
-                Entity::File,
-                None,
-                format!("no `{column}` column: read as empty"),
-            )
-            .at(Location::file(&name));
-            sorter
-                .push(
-                    st.dir,
-                    entry("", SOURCE_FILE, f, ordinal, &Staged::File(issue))?,
-                )
-                .map_err(ImportError::Spool)?;
-            ordinal += 1;
-            file_entries += 1;
-        }
-        while let Some(row) = export.next_row() {
-            ordinal += 1;
-            let (key, source, record) = match row {
-                Ok(CsvRow::User(u)) => (u.id.clone(), SOURCE_CSV, Staged::Csv(*u)),
-                Ok(CsvRow::Bad { id, issues }) => {
-                    st.bad(&issues)?;
-                    (id.unwrap_or_default(), SOURCE_BAD, Staged::Bad(issues))
-                }
-                Err(ImportError::Input(message)) => {
-                    let record = st.file_problem(
-                        path,
-                        format!("{message}; the rest of the file was not read"),
-                    )?;
-                    sorter
-                        .push(st.dir, entry("", SOURCE_FILE, f, ordinal, &record)?)
-                        .map_err(ImportError::Spool)?;
-                    file_entries += 1;
-                    break;
-                }
-                Err(e) => return Err(e),
-            };
-            sorter
-                .push(st.dir, entry(&key, source, f, ordinal, &record)?)
-                .map_err(ImportError::Spool)?;
-        }
-    }
-    let csv_files = inputs.csv.len();
-    for (f, path) in inputs.users.iter().enumerate() {
-        let name = display(path);
-        let f = csv_files + f;
-        let result =
-            json_input::for_each_element(path, &name, |at, raw| {
-                ordinal += 1;
-                let (key, source, record) =
-                    match check::<bapi::User, _>(&name, &at, raw, Entity::User, |u| {
-                        u.check(&name, &at)
-                    }) {
-                        Ok(u) => (u.id.clone(), SOURCE_API, Staged::Api(u)),
-                        Err((id, issues)) => {
-                            st.bad(&issues)?;
-                            (id.unwrap_or_default(), SOURCE_BAD, Staged::Bad(issues))
-                        }
-                    };
-                sorter
-                    .push(st.dir, entry(&key, source, f, ordinal, &record)?)
-                    .map_err(ImportError::Spool)
-            });
-        if let Err(ImportError::Input(message)) = result {
-            ordinal += 1;
-            let record = st.file_problem(path, message)?;
-            sorter
-                .push(st.dir, entry("", SOURCE_FILE, f, ordinal, &record)?)
-                .map_err(ImportError::Spool)?;
-            file_entries += 1;
-        } else {
-            result?;
-        }
-    }
-    let user_records = sorter.count - file_entries;
-    let users = sorter.finish_reusable(st.dir).map_err(ImportError::Spool)?;
     let organizations = spool_json::<bapi::Organization>(
         &mut st,
         &inputs.organizations,
@@ -246,6 +191,278 @@ pub fn stage(
         memberships: memberships.read().map_err(ImportError::Spool)?,
         invitations: invitations.read().map_err(ImportError::Spool)?,
     })
+}
+
+/// A file of user records: the CSV exports come first, then the API pages;
+/// its index among them is the `file` of its entries.
+#[derive(Clone, Copy)]
+enum UserFile<'a> {
+    Csv(&'a Path),
+    Api(&'a Path),
+}
+
+/// Entries read from one file, in that file's order.
+struct Chunk {
+    entries: Vec<Entry>,
+    /// How many of them are about the whole file, not user records.
+    file_entries: u64,
+}
+
+/// Entries per [`Chunk`].
+const CHUNK: usize = 512;
+
+/// What stops the readers: the first failure in input order (a bad record
+/// under `strict`, a file that cannot be read), or the sorter's own error.
+///
+/// Files are read several at once, so a later file may fail first. A reader
+/// stops at a failure in its own file, and skips or leaves a file only once a
+/// failure in an *earlier* file is known, so the failure kept is the one that
+/// reading the files one after another would have met.
+struct Failures {
+    /// The index of the earliest file with a failure (`u64::MAX`: none).
+    earliest: AtomicU64,
+    /// Every reader stops at once (the sorter failed).
+    abort: AtomicBool,
+    first: Mutex<Option<(usize, u64, ImportError)>>,
+}
+
+impl Failures {
+    fn new() -> Failures {
+        Failures {
+            earliest: AtomicU64::new(u64::MAX),
+            abort: AtomicBool::new(false),
+            first: Mutex::new(None),
+        }
+    }
+
+    /// Whether records of `file` can no longer matter.
+    fn stops(&self, file: usize) -> bool {
+        self.abort.load(AtomicOrdering::Relaxed)
+            || self.earliest.load(AtomicOrdering::Relaxed) < file as u64
+    }
+
+    fn record(&self, file: usize, position: u64, error: ImportError) {
+        let mut first = self.first.lock().unwrap_or_else(|p| p.into_inner());
+        if first
+            .as_ref()
+            .is_none_or(|(f, p, _)| (file, position) < (*f, *p))
+        {
+            *first = Some((file, position, error));
+            self.earliest
+                .fetch_min(file as u64, AtomicOrdering::Relaxed);
+        }
+    }
+
+    fn take(self) -> Option<ImportError> {
+        self.first
+            .into_inner()
+            .unwrap_or_else(|p| p.into_inner())
+            .map(|(_, _, e)| e)
+    }
+}
+
+/// What one reader hands to the sorter, a chunk at a time.
+struct Out<'a> {
+    chunk: Chunk,
+    to: &'a SyncSender<Chunk>,
+}
+
+impl Out<'_> {
+    /// Add an entry; `false` once the sorter has stopped listening.
+    fn push(&mut self, entry: Entry, about_file: bool) -> bool {
+        self.chunk.entries.push(entry);
+        self.chunk.file_entries += u64::from(about_file);
+        self.chunk.entries.len() < CHUNK || self.flush()
+    }
+
+    fn flush(&mut self) -> bool {
+        if self.chunk.entries.is_empty() {
+            return true;
+        }
+        let full = std::mem::replace(
+            &mut self.chunk,
+            Chunk {
+                entries: Vec::with_capacity(CHUNK),
+                file_entries: 0,
+            },
+        );
+        self.to.send(full).is_ok()
+    }
+}
+
+/// A reader's result for one file: `Err` names the position of the failure.
+type Read = Result<(), (u64, ImportError)>;
+
+/// Read and check every user record into the sort by id, `readers` files at
+/// once; the sorted records and how many there are (user records, not
+/// problems with whole files).
+fn stage_users(
+    inputs: &Inputs,
+    dir: &mut WorkDir,
+    sort_budget: usize,
+    strict: bool,
+    readers: usize,
+) -> Result<(SortedRuns, u64), ImportError> {
+    let files: Vec<UserFile<'_>> = inputs
+        .csv
+        .iter()
+        .map(|p| UserFile::Csv(p))
+        .chain(inputs.users.iter().map(|p| UserFile::Api(p)))
+        .collect();
+    let mut sorter = Sorter::new(sort_budget);
+    let mut file_entries = 0u64;
+    let failures = Failures::new();
+    let next = AtomicUsize::new(0);
+    let mut sort_error = None;
+    std::thread::scope(|s| {
+        let (to, from) = sync_channel::<Chunk>(2 * readers.max(1));
+        for _ in 0..readers.max(1) {
+            let to = to.clone();
+            let (files, failures, next) = (&files, &failures, &next);
+            s.spawn(move || {
+                loop {
+                    let f = next.fetch_add(1, AtomicOrdering::Relaxed);
+                    let Some(file) = files.get(f) else { break };
+                    if failures.stops(f) {
+                        break;
+                    }
+                    let mut out = Out {
+                        chunk: Chunk {
+                            entries: Vec::with_capacity(CHUNK),
+                            file_entries: 0,
+                        },
+                        to: &to,
+                    };
+                    let read = match *file {
+                        UserFile::Csv(path) => read_csv(path, f, strict, failures, &mut out),
+                        UserFile::Api(path) => read_api(path, f, strict, failures, &mut out),
+                    };
+                    if let Err((position, error)) = read {
+                        failures.record(f, position, error);
+                    }
+                    if !out.flush() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(to);
+        for chunk in from {
+            if sort_error.is_some() {
+                continue; // let the readers finish
+            }
+            file_entries += chunk.file_entries;
+            for e in chunk.entries {
+                if let Err(e) = sorter.push(dir, e) {
+                    failures.abort.store(true, AtomicOrdering::Relaxed);
+                    sort_error = Some(e);
+                    break;
+                }
+            }
+        }
+    });
+    if let Some(e) = sort_error {
+        return Err(ImportError::Spool(e));
+    }
+    if let Some(e) = failures.take() {
+        return Err(e);
+    }
+    let user_records = sorter.count - file_entries;
+    let users = sorter.finish_reusable(dir).map_err(ImportError::Spool)?;
+    Ok((users, user_records))
+}
+
+/// Read one CSV export.
+fn read_csv(path: &Path, f: usize, strict: bool, failures: &Failures, out: &mut Out<'_>) -> Read {
+    let name = display(path);
+    let at = |position: u64| move |e: ImportError| (position, e);
+    let mut export = CsvExport::open(path, &name).map_err(at(0))?;
+    let mut position = 0u64;
+    for column in &export.missing_columns {
+        let issue = Issue::new(
+            IssueKind::Warning,
+            Entity::File,
+            None,
+            format!("no `{column}` column: read as empty"),
+        )
+        .at(Location::file(&name));
+        let e = entry("", SOURCE_FILE, f, position, &Staged::File(issue)).map_err(at(position))?;
+        if !out.push(e, true) {
+            return Ok(());
+        }
+        position += 1;
+    }
+    while let Some(row) = export.next_row() {
+        if failures.stops(f) {
+            return Ok(());
+        }
+        position += 1;
+        let (key, source, record) = match row {
+            Ok(CsvRow::User(u)) => (u.id.clone(), SOURCE_CSV, Staged::Csv(*u)),
+            Ok(CsvRow::Bad { id, issues }) => {
+                bad(strict, &issues).map_err(at(position))?;
+                (id.unwrap_or_default(), SOURCE_BAD, Staged::Bad(issues))
+            }
+            Err(ImportError::Input(message)) => {
+                let record = file_problem(
+                    strict,
+                    path,
+                    format!("{message}; the rest of the file was not read"),
+                )
+                .map_err(at(position))?;
+                let e = entry("", SOURCE_FILE, f, position, &record).map_err(at(position))?;
+                out.push(e, true);
+                return Ok(());
+            }
+            Err(e) => return Err((position, e)),
+        };
+        let e = entry(&key, source, f, position, &record).map_err(at(position))?;
+        if !out.push(e, false) {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+/// Read one file of Backend API users.
+fn read_api(path: &Path, f: usize, strict: bool, failures: &Failures, out: &mut Out<'_>) -> Read {
+    let name = display(path);
+    let mut position = 0u64;
+    // Set when reading stops early (a failure in an earlier file, or the
+    // sorter stopped): not a problem with this file.
+    let mut left = false;
+    let result = json_input::for_each_element(path, &name, |at, raw| {
+        if failures.stops(f) {
+            left = true;
+            return Err(ImportError::Internal(String::new()));
+        }
+        position += 1;
+        let (key, source, record) =
+            match check::<bapi::User, _>(&name, &at, raw, Entity::User, |u| u.check(&name, &at)) {
+                Ok(u) => (u.id.clone(), SOURCE_API, Staged::Api(u)),
+                Err((id, issues)) => {
+                    bad(strict, &issues)?;
+                    (id.unwrap_or_default(), SOURCE_BAD, Staged::Bad(issues))
+                }
+            };
+        if !out.push(entry(&key, source, f, position, &record)?, false) {
+            left = true;
+            return Err(ImportError::Internal(String::new()));
+        }
+        Ok(())
+    });
+    match result {
+        Ok(_) => Ok(()),
+        Err(_) if left => Ok(()),
+        Err(ImportError::Input(message)) => {
+            position += 1;
+            let record = file_problem(strict, path, message).map_err(|e| (position, e))?;
+            let e = entry("", SOURCE_FILE, f, position, &record).map_err(|e| (position, e))?;
+            out.push(e, true);
+            Ok(())
+        }
+        Err(e) => Err((position, e)),
+    }
 }
 
 /// Read one element into its wire type, then check it.
@@ -463,6 +680,71 @@ mod tests {
             "synthetic users, extra ones, the bad one"
         );
         assert_eq!(bad, 1);
+    }
+
+    /// Every entry of the sorted stream, whole.
+    fn entries(staging: &Staging) -> Vec<Entry> {
+        staging.users.read().unwrap().map(Result::unwrap).collect()
+    }
+
+    /// Reading several files at once stages exactly what reading them one
+    /// after another does: the same entries (keys, files, positions, bodies)
+    /// in the same order, with the same totals, through spilled runs.
+    #[test]
+    fn several_readers_stage_what_one_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let inputs = export(dir.path(), 3000, 700);
+        let mut staged = Vec::new();
+        for readers in [1, 3] {
+            let mut work = WorkDir::create(&dir.path().join("work")).unwrap();
+            let staging = stage_with(&inputs, &mut work, 1 << 16, false, readers).unwrap();
+            staged.push((staging.totals, entries(&staging)));
+        }
+        assert_eq!(staged[0].0, staged[1].0);
+        assert_eq!(staged[0].1.len(), staged[1].1.len());
+        assert!(staged[0].1 == staged[1].1, "the sorted entries differ");
+        assert_eq!(staged[0].0[0], records(&inputs));
+        assert_eq!(
+            staged[0].1.len() as u64,
+            records(&inputs),
+            "no file problems"
+        );
+    }
+
+    /// Files are read several at once, so a later file's bad record is often
+    /// met first; `--strict` still reports the first one in input order.
+    #[test]
+    fn strict_reports_the_first_bad_record_in_input_order_whichever_is_met_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = |i: usize| {
+            serde_json::json!({
+                "id": format!("user_{i:05}"),
+                "email_addresses": [],
+                "created_at": 1_700_000_000_000i64 + i as i64,
+                "updated_at": 1_700_000_000_000i64 + i as i64,
+            })
+        };
+        let mut long: Vec<serde_json::Value> = (0..20_000).map(good).collect();
+        long.push(serde_json::json!({"id": "user_late", "created_at": "yesterday"}));
+        let short = vec![serde_json::json!({"id": "user_early", "created_at": "today"})];
+        let (a, b) = (dir.path().join("a.json"), dir.path().join("b.json"));
+        std::fs::write(&a, serde_json::to_vec(&long).unwrap()).unwrap();
+        std::fs::write(&b, serde_json::to_vec(&short).unwrap()).unwrap();
+        let inputs = Inputs {
+            users: vec![a, b],
+            ..Inputs::default()
+        };
+        for _ in 0..5 {
+            let mut work = WorkDir::create(&dir.path().join("work")).unwrap();
+            let err = match stage_with(&inputs, &mut work, 64 << 20, true, 2) {
+                Err(ImportError::Strict(issue)) => issue,
+                Err(e) => panic!("{e}"),
+                Ok(_) => panic!("staged a bad record under --strict"),
+            };
+            let text = format!("{err:?}");
+            assert!(text.contains("a.json"), "{text}");
+            assert!(text.contains("$[20000]"), "{text}");
+        }
     }
 
     /// Under `--strict` the first bad record stops staging with its own
