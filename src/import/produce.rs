@@ -223,8 +223,7 @@ fn spooled<T>(
             continue;
         }
         let entry = entry.map_err(ImportError::Spool)?;
-        let staged: Staged = serde_json::from_slice(&entry.body)
-            .map_err(|e| ImportError::Spool(std::io::Error::other(e)))?;
+        let staged = Staged::decode(&entry.body).map_err(ImportError::Spool)?;
         let record = match staged {
             Staged::Bad(issues) => Record::Invalid(issues),
             Staged::File(issue) => Record::File(issue),

@@ -3,7 +3,8 @@
 //! Parsing (`csv_export`, `bapi`) turns Clerk's rows and objects into these and
 //! reports every bad value with its location; everything after works only with
 //! values already known to fit Kernia. They are also what the sort files hold
-//! (as JSON lines), so they carry just what the mapping needs.
+//! (postcard, see `stage::Staged::encode_into`), so they carry just what the
+//! mapping needs.
 
 use serde::{Deserialize, Serialize};
 

@@ -30,7 +30,7 @@ pub struct Entry {
     pub source: u8,
     pub file: u32,
     pub position: u64,
-    /// The record, as JSON.
+    /// The record (`stage::Staged::encode_into`; opaque here).
     pub body: Vec<u8>,
 }
 
