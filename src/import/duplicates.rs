@@ -20,13 +20,14 @@
 //! so memory stays bounded; only the losers are kept in memory.
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::io;
 
 use std::sync::mpsc::sync_channel;
 
 use super::ImportError;
-use super::plan::{self, Planned, UserGroup, UserPlan};
-use super::spool::{Entry, SortedRuns, Sorter, WorkDir};
+use super::plan::{self, Planned, UserPlan};
+use super::spool::{Chunk, Sorted, SortedRuns, Sorter, WorkDir};
 use super::stage::{Groups, UserUnit};
 
 /// Why a user is not imported: another user of the export keeps a value.
@@ -96,14 +97,15 @@ impl Claim {
     }
 }
 
-/// Users per message from the thread that reads them back to the one that
-/// plans them.
-const GROUPS: usize = 256;
+/// Claims per message from the thread that reads the users back to the one
+/// that sorts the claims.
+const CLAIMS: usize = 1024;
 
 /// Read every user (as [`plan::plan`] maps them) and settle each shared value.
 ///
-/// One thread reads the sorted users back (merging the runs, decoding each
-/// record) while this one plans them and sorts their claims.
+/// One thread reads the sorted users back (merging the runs, decoding and
+/// planning each user) and hands over the claims, a chunk at a time, to this
+/// one, which sorts them.
 pub fn decide(
     users: &SortedRuns,
     dir: &mut WorkDir,
@@ -116,60 +118,18 @@ pub fn decide(
     let mut sorter = Sorter::new(budget / 4);
     let sorted = users.read().map_err(ImportError::Spool)?;
     std::thread::scope(|s| -> Result<(), ImportError> {
-        let (to, from) = sync_channel::<Result<Vec<UserGroup>, ImportError>>(4);
+        let (to, from) = sync_channel::<Result<Chunk, ImportError>>(4);
         s.spawn(move || {
-            let mut groups = Groups::new(sorted);
-            let mut chunk = Vec::with_capacity(GROUPS);
-            loop {
-                match groups.next_unit() {
-                    Ok(Some(UserUnit::Group(group))) => {
-                        chunk.push(group);
-                        if chunk.len() == GROUPS
-                            && to
-                                .send(Ok(std::mem::replace(
-                                    &mut chunk,
-                                    Vec::with_capacity(GROUPS),
-                                )))
-                                .is_err()
-                        {
-                            return;
-                        }
-                    }
-                    Ok(Some(_)) => {}
-                    Ok(None) => {
-                        let _ = to.send(Ok(chunk));
-                        return;
-                    }
-                    Err(e) => {
-                        let _ = to.send(Err(e));
-                        return;
-                    }
-                }
+            let result = claims(sorted, csv_name, now, |chunk| to.send(Ok(chunk)).is_ok());
+            if let Err(e) = result {
+                let _ = to.send(Err(e));
             }
         });
-        let mut position = 0u64;
         // On an error `from` is dropped on return, which ends the reader.
         for chunk in from {
-            for group in chunk? {
-                let Planned::User(p) = plan::plan(group, csv_name, now) else {
-                    continue;
-                };
-                for (field, value, verified) in values(&p) {
-                    position += 1;
-                    let claim = Claim {
-                        id: p.user.id.clone(),
-                        verified,
-                        created_at: p.user.created_at,
-                    };
-                    let entry = Entry {
-                        key: format!("{field}\0{value}"),
-                        source: 0,
-                        file: 0,
-                        position,
-                        body: claim.encode(),
-                    };
-                    sorter.push(dir, entry).map_err(ImportError::Spool)?;
-                }
+            for entry in chunk?.into_entries() {
+                let entry = entry.map_err(ImportError::Spool)?;
+                sorter.push(dir, entry).map_err(ImportError::Spool)?;
             }
         }
         Ok(())
@@ -187,6 +147,53 @@ pub fn decide(
     }
     settle(&key, &mut claims, &mut losses);
     Ok(losses)
+}
+
+/// Plan every user of `sorted` and hand `send` their claims, a chunk at a
+/// time, until it returns `false`.
+fn claims(
+    sorted: Sorted,
+    csv_name: &str,
+    now: i64,
+    mut send: impl FnMut(Chunk) -> bool,
+) -> Result<(), ImportError> {
+    let mut groups = Groups::new(sorted);
+    let mut chunk = Chunk::with_capacity(CLAIMS);
+    let mut position = 0u64;
+    let mut key = String::new();
+    while let Some(unit) = groups.next_unit()? {
+        let UserUnit::Group(group) = unit else {
+            continue;
+        };
+        let Planned::User(p) = plan::plan(group, csv_name, now) else {
+            continue;
+        };
+        for (field, value, verified) in values(&p) {
+            position += 1;
+            let claim = Claim {
+                id: p.user.id.clone(),
+                verified,
+                created_at: p.user.created_at,
+            };
+            key.clear();
+            let _ = write!(key, "{field}\0{value}");
+            chunk
+                .push(&key, 0, 0, position, |body| {
+                    body.extend_from_slice(&claim.encode());
+                    Ok(())
+                })
+                .map_err(ImportError::Spool)?;
+        }
+        if chunk.len() >= CLAIMS
+            && !send(std::mem::replace(&mut chunk, Chunk::with_capacity(CLAIMS)))
+        {
+            return Ok(());
+        }
+    }
+    if !chunk.is_empty() {
+        send(chunk);
+    }
+    Ok(())
 }
 
 /// Pick the keeper of one value among its claims; record the others.

@@ -23,7 +23,7 @@ use super::issue::{Entity, Issue, IssueKind, Location};
 use super::json_input;
 use super::plan::UserGroup;
 use super::records::{ApiUser, CsvUser, InviteRecord, MemberRecord, OrgRecord};
-use super::spool::{Entry, Sorted, SortedRuns, Sorter, Spool, SpoolReader, WorkDir};
+use super::spool::{Chunk, Entry, Sorted, SortedRuns, Sorter, Spool, SpoolReader, WorkDir};
 
 /// The files an import reads.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -243,62 +243,6 @@ enum UserFile<'a> {
     Api(&'a Path),
 }
 
-/// Entries read from one file, in that file's order: their keys and bodies one
-/// after another in `bytes`. The thread that sorts makes each entry's own
-/// copy, so the records the sort holds are all allocated by that one thread
-/// (glibc keeps what a thread frees in that thread's arena: records allocated
-/// by the readers and freed by the sort would leave every reader's arena as
-/// large as the sort's budget) and take no more room than they need.
-struct Chunk {
-    bytes: Vec<u8>,
-    entries: Vec<Slot>,
-    /// How many of them are about the whole file, not user records.
-    file_entries: u64,
-}
-
-/// One entry of a [`Chunk`].
-struct Slot {
-    key_len: u32,
-    body_len: u32,
-    source: u8,
-    file: u32,
-    position: u64,
-}
-
-impl Chunk {
-    fn new() -> Chunk {
-        Chunk {
-            bytes: Vec::with_capacity(CHUNK * 1024),
-            entries: Vec::with_capacity(CHUNK),
-            file_entries: 0,
-        }
-    }
-
-    /// The entries, each in an allocation of its own.
-    fn into_entries(self) -> impl Iterator<Item = io::Result<Entry>> {
-        let mut at = 0usize;
-        let bytes = self.bytes;
-        self.entries.into_iter().map(move |slot| {
-            let (k, b) = (slot.key_len as usize, slot.body_len as usize);
-            let key = bytes.get(at..at + k);
-            let body = bytes.get(at + k..at + k + b);
-            at += k + b;
-            let (Some(key), Some(body)) = (key, body) else {
-                return Err(io::Error::other("a chunk shorter than its entries"));
-            };
-            Ok(Entry {
-                key: std::str::from_utf8(key)
-                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?
-                    .to_owned(),
-                source: slot.source,
-                file: slot.file,
-                position: slot.position,
-                body: body.to_vec(),
-            })
-        })
-    }
-}
-
 /// Entries per [`Chunk`].
 const CHUNK: usize = 512;
 
@@ -352,11 +296,13 @@ impl Failures {
     }
 }
 
-/// What one reader hands to the sorter, a chunk at a time.
+/// What one reader hands to the sorter, a chunk at a time, with how many of
+/// its entries are about a whole file, not user records.
 struct Out<'a> {
     chunk: Chunk,
+    file_entries: u64,
     file: usize,
-    to: &'a SyncSender<Chunk>,
+    to: &'a SyncSender<(Chunk, u64)>,
 }
 
 impl Out<'_> {
@@ -370,29 +316,22 @@ impl Out<'_> {
         record: &Staged,
         about_file: bool,
     ) -> Result<bool, ImportError> {
-        let c = &mut self.chunk;
-        let start = c.bytes.len();
-        c.bytes.extend_from_slice(key.as_bytes());
-        record
-            .encode_into(&mut c.bytes)
+        self.chunk
+            .push(key, source, self.file as u32, position, |body| {
+                record.encode_into(body)
+            })
             .map_err(ImportError::Spool)?;
-        c.entries.push(Slot {
-            key_len: key.len() as u32,
-            body_len: (c.bytes.len() - start - key.len()) as u32,
-            source,
-            file: self.file as u32,
-            position,
-        });
-        c.file_entries += u64::from(about_file);
-        Ok(c.entries.len() < CHUNK || self.flush())
+        self.file_entries += u64::from(about_file);
+        Ok(self.chunk.len() < CHUNK || self.flush())
     }
 
     fn flush(&mut self) -> bool {
-        if self.chunk.entries.is_empty() {
+        if self.chunk.is_empty() {
             return true;
         }
-        let full = std::mem::replace(&mut self.chunk, Chunk::new());
-        self.to.send(full).is_ok()
+        let full = std::mem::replace(&mut self.chunk, Chunk::with_capacity(CHUNK));
+        let file_entries = std::mem::take(&mut self.file_entries);
+        self.to.send((full, file_entries)).is_ok()
     }
 }
 
@@ -421,7 +360,7 @@ fn stage_users(
     let next = AtomicUsize::new(0);
     let mut sort_error = None;
     std::thread::scope(|s| {
-        let (to, from) = sync_channel::<Chunk>(2 * readers.max(1));
+        let (to, from) = sync_channel::<(Chunk, u64)>(2 * readers.max(1));
         for _ in 0..readers.max(1) {
             let to = to.clone();
             let (files, failures, next) = (&files, &failures, &next);
@@ -433,7 +372,8 @@ fn stage_users(
                         break;
                     }
                     let mut out = Out {
-                        chunk: Chunk::new(),
+                        chunk: Chunk::with_capacity(CHUNK),
+                        file_entries: 0,
                         file: f,
                         to: &to,
                     };
@@ -451,11 +391,11 @@ fn stage_users(
             });
         }
         drop(to);
-        for chunk in from {
+        for (chunk, about_files) in from {
             if sort_error.is_some() {
                 continue; // let the readers finish
             }
-            file_entries += chunk.file_entries;
+            file_entries += about_files;
             for e in chunk.into_entries() {
                 if let Err(e) = e.and_then(|e| sorter.push(dir, e)) {
                     failures.abort.store(true, AtomicOrdering::Relaxed);
