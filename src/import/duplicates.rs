@@ -77,12 +77,10 @@ fn rank(a: &Claim, b: &Claim) -> std::cmp::Ordering {
 impl Claim {
     /// The claim in a sort entry: verified (one byte), creation time (eight,
     /// little-endian), then the id.
-    fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(9 + self.id.len());
+    fn encode_into(&self, out: &mut Vec<u8>) {
         out.push(u8::from(self.verified));
         out.extend_from_slice(&self.created_at.to_le_bytes());
         out.extend_from_slice(self.id.as_bytes());
-        out
     }
 
     fn decode(body: &[u8]) -> io::Result<Claim> {
@@ -179,7 +177,7 @@ fn claims(
             let _ = write!(key, "{field}\0{value}");
             chunk
                 .push(&key, 0, 0, position, |body| {
-                    body.extend_from_slice(&claim.encode());
+                    claim.encode_into(body);
                     Ok(())
                 })
                 .map_err(ImportError::Spool)?;
@@ -281,7 +279,9 @@ mod tests {
             claim("", false, -1),
             claim("user_é", false, i64::MAX),
         ] {
-            assert_eq!(Claim::decode(&c.encode()).unwrap(), c);
+            let mut body = Vec::new();
+            c.encode_into(&mut body);
+            assert_eq!(Claim::decode(&body).unwrap(), c);
         }
         assert!(Claim::decode(&[1, 2, 3]).is_err());
         assert!(Claim::decode(&[0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff]).is_err());

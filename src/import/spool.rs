@@ -482,7 +482,7 @@ mod tests {
     fn chunks_give_back_what_was_pushed() {
         let mut chunk = Chunk::with_capacity(2);
         for i in 0..700u64 {
-            let key = if i % 3 == 0 {
+            let key = if i.is_multiple_of(3) {
                 String::new()
             } else {
                 format!("user_é{i}")
@@ -505,7 +505,7 @@ mod tests {
         let back: Vec<Entry> = chunk.into_entries().map(Result::unwrap).collect();
         for (i, e) in back.iter().enumerate() {
             let i = i as u64;
-            let key = if i % 3 == 0 {
+            let key = if i.is_multiple_of(3) {
                 String::new()
             } else {
                 format!("user_é{i}")
