@@ -13,7 +13,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering as AtomicOr
 use std::sync::mpsc::{SyncSender, sync_channel};
 
 use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
 
 use super::ImportError;
 use super::bapi;
@@ -489,6 +488,7 @@ fn read_api(path: &Path, f: usize, strict: bool, failures: &Failures, out: &mut 
         let (key, source, record) =
             match check::<bapi::User, _>(&name, &at, raw, Entity::User, |u| u.check(&name, &at)) {
                 Ok(u) => (u.id.clone(), SOURCE_API, Staged::Api(u)),
+                Err(_) if !json_input::is_json(raw) => return Err(not_json()),
                 Err((id, issues)) => {
                     bad(strict, &issues)?;
                     (id.unwrap_or_default(), SOURCE_BAD, Staged::Bad(issues))
@@ -518,7 +518,7 @@ fn read_api(path: &Path, f: usize, strict: bool, failures: &Failures, out: &mut 
 fn check<W: serde::de::DeserializeOwned, T>(
     name: &str,
     at: &str,
-    raw: &RawValue,
+    raw: &str,
     entity: Entity,
     then: impl FnOnce(W) -> bapi::Checked<T>,
 ) -> bapi::Checked<T> {
@@ -526,13 +526,17 @@ fn check<W: serde::de::DeserializeOwned, T>(
         Ok(wire) => then(wire),
         Err((path, message)) => {
             // Read the id, if any, so the problem is filed under it.
-            let id = serde_json::from_str::<IdOnly>(raw.get())
-                .ok()
-                .and_then(|i| i.id);
+            let id = serde_json::from_str::<IdOnly>(raw).ok().and_then(|i| i.id);
             let issue = Issue::invalid(entity, id.as_deref(), Location::json(name, path), message);
             Err((id, vec![issue]))
         }
     }
+}
+
+/// What a reader returns for an element that is not JSON: the walk then
+/// reports the file's syntax error in its place (see `json_input`).
+fn not_json() -> ImportError {
+    ImportError::Input("not JSON".into())
 }
 
 #[derive(Deserialize)]
@@ -556,6 +560,7 @@ fn spool_json<W: serde::de::DeserializeOwned>(
             let record = match check::<W, Staged>(&name, &at, raw, entity, |w| then(w, &name, &at))
             {
                 Ok(record) => record,
+                Err(_) if !json_input::is_json(raw) => return Err(not_json()),
                 Err((_, issues)) => {
                     st.bad(&issues)?;
                     Staged::Bad(issues)
@@ -780,6 +785,73 @@ mod tests {
         assert!(Staged::decode(&body[..body.len() / 2]).is_err());
         assert!(Staged::decode(b"").is_err());
         assert!(Staged::decode(b"X{}").is_err());
+    }
+
+    /// An element that is not JSON makes the file malformed there, whether
+    /// or not its fields would have read: a problem with the file naming its
+    /// line and column, the elements before it staged and none after; never a
+    /// bad record. (Elements are checked as JSON only when reading them fails.)
+    #[test]
+    fn an_element_that_is_not_json_is_the_file_s_problem_not_a_bad_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = r#"{"id":"user_1","email_addresses":[],"created_at":1700000000000,"updated_at":1700000000000}"#;
+        for (bad, col) in [
+            // A field of the wrong type, then broken JSON.
+            (r#"{"id":"user_2","created_at":"x","updated_at":tru}"#, 49),
+            // Fields that would read, then broken JSON.
+            (
+                r#"{"id":"user_2","email_addresses":[],"created_at":1,"updated_at":1,"x":[1,}"#,
+                74,
+            ),
+            // A string with a raw control character.
+            ("{\"id\":\"user_\u{1}2\"}", 12),
+        ] {
+            let path = dir.path().join("users.json");
+            std::fs::write(&path, format!("[\n{good},\n{bad},\n{good}\n]")).unwrap();
+            let inputs = Inputs {
+                users: vec![path],
+                ..Inputs::default()
+            };
+            for strict in [false, true] {
+                let mut work = WorkDir::create(&dir.path().join("work")).unwrap();
+                let result = stage_with(&inputs, &mut work, 64 << 20, strict, 2);
+                let problem = if strict {
+                    match result {
+                        Err(ImportError::Strict(issue)) => *issue,
+                        Err(e) => panic!("{e}"),
+                        Ok(_) => panic!("staged a malformed file under --strict"),
+                    }
+                } else {
+                    let staging = result.unwrap();
+                    assert_eq!(staging.totals[0], 1, "only the element before it");
+                    let mut groups = Groups::new(staging.users.read().unwrap());
+                    let mut files = Vec::new();
+                    while let Some(unit) = groups.next_unit().unwrap() {
+                        match unit {
+                            UserUnit::File(issue) => files.push(issue),
+                            UserUnit::Group(g) => {
+                                assert_eq!(g.id, "user_1");
+                                assert!(g.bad.is_empty(), "{:?}", g.bad);
+                            }
+                            UserUnit::Orphan(o) => panic!("{o:?}"),
+                        }
+                    }
+                    assert_eq!(files.len(), 1);
+                    files.remove(0)
+                };
+                assert_eq!(problem.entity, Entity::File);
+                assert!(
+                    problem.message.contains(&format!("users.json:3:{col}:")),
+                    "{}",
+                    problem.message
+                );
+                assert!(
+                    problem.message.contains("(1 element(s) read before it)"),
+                    "{}",
+                    problem.message
+                );
+            }
+        }
     }
 
     /// Every entry of the sorted stream, whole.
