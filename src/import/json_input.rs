@@ -5,17 +5,11 @@
 //! entity. The file is never loaded whole: it is read through a window of
 //! 64 KiB that also holds the element being read, so memory holds one element
 //! at a time. A byte scan finds where each element ends (strings, escapes and
-//! nesting) and the element's text is handed over from the window (borrowed,
-//! no copy). Reading through `serde_json::from_reader` instead went byte by
-//! byte through `io::Read` and copied every element: staging 1,000,000 users
-//! spent about 40 % of its time there.
-//!
-//! The element's text is checked as JSON only when reading it fails: reading
-//! it into its type ([`typed`]) checks the same text, and checking it twice was
-//! a third of a reader's time. So a caller whose reading fails returns an
-//! error, and the walk then checks the text: when it is not JSON, the file is
-//! malformed there, and the walk stops with that syntax error at its line and
-//! column; otherwise the caller's error stands.
+//! nesting), then serde_json checks that element's text from the window
+//! (`&RawValue`, borrowed, no copy) before it is handed over. Reading through
+//! `serde_json::from_reader` instead went byte by byte through `io::Read` and
+//! copied every element: staging 1,000,000 users spent about 40 % of its
+//! time there.
 //!
 //! Each element is then read into its typed form; when that fails the error
 //! names the element's JSON path down to the bad field
@@ -31,15 +25,12 @@ use serde_json::value::RawValue;
 use super::ImportError;
 
 /// Call `each(path, element)` for every element of the file's array, in order.
-/// `path` is the element's JSON path (`$[i]` or `$.data[i]`); `element` is its
-/// text, not yet checked as JSON (see the module's notes: `each` must return an
-/// error when it cannot read an element that [`is_json`] refuses). An error
-/// from `each` stops the walk and is returned as is, unless the element is not
-/// JSON: then the walk fails as on any malformed file.
+/// `path` is the element's JSON path (`$[i]` or `$.data[i]`). An error from
+/// `each` stops the walk and is returned as is.
 pub fn for_each_element(
     file: &Path,
     name: &str,
-    mut each: impl FnMut(String, &str) -> Result<(), ImportError>,
+    mut each: impl FnMut(String, &RawValue) -> Result<(), ImportError>,
 ) -> Result<u64, ImportError> {
     let f = File::open(file).map_err(|e| ImportError::io(file, e))?;
     let mut window = Window::new(f);
@@ -63,18 +54,12 @@ fn strip_position(message: &str) -> &str {
     message.split(" at line ").next().unwrap_or(message)
 }
 
-/// Whether an element's text is JSON.
-pub fn is_json(text: &str) -> bool {
-    serde_json::from_str::<&RawValue>(text).is_ok()
-}
-
 /// Read one element into `T`; on failure, the path of the offending field.
-/// Success means the text is JSON; a failure may come from text that is not.
-pub fn typed<T: DeserializeOwned>(path: &str, text: &str) -> Result<T, (String, String)> {
-    match serde_json::from_str::<T>(text) {
+pub fn typed<T: DeserializeOwned>(path: &str, raw: &RawValue) -> Result<T, (String, String)> {
+    match serde_json::from_str::<T>(raw.get()) {
         Ok(v) => Ok(v),
         Err(_) => {
-            let mut de = serde_json::Deserializer::from_str(text);
+            let mut de = serde_json::Deserializer::from_str(raw.get());
             match serde_path_to_error::deserialize::<_, T>(&mut de) {
                 Ok(v) => Ok(v),
                 Err(e) => {
@@ -300,7 +285,7 @@ impl Window {
     }
 }
 
-type Each<'a> = dyn FnMut(String, &str) -> Result<(), ImportError> + 'a;
+type Each<'a> = dyn FnMut(String, &RawValue) -> Result<(), ImportError> + 'a;
 
 /// The whole file: an array, or an object with a `data` array, then nothing.
 fn top(w: &mut Window, each: &mut Each<'_>, count: &mut u64) -> Result<(), Fail> {
@@ -344,18 +329,9 @@ fn elements(
             return Err(w.syntax(0, "expected a value"));
         }
         let text = &w.buf[w.pos..w.pos + len];
-        let Ok(element) = std::str::from_utf8(text) else {
-            return Err(match serde_json::from_slice::<&RawValue>(text) {
-                Err(e) => w.json_error(&e),
-                Ok(_) => w.syntax(0, "invalid UTF-8"),
-            });
-        };
-        if let Err(e) = each(format!("{prefix}[{count}]"), element) {
-            // Checked only now (see the module's notes).
-            return Err(match serde_json::from_str::<&RawValue>(element) {
-                Err(syntax) => w.json_error(&syntax),
-                Ok(_) => Fail::Stop(e),
-            });
+        match serde_json::from_slice::<&RawValue>(text) {
+            Ok(raw) => each(format!("{prefix}[{count}]"), raw).map_err(Fail::Stop)?,
+            Err(e) => return Err(w.json_error(&e)),
         }
         w.pos += len;
         *count += 1;
@@ -442,11 +418,7 @@ mod tests {
         let f = file(text);
         let mut out = Vec::new();
         for_each_element(f.path(), "x.json", |path, raw| {
-            // As a caller that reads each element does (see the module's notes).
-            if !is_json(raw) {
-                return Err(ImportError::Input("not read".into()));
-            }
-            out.push((path, raw.to_string()));
+            out.push((path, raw.get().to_string()));
             Ok(())
         })?;
         Ok(out)
@@ -588,8 +560,8 @@ mod tests {
         struct Outer {
             items: Vec<Inner>,
         }
-        let (path, message) =
-            typed::<Outer>("$[7]", r#"{"items":[{"n":1},{"n":"two"}]}"#).unwrap_err();
+        let raw = RawValue::from_string(r#"{"items":[{"n":1},{"n":"two"}]}"#.into()).unwrap();
+        let (path, message) = typed::<Outer>("$[7]", &raw).unwrap_err();
         assert_eq!(path, "$[7].items[1].n");
         assert!(message.contains("invalid type"), "{message}");
     }

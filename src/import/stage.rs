@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering as AtomicOr
 use std::sync::mpsc::{SyncSender, sync_channel};
 
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 
 use super::ImportError;
 use super::bapi;
@@ -488,7 +489,6 @@ fn read_api(path: &Path, f: usize, strict: bool, failures: &Failures, out: &mut 
         let (key, source, record) =
             match check::<bapi::User, _>(&name, &at, raw, Entity::User, |u| u.check(&name, &at)) {
                 Ok(u) => (u.id.clone(), SOURCE_API, Staged::Api(u)),
-                Err(_) if !json_input::is_json(raw) => return Err(not_json()),
                 Err((id, issues)) => {
                     bad(strict, &issues)?;
                     (id.unwrap_or_default(), SOURCE_BAD, Staged::Bad(issues))
@@ -518,7 +518,7 @@ fn read_api(path: &Path, f: usize, strict: bool, failures: &Failures, out: &mut 
 fn check<W: serde::de::DeserializeOwned, T>(
     name: &str,
     at: &str,
-    raw: &str,
+    raw: &RawValue,
     entity: Entity,
     then: impl FnOnce(W) -> bapi::Checked<T>,
 ) -> bapi::Checked<T> {
@@ -526,17 +526,13 @@ fn check<W: serde::de::DeserializeOwned, T>(
         Ok(wire) => then(wire),
         Err((path, message)) => {
             // Read the id, if any, so the problem is filed under it.
-            let id = serde_json::from_str::<IdOnly>(raw).ok().and_then(|i| i.id);
+            let id = serde_json::from_str::<IdOnly>(raw.get())
+                .ok()
+                .and_then(|i| i.id);
             let issue = Issue::invalid(entity, id.as_deref(), Location::json(name, path), message);
             Err((id, vec![issue]))
         }
     }
-}
-
-/// What a reader returns for an element that is not JSON: the walk then
-/// reports the file's syntax error in its place (see `json_input`).
-fn not_json() -> ImportError {
-    ImportError::Input("not JSON".into())
 }
 
 #[derive(Deserialize)]
@@ -560,7 +556,6 @@ fn spool_json<W: serde::de::DeserializeOwned>(
             let record = match check::<W, Staged>(&name, &at, raw, entity, |w| then(w, &name, &at))
             {
                 Ok(record) => record,
-                Err(_) if !json_input::is_json(raw) => return Err(not_json()),
                 Err((_, issues)) => {
                     st.bad(&issues)?;
                     Staged::Bad(issues)
@@ -790,7 +785,7 @@ mod tests {
     /// An element that is not JSON makes the file malformed there, whether
     /// or not its fields would have read: a problem with the file naming its
     /// line and column, the elements before it staged and none after; never a
-    /// bad record. (Elements are checked as JSON only when reading them fails.)
+    /// bad record.
     #[test]
     fn an_element_that_is_not_json_is_the_file_s_problem_not_a_bad_record() {
         let dir = tempfile::tempdir().unwrap();

@@ -1,8 +1,11 @@
+use serde_json::value::RawValue;
+
 use super::*;
 use crate::import::json_input::typed;
 
 fn user(json: &str) -> Checked<ApiUser> {
-    match typed::<User>("$[4]", json) {
+    let raw = RawValue::from_string(json.to_string()).unwrap();
+    match typed::<User>("$[4]", &raw) {
         Ok(u) => u.check("users-1.json", "$[4]"),
         Err((path, message)) => Err((
             None,
@@ -91,7 +94,8 @@ fn check<W: serde::de::DeserializeOwned, T>(
     json: &str,
     f: impl FnOnce(W) -> Checked<T>,
 ) -> Checked<T> {
-    f(typed::<W>("$.data[0]", json).unwrap())
+    let raw = RawValue::from_string(json.to_string()).unwrap();
+    f(typed::<W>("$.data[0]", &raw).unwrap())
 }
 
 #[test]
