@@ -74,13 +74,18 @@ fn rank(a: &Claim, b: &Claim) -> std::cmp::Ordering {
         .then(a.id.cmp(&b.id))
 }
 
+/// A claim in a sort entry: verified (one byte), creation time (eight,
+/// little-endian), then the id. Written from the planned user's own fields.
+fn encode_claim(id: &str, verified: bool, created_at: i64, out: &mut Vec<u8>) {
+    out.push(u8::from(verified));
+    out.extend_from_slice(&created_at.to_le_bytes());
+    out.extend_from_slice(id.as_bytes());
+}
+
 impl Claim {
-    /// The claim in a sort entry: verified (one byte), creation time (eight,
-    /// little-endian), then the id.
+    #[cfg(test)]
     fn encode_into(&self, out: &mut Vec<u8>) {
-        out.push(u8::from(self.verified));
-        out.extend_from_slice(&self.created_at.to_le_bytes());
-        out.extend_from_slice(self.id.as_bytes());
+        encode_claim(&self.id, self.verified, self.created_at, out);
     }
 
     fn decode(body: &[u8]) -> io::Result<Claim> {
@@ -156,7 +161,7 @@ fn claims(
     mut send: impl FnMut(Chunk) -> bool,
 ) -> Result<(), ImportError> {
     let mut groups = Groups::new(sorted);
-    let mut chunk = Chunk::with_capacity(CLAIMS);
+    let mut chunk = Chunk::with_capacity(CLAIMS, CLAIMS * 64);
     let mut position = 0u64;
     let mut key = String::new();
     while let Some(unit) = groups.next_unit()? {
@@ -168,22 +173,20 @@ fn claims(
         };
         for (field, value, verified) in values(&p) {
             position += 1;
-            let claim = Claim {
-                id: p.user.id.clone(),
-                verified,
-                created_at: p.user.created_at,
-            };
             key.clear();
             let _ = write!(key, "{field}\0{value}");
             chunk
                 .push(&key, 0, 0, position, |body| {
-                    claim.encode_into(body);
+                    encode_claim(&p.user.id, verified, p.user.created_at, body);
                     Ok(())
                 })
                 .map_err(ImportError::Spool)?;
         }
         if chunk.len() >= CLAIMS
-            && !send(std::mem::replace(&mut chunk, Chunk::with_capacity(CLAIMS)))
+            && !send(std::mem::replace(
+                &mut chunk,
+                Chunk::with_capacity(CLAIMS, CLAIMS * 64),
+            ))
         {
             return Ok(());
         }

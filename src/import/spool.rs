@@ -107,9 +107,10 @@ struct Slot {
 }
 
 impl Chunk {
-    pub fn with_capacity(entries: usize) -> Chunk {
+    /// Room for `entries` entries of `bytes` bytes (keys and bodies) in all.
+    pub fn with_capacity(entries: usize, bytes: usize) -> Chunk {
         Chunk {
-            bytes: Vec::with_capacity(entries * 512),
+            bytes: Vec::with_capacity(bytes),
             slots: Vec::with_capacity(entries),
         }
     }
@@ -480,7 +481,7 @@ mod tests {
     /// leaves nothing of that entry behind.
     #[test]
     fn chunks_give_back_what_was_pushed() {
-        let mut chunk = Chunk::with_capacity(2);
+        let mut chunk = Chunk::with_capacity(2, 16);
         for i in 0..700u64 {
             let key = if i.is_multiple_of(3) {
                 String::new()

@@ -126,22 +126,6 @@ pub fn display(path: &Path) -> String {
     path.display().to_string()
 }
 
-struct Stager<'a> {
-    dir: &'a mut WorkDir,
-    strict: bool,
-}
-
-impl Stager<'_> {
-    /// A bad record: stop under `strict`, else keep it for the report.
-    fn bad(&self, issues: &[Issue]) -> Result<(), ImportError> {
-        bad(self.strict, issues)
-    }
-
-    fn file_problem(&self, file: &Path, message: String) -> Result<Staged, ImportError> {
-        file_problem(self.strict, file, message)
-    }
-}
-
 /// A bad record: stop under `strict`, else keep it for the report.
 fn bad(strict: bool, issues: &[Issue]) -> Result<(), ImportError> {
     match (strict, issues.first()) {
@@ -198,23 +182,25 @@ fn stage_with(
     readers: usize,
 ) -> Result<Staging, ImportError> {
     let (users, user_records) = stage_users(inputs, dir, sort_budget, strict, readers)?;
-    let mut st = Stager { dir, strict };
     let organizations = spool_json::<bapi::Organization>(
-        &mut st,
+        dir,
+        strict,
         &inputs.organizations,
         "orgs",
         Entity::Organization,
         |o, n, at| o.check(n, at).map(Staged::Org),
     )?;
     let memberships = spool_json::<bapi::Membership>(
-        &mut st,
+        dir,
+        strict,
         &inputs.memberships,
         "members",
         Entity::Membership,
         |m, n, at| m.check(n, at).map(Staged::Member),
     )?;
     let invitations = spool_json::<bapi::OrganizationInvitation>(
-        &mut st,
+        dir,
+        strict,
         &inputs.invitations,
         "invites",
         Entity::Invitation,
@@ -329,7 +315,7 @@ impl Out<'_> {
         if self.chunk.is_empty() {
             return true;
         }
-        let full = std::mem::replace(&mut self.chunk, Chunk::with_capacity(CHUNK));
+        let full = std::mem::replace(&mut self.chunk, Chunk::with_capacity(CHUNK, CHUNK * 512));
         let file_entries = std::mem::take(&mut self.file_entries);
         self.to.send((full, file_entries)).is_ok()
     }
@@ -372,7 +358,7 @@ fn stage_users(
                         break;
                     }
                     let mut out = Out {
-                        chunk: Chunk::with_capacity(CHUNK),
+                        chunk: Chunk::with_capacity(CHUNK, CHUNK * 512),
                         file_entries: 0,
                         file: f,
                         to: &to,
@@ -541,13 +527,14 @@ struct IdOnly {
 }
 
 fn spool_json<W: serde::de::DeserializeOwned>(
-    st: &mut Stager<'_>,
+    dir: &mut WorkDir,
+    strict: bool,
     files: &[PathBuf],
     stem: &str,
     entity: Entity,
     then: impl Fn(W, &str, &str) -> bapi::Checked<Staged>,
 ) -> Result<Spool, ImportError> {
-    let mut spool = Spool::create(st.dir, stem).map_err(ImportError::Spool)?;
+    let mut spool = Spool::create(dir, stem).map_err(ImportError::Spool)?;
     for (f, path) in files.iter().enumerate() {
         let name = display(path);
         let mut position = 0u64;
@@ -557,7 +544,7 @@ fn spool_json<W: serde::de::DeserializeOwned>(
             {
                 Ok(record) => record,
                 Err((_, issues)) => {
-                    st.bad(&issues)?;
+                    bad(strict, &issues)?;
                     Staged::Bad(issues)
                 }
             };
@@ -566,7 +553,7 @@ fn spool_json<W: serde::de::DeserializeOwned>(
                 .map_err(ImportError::Spool)
         });
         if let Err(ImportError::Input(message)) = result {
-            let record = st.file_problem(path, message)?;
+            let record = file_problem(strict, path, message)?;
             spool
                 .push(&entry("", SOURCE_FILE, f, position + 1, &record)?)
                 .map_err(ImportError::Spool)?;
@@ -811,11 +798,7 @@ mod tests {
                 let mut work = WorkDir::create(&dir.path().join("work")).unwrap();
                 let result = stage_with(&inputs, &mut work, 64 << 20, strict, 2);
                 let problem = if strict {
-                    match result {
-                        Err(ImportError::Strict(issue)) => *issue,
-                        Err(e) => panic!("{e}"),
-                        Ok(_) => panic!("staged a malformed file under --strict"),
-                    }
+                    strict_issue(result)
                 } else {
                     let staging = result.unwrap();
                     assert_eq!(staging.totals[0], 1, "only the element before it");
@@ -846,6 +829,15 @@ mod tests {
                     problem.message
                 );
             }
+        }
+    }
+
+    /// The issue a `--strict` staging stopped at.
+    fn strict_issue(result: Result<Staging, ImportError>) -> Issue {
+        match result {
+            Err(ImportError::Strict(issue)) => *issue,
+            Err(e) => panic!("{e}"),
+            Ok(_) => panic!("staged a bad record under --strict"),
         }
     }
 
@@ -903,11 +895,7 @@ mod tests {
         };
         for _ in 0..5 {
             let mut work = WorkDir::create(&dir.path().join("work")).unwrap();
-            let err = match stage_with(&inputs, &mut work, 64 << 20, true, 2) {
-                Err(ImportError::Strict(issue)) => issue,
-                Err(e) => panic!("{e}"),
-                Ok(_) => panic!("staged a bad record under --strict"),
-            };
+            let err = strict_issue(stage_with(&inputs, &mut work, 64 << 20, true, 2));
             let text = format!("{err:?}");
             assert!(text.contains("a.json"), "{text}");
             assert!(text.contains("$[20000]"), "{text}");
@@ -921,11 +909,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let inputs = export(dir.path(), 1000, 1200);
         let mut work = WorkDir::create(&dir.path().join("work")).unwrap();
-        let err = match stage(&inputs, &mut work, 64 << 20, true) {
-            Err(ImportError::Strict(issue)) => issue,
-            Err(e) => panic!("{e}"),
-            Ok(_) => panic!("staged a bad record under --strict"),
-        };
+        let err = strict_issue(stage(&inputs, &mut work, 64 << 20, true));
         let text = format!("{err:?}");
         assert!(text.contains("users-extra.json"), "{text}");
         assert!(text.contains("$[1200]"), "{text}");
