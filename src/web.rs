@@ -83,6 +83,119 @@ pub fn see_other(location: &str) -> Response<ProxyBody> {
     resp
 }
 
+/// How long a request body cutover answered without reading whole is still
+/// read and thrown away, counted from when it was let go.
+pub const LINGER_TIME: Duration = Duration::from_secs(5);
+/// How many more bytes of such a body are read and thrown away at most.
+pub const LINGER_BYTES: usize = 16 * 1024 * 1024;
+
+/// An HTTP/1 request body that, let go before its end, is read to the end in
+/// the background and thrown away: within [`LINGER_TIME`] and
+/// [`LINGER_BYTES`], then the connection is closed as before.
+///
+/// cutover answers some requests before their body is in (413 on a declared
+/// length over the limit, 401, a refusal, an upstream that did not read it).
+/// Closing the connection then, with the client still sending, makes the
+/// kernel reset it: the client gets a broken pipe instead of the answer, and
+/// Svix, say, retries a delivery that will never fit. nginx's lingering close
+/// does the same thing for the same reason. Reading the rest also lets the
+/// connection be kept alive. A client that sent `Expect: 100-continue` and was
+/// never asked for its body is not waiting to send it; that body is not read.
+pub struct Lingering<B>
+where
+    B: hyper::body::Body + Unpin + Send + 'static,
+{
+    inner: Option<B>,
+    /// `Expect: 100-continue` was sent and the body has not been polled.
+    waiting_for_continue: bool,
+}
+
+impl<B> Lingering<B>
+where
+    B: hyper::body::Body + Unpin + Send + 'static,
+{
+    /// `body` of a request with `headers`.
+    pub fn new(body: B, headers: &http::HeaderMap) -> Self {
+        // Most requests have no body: no header look-up for them.
+        let waiting_for_continue = !body.is_end_stream()
+            && headers
+                .get(header::EXPECT)
+                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+        Lingering {
+            inner: Some(body),
+            waiting_for_continue,
+        }
+    }
+}
+
+impl<B> hyper::body::Body for Lingering<B>
+where
+    B: hyper::body::Body + Unpin + Send + 'static,
+{
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        let this = self.get_mut();
+        this.waiting_for_continue = false;
+        match this.inner.as_mut() {
+            Some(inner) => std::pin::Pin::new(inner).poll_frame(cx),
+            None => std::task::Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.as_ref().is_none_or(|b| b.is_end_stream())
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner
+            .as_ref()
+            .map_or_else(|| hyper::body::SizeHint::with_exact(0), |b| b.size_hint())
+    }
+}
+
+impl<B> Drop for Lingering<B>
+where
+    B: hyper::body::Body + Unpin + Send + 'static,
+{
+    fn drop(&mut self) {
+        let Some(body) = self.inner.take() else {
+            return;
+        };
+        if body.is_end_stream() || self.waiting_for_continue {
+            return;
+        }
+        // Outside a runtime (never, on the request path) the body just goes.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(linger(body));
+        }
+    }
+}
+
+/// Read `body` to its end and throw it away, within the lingering bounds.
+async fn linger<B>(mut body: B)
+where
+    B: hyper::body::Body + Unpin + Send + 'static,
+{
+    use bytes::Buf as _;
+    let _ = tokio::time::timeout(LINGER_TIME, async move {
+        let mut left = LINGER_BYTES;
+        while let Some(Ok(frame)) = body.frame().await {
+            if let Some(data) = frame.data_ref() {
+                left = left.saturating_sub(data.remaining());
+                if left == 0 {
+                    return;
+                }
+            }
+        }
+    })
+    .await;
+}
+
 /// Why a body could not be read whole.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
@@ -157,6 +270,89 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(e, ReadError::TooLarge { limit: 4 }), "{e:?}");
+    }
+
+    /// A body fed through a channel of one frame: a send completes only
+    /// once the previous frame was read.
+    fn channel_body() -> (
+        tokio::sync::mpsc::Sender<Result<hyper::body::Frame<Bytes>, BoxError>>,
+        impl hyper::body::Body<Data = Bytes, Error = BoxError> + Unpin + Send + 'static,
+    ) {
+        let (tx, mut rx) = tokio::sync::mpsc::channel(1);
+        let body = StreamBody::new(futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)));
+        (tx, body)
+    }
+
+    fn frame(len: usize) -> Result<hyper::body::Frame<Bytes>, BoxError> {
+        Ok(hyper::body::Frame::data(Bytes::from(vec![b'x'; len])))
+    }
+
+    #[tokio::test]
+    async fn a_body_let_go_early_is_read_to_its_end() {
+        let (tx, body) = channel_body();
+        let mut body = Lingering::new(body, &http::HeaderMap::new());
+        tx.send(frame(10)).await.unwrap();
+        assert!(body.frame().await.is_some());
+        drop(body);
+        // Without the lingering read, the channel's reader is gone and the
+        // first send fails; with it, a hundred more frames are taken.
+        for i in 0..100 {
+            tokio::time::timeout(Duration::from_secs(10), tx.send(frame(1024)))
+                .await
+                .expect("the rest of the body is read")
+                .unwrap_or_else(|_| panic!("frame {i} was not read"));
+        }
+    }
+
+    #[tokio::test]
+    async fn lingering_stops_after_its_byte_bound() {
+        let (tx, body) = channel_body();
+        drop(Lingering::new(body, &http::HeaderMap::new()));
+        const MIB: usize = 1024 * 1024;
+        let mut taken = 0;
+        while tokio::time::timeout(Duration::from_secs(10), tx.send(frame(MIB)))
+            .await
+            .expect("a frame is taken or refused")
+            .is_ok()
+        {
+            taken += MIB;
+            assert!(taken <= LINGER_BYTES + 2 * MIB, "{taken} bytes read");
+        }
+        assert!(taken >= LINGER_BYTES, "{taken} bytes read");
+    }
+
+    /// (Real time: tokio's paused clock needs its `test-util` feature, which
+    /// would reach the benchmark builds through the dev-dependencies.)
+    #[tokio::test]
+    async fn lingering_stops_after_its_time_bound() {
+        let (tx, body) = channel_body();
+        let started = std::time::Instant::now();
+        drop(Lingering::new(body, &http::HeaderMap::new()));
+        // A client that sends nothing more: the read gives up.
+        tokio::time::timeout(LINGER_TIME + Duration::from_secs(25), tx.closed())
+            .await
+            .expect("the lingering read ends");
+        assert!(started.elapsed() >= LINGER_TIME, "{:?}", started.elapsed());
+    }
+
+    #[tokio::test]
+    async fn a_client_waiting_for_100_continue_is_not_read_from() {
+        let (tx, body) = channel_body();
+        let mut headers = http::HeaderMap::new();
+        headers.insert(header::EXPECT, HeaderValue::from_static("100-Continue"));
+        drop(Lingering::new(body, &headers));
+        assert!(tx.send(frame(1)).await.is_err(), "the body was read");
+
+        // Once its body was asked for, the client is sending it: read the rest.
+        let (tx, body) = channel_body();
+        let mut body = Lingering::new(body, &headers);
+        tx.send(frame(1)).await.unwrap();
+        assert!(body.frame().await.is_some());
+        drop(body);
+        tokio::time::timeout(Duration::from_secs(10), tx.send(frame(1)))
+            .await
+            .unwrap()
+            .expect("the rest was read");
     }
 
     #[tokio::test]

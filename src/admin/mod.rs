@@ -140,6 +140,9 @@ pub async fn serve(
             let service = service_fn(move |req| {
                 let admin = admin.clone();
                 async move {
+                    let (parts, body) = req.into_parts();
+                    let body = crate::web::Lingering::new(body, &parts.headers);
+                    let req = Request::from_parts(parts, body);
                     let resp = match tokio::time::timeout(timeout, handle(&admin, req)).await {
                         Ok(r) => r,
                         Err(_) => {
@@ -162,7 +165,10 @@ pub async fn serve(
     }
 }
 
-async fn handle(admin: &Admin, req: Request<Incoming>) -> Response<Body> {
+/// A request body on this listener: read to its end after an early answer.
+type AdminBody = crate::web::Lingering<Incoming>;
+
+async fn handle(admin: &Admin, req: Request<AdminBody>) -> Response<Body> {
     let path = req.uri().path().to_string();
     let method = req.method().clone();
     match (method.clone(), path.as_str()) {
@@ -235,7 +241,7 @@ fn cross_site(headers: &http::HeaderMap) -> Option<Response<Body>> {
     None
 }
 
-async fn read_body(req: Request<Incoming>, max: usize) -> Result<Bytes, Response<Body>> {
+async fn read_body(req: Request<AdminBody>, max: usize) -> Result<Bytes, Response<Body>> {
     let limited = http_body_util::Limited::new(req.into_body(), max);
     match limited.collect().await {
         Ok(b) => Ok(b.to_bytes()),

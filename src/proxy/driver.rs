@@ -39,7 +39,15 @@ pub async fn handle(app: Arc<App>, info: ConnInfo, req: Request<Incoming>) -> Re
         trusted: app.is_trusted(ip),
         tls: info.tls,
     };
-    let req = req.map(web::boxed);
+    // HTTP/2 ends an unread body with RST_STREAM by itself; HTTP/1 would
+    // close mid-body and reset the client (see `web::Lingering`).
+    let req = if req.version() == http::Version::HTTP_2 {
+        req.map(web::boxed)
+    } else {
+        let (parts, body) = req.into_parts();
+        let body = web::boxed(web::Lingering::new(body, &parts.headers));
+        Request::from_parts(parts, body)
+    };
     let client = headers::client_addr(req.headers(), ip, &app.trusted_proxies);
     let ctx = Ctx::new(req.method().clone(), req.uri().path(), peer, client);
     let mut observation = Observation::start(ctx, app.observers.clone());

@@ -890,3 +890,86 @@ async fn requests_are_served_whichever_way_the_protocol_is_chosen() {
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert_eq!(body_of(&answer)["path"], "/put");
 }
+
+/// Read one HTTP/1.1 answer with a `Content-Length` body from `s`.
+async fn one_answer(s: &mut TcpStream) -> String {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let read = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&got[..end]).to_ascii_lowercase();
+                let length: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .map_or(0, |v| v.trim().parse().unwrap());
+                if got.len() >= end + 4 + length {
+                    return Ok(());
+                }
+            }
+            match s.read(&mut buf).await {
+                Ok(0) => return Err("closed before a whole answer".to_string()),
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+    })
+    .await
+    .expect("an answer within 10 s");
+    read.unwrap_or_else(|e| panic!("{e}; read so far: {}", String::from_utf8_lossy(&got)));
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+/// A body cutover refuses before reading it (its declared length is over
+/// `max_body_bytes`: 413 from the head alone) is still read and thrown away.
+/// Before, cutover closed the connection mid-body and the kernel reset it: a
+/// client still sending (a real one writes its whole body before it reads)
+/// got a broken pipe instead of the 413 — the Svix sender in `clerk_sync`'s
+/// test did, now and then. The slow writer here makes that certain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_refused_from_its_declared_length_is_read_so_the_client_gets_the_413() {
+    let legacy = Echo::start("legacy").await;
+    let db = TestDatabase::create(Engine::Sqlite).await;
+    let c = Cutover::start(&toml(
+        &legacy.url(),
+        &legacy.url(),
+        &db.url,
+        "[limits]\nmax_body_bytes = 1024\n",
+    ))
+    .await;
+    let mut s = TcpStream::connect(c.http).await.unwrap();
+    const CHUNK: usize = 64 * 1024;
+    const CHUNKS: usize = 48;
+    s.write_all(
+        format!(
+            "POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: {}\r\n\r\n",
+            CHUNK * CHUNKS
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let chunk = vec![b'x'; CHUNK];
+    for i in 0..CHUNKS {
+        s.write_all(&chunk)
+            .await
+            .unwrap_or_else(|e| panic!("chunk {i} of the body: {e}"));
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let answer = one_answer(&mut s).await;
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert_eq!(body_of(&answer)["code"], "PAYLOAD_TOO_LARGE");
+
+    // The whole body was read, so the connection serves the next request.
+    s.write_all(b"GET /after HTTP/1.1\r\nHost: a\r\n\r\n")
+        .await
+        .unwrap();
+    let answer = one_answer(&mut s).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert_eq!(body_of(&answer)["path"], "/after");
+    assert_eq!(
+        legacy.served(),
+        1,
+        "the refused upload never reached the app"
+    );
+}
