@@ -5,7 +5,9 @@
 use cutover::import::{self, ImportOptions, Inputs};
 
 use crate::both_engines;
-use crate::import_support::{Engine, TestDb, seed_native_rows, small_inputs};
+use crate::import_support::{
+    Engine, TestDb, create_kernia_schema_edited, seed_native_rows, small_inputs,
+};
 
 fn options(inputs: Inputs, report: Option<std::path::PathBuf>) -> ImportOptions {
     let mut o = ImportOptions::new(inputs);
@@ -457,3 +459,119 @@ async fn synthetic_export_adds_up(engine: Engine) {
 }
 
 both_engines!(synthetic_export_adds_up);
+
+/// Kernia's schema with `username` not unique (a plain index instead).
+fn without_unique_username(engine: Engine) -> impl Fn(String) -> String {
+    move |ddl: String| {
+        let (from, to) = match engine {
+            Engine::Sqlite => ("\tUNIQUE (username), \n", ""),
+            Engine::Postgres => (
+                "ALTER TABLE ONLY \"user\"\n    ADD CONSTRAINT user_username_key UNIQUE (username);",
+                "CREATE INDEX user_username_idx ON \"user\" (username);",
+            ),
+        };
+        assert!(ddl.contains(from), "the fixture's DDL changed");
+        ddl.replace(from, to)
+    }
+}
+
+/// Users are looked up after their insert, and only those it skipped, when
+/// Kernia's unique indexes stand behind it; every user is looked up first when
+/// they do not. Either way the answers are the same: a value a native user
+/// holds is a conflict naming that user (and never a second holder), a re-run
+/// finds everyone already present, and a user deleted from Kernia since is not
+/// brought back.
+async fn users_are_checked_alike_with_or_without_unique_indexes(engine: Engine) {
+    for unique in [true, false] {
+        let t = TestDb::fresh(engine, unique).await;
+        if !unique {
+            create_kernia_schema_edited(&t.db, engine, without_unique_username(engine)).await;
+        }
+        let schema = cutover::import::store::ImportSchema::read(&t.db)
+            .await
+            .unwrap();
+        assert_eq!(schema.unique_user_values, unique);
+        seed_native_rows(&t).await;
+        // A native user holding Alice's username (lower-cased, as imported).
+        t.exec(r#"INSERT INTO "user" (id, email, "emailVerified", name, "createdAt", "updatedAt", role, username) VALUES ('native_al', 'al@native.test', true, 'Al', 1, 1, 'user', 'alice')"#).await;
+
+        let dir = tempfile::tempdir().unwrap();
+        let report_path = dir.path().join("report.json");
+        let first = import::run(&t.db, &options(small_inputs(), Some(report_path.clone())))
+            .await
+            .unwrap();
+        let report: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&report_path).unwrap()).unwrap();
+        let message = |id: &str| {
+            report["issues"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|i| i["id"] == id && i["kind"] == "conflict")
+                .unwrap_or_else(|| panic!("unique={unique}: no conflict for {id}: {report:#}"))["message"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        };
+        assert!(
+            message("user_alice")
+                .contains("username \"alice\" already belongs to Kernia user native_al"),
+            "unique={unique}: {}",
+            message("user_alice")
+        );
+        assert!(
+            message("user_frank").contains("already belongs to Kernia user native_frank"),
+            "unique={unique}: {}",
+            message("user_frank")
+        );
+        assert_eq!(
+            t.rows(r#"SELECT id FROM "user" WHERE username = 'alice'"#)
+                .await,
+            vec![vec![s("native_al")]],
+            "unique={unique}"
+        );
+        let c = &first.counters;
+        assert_eq!(
+            (c.users.conflicts, c.users.skipped),
+            (2, 0),
+            "unique={unique}: {c:#?}"
+        );
+        assert!(c.adds_up(), "{c:#?}");
+
+        // Carol is deleted from Kernia (with what hangs off her); the re-run
+        // leaves her out and finds everyone else already present.
+        for table in [r#""twoFactor""#, "account", "member", "session"] {
+            t.exec(&format!(
+                r#"DELETE FROM {table} WHERE "userId" = 'user_carol'"#
+            ))
+            .await;
+        }
+        t.exec(r#"DELETE FROM invitation WHERE "inviterId" = 'user_carol'"#)
+            .await;
+        t.exec(r#"DELETE FROM "user" WHERE id = 'user_carol'"#)
+            .await;
+        let again = import::run(&t.db, &options(small_inputs(), None))
+            .await
+            .unwrap();
+        let c = &again.counters;
+        assert_eq!(
+            (
+                c.users.imported,
+                c.users.skipped,
+                c.users.already_present,
+                c.users.conflicts
+            ),
+            (0, 1, first.counters.users.imported - 1, 2),
+            "unique={unique}: {c:#?}"
+        );
+        assert_eq!(
+            t.rows(r#"SELECT id FROM "user" WHERE id = 'user_carol'"#)
+                .await
+                .len(),
+            0
+        );
+        t.drop_db().await;
+    }
+}
+
+both_engines!(users_are_checked_alike_with_or_without_unique_indexes);

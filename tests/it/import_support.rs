@@ -24,11 +24,18 @@ pub fn fixture(name: &str) -> PathBuf {
 
 /// Kernia 0.1.0's schema on `db` (as the sample app creates it).
 pub async fn create_kernia_schema(db: &Db, engine: Engine) {
-    let ddl = std::fs::read_to_string(fixture(match engine {
-        Engine::Sqlite => "kernia_schema.sqlite.sql",
-        Engine::Postgres => "kernia_schema.pg.sql",
-    }))
-    .unwrap();
+    create_kernia_schema_edited(db, engine, |ddl| ddl).await
+}
+
+/// Kernia 0.1.0's schema on `db`, its DDL text changed by `edit` first.
+pub async fn create_kernia_schema_edited(db: &Db, engine: Engine, edit: impl Fn(String) -> String) {
+    let ddl = edit(
+        std::fs::read_to_string(fixture(match engine {
+            Engine::Sqlite => "kernia_schema.sqlite.sql",
+            Engine::Postgres => "kernia_schema.pg.sql",
+        }))
+        .unwrap(),
+    );
     match db {
         Db::Postgres(p) => sqlx::raw_sql(&ddl).execute(p).await.map(|_| ()),
         Db::Sqlite(p) => sqlx::raw_sql(&ddl).execute(p).await.map(|_| ()),
