@@ -575,3 +575,65 @@ async fn users_are_checked_alike_with_or_without_unique_indexes(engine: Engine) 
 }
 
 both_engines!(users_are_checked_alike_with_or_without_unique_indexes);
+
+/// Batches of 500 users: on PostgreSQL each is first inserted without its
+/// `ON CONFLICT` clause (`store::sql::plain_first`). The two batches holding a
+/// user whose email a native Kernia user has fail that way on the unique
+/// index, roll back to their savepoint, and are written as before: the rival
+/// is a conflict naming the holder, every other user of the batch lands, and
+/// the ledger has exactly the users imported.
+async fn large_batches_that_meet_a_native_holder_are_written_around_it(engine: Engine) {
+    let t = TestDb::fresh(engine, true).await;
+    let natives = [
+        ("native_100", "user100@example3.com"),
+        ("native_2500", "user2500@example75.com"),
+    ];
+    for (id, email) in natives {
+        t.exec(&format!(r#"INSERT INTO "user" (id, email, "emailVerified", name, "createdAt", "updatedAt", role) VALUES ('{id}', '{email}', true, 'Native', 1, 1, 'user')"#)).await;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let files =
+        import::synth::generate(&import::synth::SynthOptions::new(3000), dir.path()).unwrap();
+    let inputs = Inputs {
+        csv: vec![files.csv],
+        users: files.users,
+        organizations: vec![files.organizations],
+        memberships: vec![files.memberships],
+        invitations: vec![files.invitations],
+    };
+    let report_path = dir.path().join("report.json");
+    let mut o = options(inputs, Some(report_path.clone()));
+    o.batch_size = 500;
+    let out = import::run(&t.db, &o).await.unwrap();
+    let c = &out.counters;
+    assert!(c.adds_up(), "{c:#?}");
+    assert_eq!(
+        (c.users.input, c.users.invalid),
+        (3000, 0),
+        "{}",
+        out.summary
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report_path).unwrap()).unwrap();
+    for (id, email) in natives {
+        let named: Vec<_> = report["issues"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|i| {
+                i["kind"] == "conflict"
+                    && i["message"].as_str().unwrap().contains(&format!(
+                        "email {email:?} already belongs to Kernia user {id}"
+                    ))
+            })
+            .collect();
+        assert_eq!(named.len(), 1, "{id}: {named:?}");
+    }
+    assert_eq!(c.users.conflicts, 2, "{c:#?}");
+    assert_eq!(c.users.imported + 2 + c.users.skipped, 3000, "{c:#?}");
+    assert_eq!(t.count(r#""user""#).await as u64, c.users.imported + 2);
+    assert_eq!(t.count("cutover_ledger").await as u64, c.users.imported);
+    t.drop_db().await;
+}
+
+both_engines!(large_batches_that_meet_a_native_holder_are_written_around_it);
