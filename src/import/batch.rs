@@ -58,7 +58,7 @@ pub(super) async fn write_items(
                 }
             }
             // Users an earlier run (or a webhook) wrote are refreshed, not skipped.
-            let plans = store::refresh::known_users(
+            let fresh = store::refresh::known_users(
                 conn,
                 schema,
                 plans,
@@ -67,7 +67,7 @@ pub(super) async fn write_items(
                 issues,
             )
             .await?;
-            store::users::write(conn, schema, plans, c, issues).await?;
+            store::users::write(conn, schema, fresh.plans, &fresh.ledgered, c, issues).await?;
         }
         Items::Organizations(records) => {
             let valid = sort_out(records, |c| &mut c.organizations, c, issues);

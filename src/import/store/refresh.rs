@@ -151,7 +151,9 @@ pub async fn user(
     let facts = match (facts, kernia_at) {
         (None, None) => {
             let before = c.users.imported;
-            super::users::write(conn, schema, vec![plan], c, issues).await?;
+            // Neither the ledger nor Kernia has the user.
+            let ledgered = std::collections::HashSet::new();
+            super::users::write(conn, schema, vec![plan], &ledgered, c, issues).await?;
             out.outcome = if c.users.imported > before {
                 UserRefresh::Created
             } else {
@@ -700,6 +702,15 @@ pub fn csv_exported_at(csv: &[std::path::PathBuf]) -> Option<i64> {
         .max()
 }
 
+/// The users of an import batch that are not Kernia's yet (for the import's
+/// insert-only writer), and which of them the ledger holds all the same.
+pub struct NotKnown {
+    pub plans: Vec<UserPlan>,
+    /// Imported before and deleted from Kernia since (or the ledger row of a
+    /// webhook whose user Kernia never got).
+    pub ledgered: std::collections::HashSet<String>,
+}
+
 /// An import batch: refresh the users an earlier run (or a webhook) already
 /// wrote, and hand back the others for the import's insert-only writer. Each
 /// refreshed user is counted `already_present` and its changes in
@@ -711,18 +722,28 @@ pub async fn known_users(
     csv_exported_at: Option<i64>,
     c: &mut Counters,
     issues: &mut Vec<Issue>,
-) -> Result<Vec<UserPlan>, DbError> {
+) -> Result<NotKnown, DbError> {
+    let mut ledgered = std::collections::HashSet::new();
     if plans.is_empty() {
-        return Ok(plans);
+        return Ok(NotKnown { plans, ledgered });
     }
     let ids: Vec<String> = plans.iter().map(|p| p.user.id.clone()).collect();
+    // One look-up for both questions the batch asks of the ledger.
     let sql = format!(
-        r#"SELECT l.user_id FROM cutover_ledger l JOIN "user" u ON u.id = l.user_id WHERE {}"#,
+        r#"SELECT l.user_id, CASE WHEN u.id IS NULL THEN 0 ELSE 1 END FROM cutover_ledger l LEFT JOIN "user" u ON u.id = l.user_id WHERE {}"#,
         super::sql::in_list(conn.engine(), "l.user_id", 1)
     );
-    let known: Vec<(String,)> =
+    let rows: Vec<(String, i32)> =
         super::sql::fetch_with_lists(conn, &sql, &[&ids], "reading the ledger").await?;
-    let known: std::collections::HashSet<String> = known.into_iter().map(|r| r.0).collect();
+    drop(ids);
+    let mut known = std::collections::HashSet::new();
+    for (id, in_kernia) in rows {
+        if in_kernia == 1 {
+            known.insert(id);
+        } else {
+            ledgered.insert(id);
+        }
+    }
     let (present, fresh): (Vec<UserPlan>, Vec<UserPlan>) =
         plans.into_iter().partition(|p| known.contains(&p.user.id));
     // Their social accounts are counted (already linked, or left alone), so a
@@ -759,7 +780,10 @@ pub async fn known_users(
             count("users: profile");
         }
     }
-    Ok(fresh)
+    Ok(NotKnown {
+        plans: fresh,
+        ledgered,
+    })
 }
 
 /// An import batch of organizations: refresh those Kernia has (Clerk's newer

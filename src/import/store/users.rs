@@ -191,7 +191,9 @@ fn conflict_issue(id: &str, (field, value, owner): (&str, String, String)) -> Is
     )
 }
 
-/// Write one batch of planned users. Counts and issues go to `c` and `issues`.
+/// Write one batch of planned users; `ledgered` are those of them the ledger
+/// holds, as the caller read it ([`super::refresh::known_users`]). Counts and
+/// issues go to `c` and `issues`.
 ///
 /// The checks, in order: a user whose id Kernia has is already present; one
 /// the ledger knows (and Kernia not) was deleted since; one that lost a shared
@@ -209,6 +211,7 @@ pub async fn write(
     conn: &mut Conn<'_>,
     schema: &ImportSchema,
     plans: Vec<UserPlan>,
+    ledgered: &HashSet<String>,
     c: &mut Counters,
     issues: &mut Vec<Issue>,
 ) -> Result<(), DbError> {
@@ -216,15 +219,6 @@ pub async fn write(
         return Ok(());
     }
     let engine = conn.engine();
-    let ids: Vec<String> = plans.iter().map(|p| p.user.id.clone()).collect();
-    let ledgered_sql = format!(
-        "SELECT user_id FROM cutover_ledger WHERE {}",
-        sql::in_list(engine, "user_id", 1)
-    );
-    let ledgered: Vec<(String,)> =
-        sql::fetch_with_lists(conn, &ledgered_sql, &[&ids], "reading the ledger").await?;
-    drop(ids);
-    let ledgered: HashSet<String> = ledgered.into_iter().map(|r| r.0).collect();
 
     // Who is looked up before inserting: everyone, or only those whose check
     // comes before the insert's. Users in the ledger reach this writer when
