@@ -571,7 +571,7 @@ impl Default for ImportConfig {
 impl ImportConfig {
     pub(super) fn read(mut s: Section, p: &mut Problems) -> ImportConfig {
         let batch_size = s.int(p, "batch_size", 2000, 1, 50_000) as usize;
-        let writers = s.int(p, "writers", 2, 1, 16) as usize;
+        let writers = s.int(p, "writers", 3, 1, 16) as usize;
         let creator_role = match s.string(p, "creator_role") {
             None => Some("owner".to_string()),
             Some(r) if r.trim().is_empty() => None,

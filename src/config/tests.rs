@@ -290,7 +290,7 @@ fn import_section_has_defaults_and_reads_roles() {
     let cfg = Config::parse(MINIMAL, Path::new("m.toml"), &env()).unwrap();
     assert_eq!(cfg.import, ImportConfig::default());
     assert_eq!(cfg.import.batch_size, 2000);
-    assert_eq!(cfg.import.writers, 2);
+    assert_eq!(cfg.import.writers, 3);
     assert_eq!(cfg.import.creator_role.as_deref(), Some("owner"));
     assert_eq!(cfg.import.clerk_secret_key_env, "CLERK_SECRET_KEY");
     let text = format!(

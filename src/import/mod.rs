@@ -20,9 +20,9 @@
 //!    ([`duplicates`]: verified first, then the older account).
 //! 2. [`produce`] maps each user id's records ([`plan`]) and hands batches to
 //!    the [`driver`], which writes each batch ([`store`]) in one transaction
-//!    together with the run's position, counts and issues. On PostgreSQL two
-//!    batches are written at once on two connections ([`writers`]), committed
-//!    in order.
+//!    together with the run's position, counts and issues. On PostgreSQL three
+//!    batches are written at once on three connections ([`writers`]),
+//!    committed in order.
 //! 3. A summary on the terminal and, with `--report`, a JSON report
 //!    ([`report`]) in which every input record sits in exactly one bucket.
 //!
@@ -135,7 +135,7 @@ impl ImportOptions {
             inputs,
             roles: RoleMap::default(),
             batch_size: 2000,
-            writers: 2,
+            writers: 3,
             dry_run: false,
             strict: false,
             restart: false,
