@@ -257,3 +257,7 @@ echo
 echo "memory: one cutover after 10,000 distinct Clerk tokens, with 1,000 idle keep-alive connections open"
 awk '/^VmRSS|^VmHWM/ {printf "  %s %.1f MiB\n", $1, $2 / 1024}' "/proc/$mem_pid/status"
 echo "  (VmRSS at start $rss_start, after the 10,000 tokens $rss_tokens)"
+# VmRSS also counts the binary's code pages the kernel mapped around each page
+# fault (fault-around), which moves with the code's layout between builds; the
+# anonymous part is what cutover itself allocated.
+awk '/^RssAnon|^RssFile/ {printf "  %s %.1f MiB\n", $1, $2 / 1024}' "/proc/$mem_pid/status"
