@@ -414,19 +414,24 @@ async fn a_deployment_without_the_organization_plugin_skips_organizations() {
     t.drop_db().await;
 }
 
+/// The files of a synthetic export as an import's inputs.
+fn synth_inputs(files: import::synth::SynthFiles) -> Inputs {
+    Inputs {
+        csv: vec![files.csv],
+        users: files.users,
+        organizations: vec![files.organizations],
+        memberships: vec![files.memberships],
+        invitations: vec![files.invitations],
+    }
+}
+
 async fn synthetic_export_adds_up(engine: Engine) {
     let t = TestDb::fresh(engine, true).await;
     let dir = tempfile::tempdir().unwrap();
     let mut synth = import::synth::SynthOptions::new(3000);
     synth.page_size = 700;
     let files = import::synth::generate(&synth, dir.path()).unwrap();
-    let inputs = Inputs {
-        csv: vec![files.csv],
-        users: files.users,
-        organizations: vec![files.organizations],
-        memberships: vec![files.memberships],
-        invitations: vec![files.invitations],
-    };
+    let inputs = synth_inputs(files);
     let mut o = options(inputs, None);
     o.batch_size = 500;
     o.sort_budget = 1 << 16; // force the external sort through many runs
@@ -594,13 +599,7 @@ async fn large_batches_that_meet_a_native_holder_are_written_around_it(engine: E
     let dir = tempfile::tempdir().unwrap();
     let files =
         import::synth::generate(&import::synth::SynthOptions::new(3000), dir.path()).unwrap();
-    let inputs = Inputs {
-        csv: vec![files.csv],
-        users: files.users,
-        organizations: vec![files.organizations],
-        memberships: vec![files.memberships],
-        invitations: vec![files.invitations],
-    };
+    let inputs = synth_inputs(files);
     let report_path = dir.path().join("report.json");
     let mut o = options(inputs, Some(report_path.clone()));
     o.batch_size = 500;

@@ -303,33 +303,21 @@ fn without_on_conflict(sql: &str) -> Option<String> {
     Some(format!("{}{}", &sql[..start], &sql[end..]))
 }
 
+/// One step of a plain try's savepoint: taken before it, released when it
+/// worked, rolled back to when it met a unique violation.
+async fn savepoint(conn: &mut Conn<'_>, step: &'static str) -> Result<(), DbError> {
+    on_conn!(conn, |c| {
+        sqlx::query(step)
+            .execute(c)
+            .await
+            .map_err(DbError::query("moving the plain insert's savepoint"))?;
+    });
+    Ok(())
+}
+
 const SAVEPOINT: &str = "SAVEPOINT cutover_plain_insert";
-
-/// End the savepoint of a plain try: kept when it worked, undone when not.
-async fn end_plain_try(conn: &mut Conn<'_>, worked: bool) -> Result<(), DbError> {
-    let sql = if worked {
-        "RELEASE SAVEPOINT cutover_plain_insert"
-    } else {
-        "ROLLBACK TO SAVEPOINT cutover_plain_insert"
-    };
-    on_conn!(conn, |c| {
-        sqlx::query(sql)
-            .execute(c)
-            .await
-            .map_err(DbError::query("ending a savepoint"))?;
-    });
-    Ok(())
-}
-
-async fn begin_plain_try(conn: &mut Conn<'_>) -> Result<(), DbError> {
-    on_conn!(conn, |c| {
-        sqlx::query(SAVEPOINT)
-            .execute(c)
-            .await
-            .map_err(DbError::query("taking a savepoint"))?;
-    });
-    Ok(())
-}
+const RELEASE: &str = "RELEASE SAVEPOINT cutover_plain_insert";
+const ROLLBACK: &str = "ROLLBACK TO SAVEPOINT cutover_plain_insert";
 
 /// Run an `INSERT … RETURNING id` over a batch's rows.
 pub async fn insert_returning<R: Serialize>(
@@ -340,13 +328,13 @@ pub async fn insert_returning<R: Serialize>(
     doing: &'static str,
 ) -> Result<Vec<String>, DbError> {
     if let Some(plain) = plain_first(conn, sql, rows.len()) {
-        begin_plain_try(conn).await?;
+        savepoint(conn, SAVEPOINT).await?;
         match fetch_rows::<(String,), R>(conn, &plain, cols, rows, doing).await {
             Ok(ids) => {
-                end_plain_try(conn, true).await?;
+                savepoint(conn, RELEASE).await?;
                 return Ok(ids.into_iter().map(|(id,)| id).collect());
             }
-            Err(e) if e.is_unique_violation() => end_plain_try(conn, false).await?,
+            Err(e) if e.is_unique_violation() => savepoint(conn, ROLLBACK).await?,
             Err(e) => return Err(e),
         }
     }
@@ -363,13 +351,13 @@ pub async fn insert(
     doing: &'static str,
 ) -> Result<u64, DbError> {
     if let Some(plain) = plain_first(conn, sql, rows.len()) {
-        begin_plain_try(conn).await?;
+        savepoint(conn, SAVEPOINT).await?;
         match insert_as_written(conn, &plain, cols, rows, doing).await {
             Ok(n) => {
-                end_plain_try(conn, true).await?;
+                savepoint(conn, RELEASE).await?;
                 return Ok(n);
             }
-            Err(e) if e.is_unique_violation() => end_plain_try(conn, false).await?,
+            Err(e) if e.is_unique_violation() => savepoint(conn, ROLLBACK).await?,
             Err(e) => return Err(e),
         }
     }
