@@ -23,8 +23,10 @@
 # (another allocator, e.g. Debian's libmimalloc.so.2 or libjemalloc.so.2);
 # CUTOVER_BENCH_PERF=FILE records `perf record --call-graph dwarf` of cutover
 # during the saturated run named by CUTOVER_BENCH_PERF_TARGET (default: the
-# cached Clerk token run) into FILE; CUTOVER_BENCH_ONLY=memory runs only the
-# memory section.
+# cached Clerk token run) into FILE; CUTOVER_BENCH_SYSCALLS=1 also counts, in
+# every saturated run, the proxy process's system calls and context switches per
+# request (`perf stat` on syscall tracepoints), printed under its row;
+# CUTOVER_BENCH_ONLY=memory runs only the memory section.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -157,6 +159,10 @@ LUA
 # user + system clock ticks of a process so far
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 hz=$(getconf CLK_TCK)
+syscall_events=raw_syscalls:sys_enter,context-switches
+for call in read write readv writev recvfrom sendto recvmsg sendmsg epoll_wait epoll_pwait epoll_ctl futex accept4 close sched_yield; do
+  syscall_events+=,syscalls:sys_enter_$call
+done
 
 run() { # name, proxy pid (or -), url, extra wrk args...
   local name=$1 pid=$2 url=$3; shift 3
@@ -167,9 +173,15 @@ run() { # name, proxy pid (or -), url, extra wrk args...
     perf record -q -F 499 --call-graph dwarf,16384 -p "$pid" -o "$CUTOVER_BENCH_PERF" -- sleep "$duration" 2>/dev/null &
     perf_pid=$!
   fi
+  local sys_pid=
+  if [ -n "${CUTOVER_BENCH_SYSCALLS:-}" ] && [ "$pid" != - ] && [ "$conns" != 1 ]; then
+    perf stat -x, -o "$work/syscalls.csv" -e "$syscall_events" -p "$pid" -- sleep "$duration" 2>/dev/null &
+    sys_pid=$!
+  fi
   out=$(wrk -t1 -c"$conns" -d"${duration}s" --latency "$@" "$url")
   [ "$pid" = - ] || t1=$(ticks "$pid")
   [ -z "$perf_pid" ] || wait "$perf_pid" || true
+  [ -z "$sys_pid" ] || wait "$sys_pid" || true
   local rps p50 p99 n non2xx cpu=-
   rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
   p50=$(echo "$out" | awk '$1=="50%" {print $2}')
@@ -180,6 +192,14 @@ run() { # name, proxy pid (or -), url, extra wrk args...
     cpu=$(awk -v d=$((t1 - t0)) -v hz="$hz" -v n="$n" 'BEGIN {printf "%.1f", d / hz * 1e6 / n}')
   fi
   printf "%-34s %12s %10s %10s %12s %s\n" "$name" "$rps" "$p50" "$p99" "$cpu" "${non2xx:+non-2xx: $non2xx}"
+  if [ -n "$sys_pid" ] && [ "${n:-0}" -gt 0 ]; then
+    # perf counted over the same seconds as wrk: per request, by call.
+    awk -F, -v n="$n" '$3 ~ /:/ || $3 == "context-switches" {
+        name = $3; sub(/.*sys_enter_?/, "", name); if (name == "") name = "all";
+        if (name == "context-switches") name = "cs";
+        if ($1 + 0 > 0) line = line sprintf(" %s %.2f", name, $1 / n)
+      } END { print "    per request:" line }' "$work/syscalls.csv"
+  fi
 }
 header() { printf "%-34s %12s %10s %10s %12s\n" "target" "requests/s" "p50" "p99" "CPU µs/req"; }
 
