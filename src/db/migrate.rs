@@ -37,6 +37,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "clerk_sync",
         include_str!("../../migrations/0005_clerk_sync.sql"),
     ),
+    (
+        6,
+        "ledger_partial_indexes",
+        include_str!("../../migrations/0006_ledger_partial_indexes.sql"),
+    ),
 ];
 
 /// An arbitrary constant naming cutover's advisory lock.

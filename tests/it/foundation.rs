@@ -400,3 +400,211 @@ async fn unreachable_redis_is_a_typed_error_not_a_panic() {
     assert!(matches!(err, cutover::state::StateError::Redis(_)), "{err}");
     assert!(started.elapsed() < Duration::from_secs(10));
 }
+
+/// The ledger's email, username and phone indexes hold only rows that have a
+/// value (an import of a million users otherwise writes an index entry for
+/// every NULL), and a sign-in's look-up by any of them is still served from
+/// its index. A database migrated before the indexes became partial gets them
+/// replaced.
+async fn ledger_identifier_indexes_skip_nulls_and_serve_look_ups(engine: Engine) {
+    let db = TestDatabase::create(engine).await;
+    let pool = db.connect().await;
+    pool.migrate().await.unwrap();
+    let mut conn = pool.acquire().await.unwrap();
+    for (i, (email, username, phone)) in [
+        (Some("a@example.com"), Some("ada"), None),
+        (Some("b@example.com"), None, Some("+15550100")),
+        (None, None, Some("+15550101")),
+        (Some("c@example.com"), None, None),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let entry = NewLedgerEntry {
+            user_id: format!("user_{i}"),
+            email: email.map(Into::into),
+            username: username.map(Into::into),
+            phone: phone.map(Into::into),
+            state: Some(LedgerState::PendingReset),
+            ..NewLedgerEntry::default()
+        };
+        assert!(
+            ledger::insert_if_absent(&mut conn.conn(), &entry)
+                .await
+                .unwrap()
+        );
+    }
+    partial_and_used(&mut conn).await;
+    for (id, user) in [
+        (Identifier::Email("b@example.com"), "user_1"),
+        (Identifier::Username("ada"), "user_0"),
+        (Identifier::Phone("+15550101"), "user_2"),
+    ] {
+        let found = ledger::find(&mut conn.conn(), id).await.unwrap();
+        assert_eq!(found.map(|e| e.user_id).as_deref(), Some(user), "{id:?}");
+    }
+    // A database from before the change: the full indexes, migration 6 not yet applied.
+    cutover::db::on_conn!(&mut conn.conn(), |c| {
+        for column in ["email", "username", "phone"] {
+            sqlx::query(&format!("DROP INDEX cutover_ledger_{column}"))
+                .execute(&mut *c)
+                .await
+                .unwrap();
+            sqlx::query(&format!(
+                "CREATE INDEX cutover_ledger_{column} ON cutover_ledger ({column})"
+            ))
+            .execute(&mut *c)
+            .await
+            .unwrap();
+        }
+        sqlx::query("DELETE FROM cutover_schema_migrations WHERE version = 6")
+            .execute(&mut *c)
+            .await
+            .unwrap();
+    });
+    drop(conn);
+    pool.migrate().await.unwrap();
+    partial_and_used(&mut pool.acquire().await.unwrap()).await;
+}
+both_engines!(ledger_identifier_indexes_skip_nulls_and_serve_look_ups);
+
+/// Each identifier index's definition, and the plan of a look-up by its column
+/// (the statement shape of `ledger::find`).
+async fn partial_and_used(conn: &mut cutover::db::PoolConn) {
+    use cutover::db::Conn;
+    for column in ["email", "username", "phone"] {
+        let index = format!("cutover_ledger_{column}");
+        let look_up = format!(
+            "SELECT user_id FROM cutover_ledger WHERE {column} = $1 AND state <> 'removed' LIMIT 1"
+        );
+        let (definition, plan) = match conn.conn() {
+            Conn::Postgres(c) => {
+                let def: String =
+                    sqlx::query_scalar("SELECT indexdef FROM pg_indexes WHERE indexname = $1")
+                        .bind(&index)
+                        .fetch_one(&mut *c)
+                        .await
+                        .unwrap();
+                // Four rows: with sequential scans priced out, only a plan that
+                // cannot use the index still scans the table.
+                sqlx::query("SET enable_seqscan = off")
+                    .execute(&mut *c)
+                    .await
+                    .unwrap();
+                let plan: Vec<String> = sqlx::query_scalar(&format!("EXPLAIN {look_up}"))
+                    .bind("x")
+                    .fetch_all(&mut *c)
+                    .await
+                    .unwrap();
+                sqlx::query("RESET enable_seqscan")
+                    .execute(&mut *c)
+                    .await
+                    .unwrap();
+                (def, plan.join("\n"))
+            }
+            Conn::Sqlite(c) => {
+                let def: String = sqlx::query_scalar(
+                    "SELECT sql FROM sqlite_master WHERE type = 'index' AND name = $1",
+                )
+                .bind(&index)
+                .fetch_one(&mut *c)
+                .await
+                .unwrap();
+                let rows: Vec<(i64, i64, i64, String)> =
+                    sqlx::query_as(&format!("EXPLAIN QUERY PLAN {look_up}"))
+                        .bind("x")
+                        .fetch_all(&mut *c)
+                        .await
+                        .unwrap();
+                (
+                    def,
+                    rows.into_iter().map(|r| r.3).collect::<Vec<_>>().join("\n"),
+                )
+            }
+        };
+        let def = definition.to_lowercase();
+        assert!(
+            def.contains(&format!("where ({column} is not null)"))
+                || def.contains(&format!("where {column} is not null")),
+            "{index} is partial: {definition}"
+        );
+        assert!(
+            plan.contains(&index),
+            "a look-up by {column} uses {index}:\n{plan}"
+        );
+    }
+}
+
+/// The pool pings a connection before handing it out only when it has been idle
+/// for `PING_AFTER_IDLE` (a connection in steady use is not pinged before every
+/// query). A connection whose server process died while it was idle longer
+/// than that is found dead and replaced without a failed query; one that died
+/// within the window fails at most one query, and the pool heals behind it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pooled_connection_killed_by_the_server_is_replaced() {
+    use cutover::db::{Conn, PING_AFTER_IDLE};
+    let database = TestDatabase::create(Engine::Postgres).await;
+    let pool = Db::connect(&database.url, 1).await.unwrap();
+    let killer = database.connect().await;
+    let pid = |pool: Db| async move {
+        let mut pc = pool.acquire().await.map_err(|e| e.to_string())?;
+        let Conn::Postgres(c) = pc.conn() else {
+            unreachable!("a PostgreSQL URL")
+        };
+        sqlx::query_scalar::<_, i32>("SELECT pg_backend_pid()")
+            .fetch_one(&mut *c)
+            .await
+            .map_err(|e| e.to_string())
+    };
+    let kill = |victim: i32| {
+        let killer = killer.clone();
+        async move {
+            let mut pc = killer.acquire().await.unwrap();
+            let Conn::Postgres(c) = pc.conn() else {
+                unreachable!("a PostgreSQL URL")
+            };
+            let killed: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1)")
+                .bind(victim)
+                .fetch_one(&mut *c)
+                .await
+                .unwrap();
+            assert!(killed, "backend {victim} terminated");
+            // Until the process is gone, it could still answer a query.
+            for _ in 0..500 {
+                let alive: bool = sqlx::query_scalar(
+                    "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1)",
+                )
+                .bind(victim)
+                .fetch_one(&mut *c)
+                .await
+                .unwrap();
+                if !alive {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            panic!("backend {victim} still running a second after pg_terminate_backend");
+        }
+    };
+
+    // Killed, then idle past the window: pinged, found dead, replaced.
+    let first = pid(pool.clone()).await.unwrap();
+    kill(first).await;
+    tokio::time::sleep(PING_AFTER_IDLE + Duration::from_millis(300)).await;
+    let second = pid(pool.clone())
+        .await
+        .expect("a connection idle past the window is checked and replaced before use");
+    assert_ne!(second, first, "a new server process");
+
+    // Killed and asked again at once: at most one query fails, then a new one serves.
+    kill(second).await;
+    let mut failures = 0;
+    let third = loop {
+        match pid(pool.clone()).await {
+            Ok(p) => break p,
+            Err(_) if failures == 0 => failures += 1,
+            Err(e) => panic!("the pool did not heal after one failed query: {e}"),
+        }
+    };
+    assert_ne!(third, second);
+}
