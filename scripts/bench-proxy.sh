@@ -26,7 +26,9 @@
 # cached Clerk token run) into FILE; CUTOVER_BENCH_SYSCALLS=1 also counts, in
 # every saturated run, the proxy process's system calls and context switches per
 # request (`perf stat` on syscall tracepoints), printed under its row;
-# CUTOVER_BENCH_ONLY=memory runs only the memory section.
+# CUTOVER_BENCH_ONLY=memory runs only the memory section;
+# CUTOVER_BENCH_THREADS=N sets cutover's `[server] threads` (default: its own,
+# one per CPU).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -110,6 +112,7 @@ kill $kpid; wait $kpid 2>/dev/null || true
 cat > "$work/cutover.toml" <<TOML
 [server]
 plain_listen = "127.0.0.1:$cut"
+${CUTOVER_BENCH_THREADS:+threads = $CUTOVER_BENCH_THREADS}
 [upstreams]
 legacy = "http://127.0.0.1:$up"
 kernia = "http://127.0.0.1:$up"
