@@ -67,11 +67,13 @@ impl Identity {
         match self {
             Identity::Kernia(k) => Who::Kernia {
                 user_id: &k.user_id,
+                subject: k.header_values.subject(&k.user_id),
             },
             Identity::KerniaUnverified => Who::KerniaUnverified,
             Identity::Clerk(c) => Who::Clerk {
                 user_id: &c.user_id,
                 org_id: c.org.as_ref().map(|o| o.id.as_str()),
+                subject: c.header_values.subject(&c.user_id),
             },
             Identity::Anonymous => Who::Anonymous,
         }
@@ -81,11 +83,12 @@ impl Identity {
 /// What is made or remembered once per identity rather than once per
 /// request (identities are cached): the values of the identity headers handed
 /// to the app (`x-cutover-user-id`, …; a cloned `HeaderValue` shares its
-/// bytes), and the day the user was last noted as seen. Not part of an
-/// identity's equality.
+/// bytes), the user's rollout pin subject (a SHA-256 of the user id), and the
+/// day the user was last noted as seen. Not part of an identity's equality.
 #[derive(Debug, Default)]
 pub struct HeaderValues {
     values: OnceLock<IdentityHeaderValues>,
+    subject: OnceLock<crate::route::rollout::UserSubject>,
     seen: crate::control::seen::SeenMark,
 }
 
@@ -93,6 +96,7 @@ impl Clone for HeaderValues {
     fn clone(&self) -> Self {
         HeaderValues {
             values: self.values.clone(),
+            subject: self.subject.clone(),
             seen: Default::default(),
         }
     }
@@ -121,6 +125,13 @@ impl HeaderValues {
     pub fn seen(&self) -> &crate::control::seen::SeenMark {
         &self.seen
     }
+
+    /// The pin subject of `user_id`, the identity's user, made the first time.
+    pub fn subject(&self, user_id: &str) -> &str {
+        self.subject
+            .get_or_init(|| crate::route::rollout::UserSubject::of(user_id))
+            .as_str()
+    }
 }
 
 impl PartialEq for HeaderValues {
@@ -134,4 +145,41 @@ impl Eq for HeaderValues {}
 /// A header value from an identity's text, `None` when it cannot be one.
 pub fn header_value(s: &str) -> Option<HeaderValue> {
     HeaderValue::from_str(s).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::route::{Who, rollout::Pin};
+
+    #[test]
+    fn who_carries_the_users_own_pin_subject_made_once() {
+        let kernia = Identity::Kernia(Arc::new(KerniaIdentity {
+            user_id: "user_k".into(),
+            session_id: "sess_k".into(),
+            expires_at: 0,
+            header_values: HeaderValues::default(),
+        }));
+        let clerk = Identity::Clerk(Arc::new(ClerkIdentity {
+            user_id: "user_c".into(),
+            session_id: "sess_c".into(),
+            org: None,
+            actor: None,
+            expires_at: 0,
+            header_values: HeaderValues::default(),
+        }));
+        for (identity, user) in [(&kernia, "user_k"), (&clerk, "user_c")] {
+            let subject = match identity.who() {
+                Who::Kernia { subject, .. } | Who::Clerk { subject, .. } => subject,
+                other => panic!("{other:?}"),
+            };
+            assert_eq!(subject, Pin::for_user(user, false).subject());
+            // The same bytes on the next request: kept, not made again.
+            let again = match identity.who() {
+                Who::Kernia { subject, .. } | Who::Clerk { subject, .. } => subject,
+                other => panic!("{other:?}"),
+            };
+            assert!(std::ptr::eq(subject, again));
+        }
+    }
 }

@@ -30,6 +30,9 @@ use rollout::Pin;
 pub enum Who<'a> {
     Kernia {
         user_id: &'a str,
+        /// The user's pin subject ([`rollout::UserSubject::of`] the id),
+        /// made once per cached identity.
+        subject: &'a str,
     },
     /// A correctly signed Kernia cookie whose session could not be looked up
     /// (database trouble): it goes to Kernia, which will check it itself.
@@ -37,6 +40,8 @@ pub enum Who<'a> {
     Clerk {
         user_id: &'a str,
         org_id: Option<&'a str>,
+        /// As for `Kernia`.
+        subject: &'a str,
     },
     Anonymous,
 }
@@ -197,21 +202,25 @@ pub fn decide(
         return keep(Route::Kernia, Reason::AuthRoute);
     }
     match who {
-        Who::Kernia { user_id } => Decision {
+        Who::Kernia { subject, .. } => Decision {
             route: Route::Kernia,
             reason: Reason::KerniaSession,
-            set_pin: changed(pin, Pin::for_user(user_id, true)),
+            set_pin: changed_to(pin, Pin::Migrated, subject),
         },
         Who::KerniaUnverified => keep(Route::Kernia, Reason::KerniaSessionUnverified),
-        Who::Clerk { user_id, org_id } => {
+        Who::Clerk {
+            user_id,
+            org_id,
+            subject,
+        } => {
             let verdict = s.overrides.verdict(user_id, org_id, facts.email);
-            let user_pin = match verdict {
-                _ if facts.migrated => Pin::for_user(user_id, true),
-                Some(true) => Pin::Allowed(Pin::for_user(user_id, false).into_subject()),
-                Some(false) => Pin::Denied(Pin::for_user(user_id, false).into_subject()),
-                None => Pin::for_user(user_id, false),
+            let user_pin: fn(String) -> Pin = match verdict {
+                _ if facts.migrated => Pin::Migrated,
+                Some(true) => Pin::Allowed,
+                Some(false) => Pin::Denied,
+                None => Pin::User,
             };
-            let set_pin = changed(pin, user_pin);
+            let set_pin = changed_to(pin, user_pin, subject);
             if facts.migrated && s.reauth_migrated_clerk_sessions {
                 Decision {
                     route: Route::Reauthenticate,
@@ -230,19 +239,21 @@ pub fn decide(
             if s.kill_switch {
                 return keep(Route::Legacy, Reason::KillSwitch);
             }
+            // The browser's own pin is only read (no copy per request).
+            let new_pin;
             let (pin, set_pin, fresh) = match pin {
-                Some(p) => (p.clone(), None, false),
+                Some(p) => (p, None, false),
                 None => {
-                    let p = Pin::new_browser();
-                    (p.clone(), Some(p), true)
+                    new_pin = Pin::new_browser();
+                    (&new_pin, Some(new_pin.clone()), true)
                 }
             };
-            let (route, reason) = match &pin {
+            let (route, reason) = match pin {
                 Pin::Migrated(_) => (Route::Kernia, Reason::MigratedPin),
                 Pin::Allowed(_) => (Route::Kernia, Reason::OverrideAllow),
                 Pin::Denied(_) => (Route::Legacy, Reason::OverrideDeny),
                 _ => {
-                    let side = if rollout::to_kernia(&s.salt, &pin, s.percentage) {
+                    let side = if rollout::to_kernia(&s.salt, pin, s.percentage) {
                         Route::Kernia
                     } else {
                         Route::Legacy
@@ -266,8 +277,15 @@ pub fn decide(
     }
 }
 
-fn changed(current: Option<&Pin>, wanted: Pin) -> Option<Pin> {
-    (current != Some(&wanted)).then_some(wanted)
+/// The pin `make(subject)`, unless the browser carries it already: the
+/// common case, compared without building it.
+fn changed_to(current: Option<&Pin>, make: fn(String) -> Pin, subject: &str) -> Option<Pin> {
+    // An empty `String` does not allocate: this only names the kind.
+    let kind = make(String::new()).kind();
+    match current {
+        Some(p) if p.kind() == kind && p.subject() == subject => None,
+        _ => Some(make(subject.to_owned())),
+    }
 }
 
 #[cfg(test)]

@@ -110,11 +110,38 @@ impl Pin {
 
 /// The subject string of a user: the first 128 bits of SHA-256("user:" ‖ id), hex.
 fn user_subject(user_id: &str) -> String {
-    let d = Sha256::new()
-        .chain_update(b"user:")
-        .chain_update(user_id.as_bytes())
-        .finalize();
-    hex::encode(&d[..16])
+    UserSubject::of(user_id).as_str().to_owned()
+}
+
+/// A user's pin subject, computed once and kept on the user's cached identity
+/// (`identify::HeaderValues`), so that routing a signed-in request does not
+/// hash and hex-encode the user id again: the 32 hex digits, inline.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct UserSubject([u8; 32]);
+
+impl UserSubject {
+    pub fn of(user_id: &str) -> UserSubject {
+        let d = Sha256::new()
+            .chain_update(b"user:")
+            .chain_update(user_id.as_bytes())
+            .finalize();
+        let mut out = [0u8; 32];
+        // 16 bytes always fit 32 hex digits.
+        let _ = hex::encode_to_slice(&d[..16], &mut out);
+        UserSubject(out)
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Hex digits are ASCII; the empty fallback is unreachable (and would
+        // only make a pin that `Pin::parse` rejects).
+        std::str::from_utf8(&self.0).unwrap_or("")
+    }
+}
+
+impl std::fmt::Debug for UserSubject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// The subject's fixed position in [0, 1).

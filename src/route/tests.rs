@@ -18,6 +18,10 @@ fn settings() -> RouteSettings {
     }
 }
 
+fn subject(user_id: &str) -> String {
+    rollout::UserSubject::of(user_id).as_str().to_owned()
+}
+
 fn anon(s: &RouteSettings, path: &str, pin: Option<&Pin>) -> Decision {
     decide(s, path, Who::Anonymous, UserFacts::default(), pin)
 }
@@ -28,7 +32,10 @@ fn denied_paths_win_over_everything() {
     let d = decide(
         &s,
         "/api/auth/admin/create-user",
-        Who::Kernia { user_id: "u" },
+        Who::Kernia {
+            user_id: "u",
+            subject: &subject("u"),
+        },
         UserFacts::default(),
         None,
     );
@@ -52,7 +59,10 @@ fn kernia_sessions_go_to_kernia_and_pin_the_browser() {
     let d = decide(
         &s,
         "/dashboard",
-        Who::Kernia { user_id: "user_1" },
+        Who::Kernia {
+            user_id: "user_1",
+            subject: &subject("user_1"),
+        },
         UserFacts::default(),
         None,
     );
@@ -63,7 +73,10 @@ fn kernia_sessions_go_to_kernia_and_pin_the_browser() {
     let d = decide(
         &s,
         "/",
-        Who::Kernia { user_id: "user_1" },
+        Who::Kernia {
+            user_id: "user_1",
+            subject: &subject("user_1"),
+        },
         UserFacts::default(),
         Some(&pin),
     );
@@ -80,6 +93,7 @@ fn clerk_sessions_go_to_legacy_and_pin_the_users_own_bucket() {
         Who::Clerk {
             user_id: "user_1",
             org_id: None,
+            subject: &subject("user_1"),
         },
         UserFacts::default(),
         Some(&browser),
@@ -108,6 +122,7 @@ fn migrated_clerk_users_reauthenticate_only_when_configured() {
     let who = Who::Clerk {
         user_id: "user_1",
         org_id: None,
+        subject: &subject("user_1"),
     };
     let d = decide(&s, "/", who, facts, None);
     assert_eq!(d.route, Route::Legacy);
@@ -166,6 +181,7 @@ fn overrides_by_user_domain_and_org_with_deny_winning() {
             Who::Clerk {
                 user_id,
                 org_id: org,
+                subject: &subject(user_id),
             },
             UserFacts {
                 migrated: false,
@@ -197,4 +213,92 @@ fn overrides_by_user_domain_and_org_with_deny_winning() {
         Route::Legacy,
         "100% but denied"
     );
+}
+
+#[test]
+fn a_user_pin_is_set_again_when_only_its_kind_changes() {
+    // The browser holds this user's subject under one kind; routing wants
+    // another (migrated since, or an override added): the pin is re-set, with
+    // the same subject. Holding exactly the wanted pin sets nothing.
+    let mut s = settings();
+    s.overrides.allow_users.insert("user_allowed".into());
+    s.overrides.deny_users.insert("user_denied".into());
+    let clerk = |user_id: &str, migrated: bool, pin: Option<&Pin>| {
+        decide(
+            &s,
+            "/",
+            Who::Clerk {
+                user_id,
+                org_id: None,
+                subject: &subject(user_id),
+            },
+            UserFacts {
+                migrated,
+                email: None,
+            },
+            pin,
+        )
+        .set_pin
+    };
+    let kinds: [fn(String) -> Pin; 4] = [Pin::User, Pin::Migrated, Pin::Allowed, Pin::Denied];
+    for (user_id, migrated, wanted) in [
+        ("user_plain", false, Pin::User(subject("user_plain"))),
+        ("user_plain", true, Pin::Migrated(subject("user_plain"))),
+        ("user_allowed", false, Pin::Allowed(subject("user_allowed"))),
+        ("user_denied", false, Pin::Denied(subject("user_denied"))),
+    ] {
+        for make in kinds {
+            let held = make(subject(user_id));
+            let expected = (held != wanted).then(|| wanted.clone());
+            assert_eq!(
+                clerk(user_id, migrated, Some(&held)),
+                expected,
+                "{user_id} (migrated: {migrated}) holding {held:?}"
+            );
+        }
+        // Another user's pin of the wanted kind, or no pin: set.
+        let other = Pin::for_user("someone_else", migrated);
+        assert_eq!(clerk(user_id, migrated, Some(&other)), Some(wanted.clone()));
+        assert_eq!(clerk(user_id, migrated, None), Some(wanted.clone()));
+    }
+    // A Kernia session: the migrated pin, unless held.
+    let kernia = |pin: Option<&Pin>| {
+        decide(
+            &s,
+            "/",
+            Who::Kernia {
+                user_id: "user_k",
+                subject: &subject("user_k"),
+            },
+            UserFacts::default(),
+            pin,
+        )
+        .set_pin
+    };
+    let migrated = Pin::for_user("user_k", true);
+    assert_eq!(kernia(Some(&migrated)), None);
+    assert_eq!(
+        kernia(Some(&Pin::for_user("user_k", false))),
+        Some(migrated.clone())
+    );
+    assert_eq!(kernia(None), Some(migrated));
+}
+
+#[test]
+fn user_subjects_stay_what_browsers_already_carry() {
+    // The first 128 bits of SHA-256("user:" ‖ id), lower-case hex: the pins
+    // set before the subject was kept on the identity must still match.
+    for (user_id, hex) in [
+        ("user_1", "7901e753321589f9b07f888d9ad7f18e"),
+        ("user_2abc", "1e4c4bf03ae6c1e87537ca7981b09784"),
+        ("", "0a478cd081990729d5e2dd4ece291e20"),
+        ("ü", "ae8a891d2a8288b89531224730cd29d9"),
+    ] {
+        assert_eq!(rollout::UserSubject::of(user_id).as_str(), hex);
+        assert_eq!(Pin::for_user(user_id, false).subject(), hex);
+        assert_eq!(
+            Pin::parse(&format!("u.{hex}")),
+            Some(Pin::for_user(user_id, false))
+        );
+    }
 }
