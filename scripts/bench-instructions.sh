@@ -23,51 +23,25 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
+. scripts/bench-lib.sh
 n=${1:-1000}
-for tool in valgrind nginx curl; do
-  command -v $tool >/dev/null 2>&1 || {
-    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-      DEBIAN_FRONTEND=noninteractive apt-get install -y -q valgrind nginx-light curl >/dev/null
-    else
-      echo "bench-instructions: $tool is needed (apt-get install valgrind nginx-light curl)" >&2; exit 1
-    fi
-  }
-done
+bench_need "valgrind nginx-light curl" valgrind callgrind_control nginx curl
 
 if [ -z "${CUTOVER_BENCH_BIN:-}" ]; then
   cargo build --release --quiet --bin cutover --example bench_tokens
 fi
-target_dir=$(cargo metadata --format-version 1 --no-deps \
-  | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
-cutover_bin=${CUTOVER_BENCH_BIN:-$target_dir/release/cutover}
-tokens_bin=${CUTOVER_BENCH_TOKENS:-$target_dir/release/examples/bench_tokens}
+bin=$(bench_release_dir)
+cutover_bin=${CUTOVER_BENCH_BIN:-$bin/cutover}
+tokens_bin=${CUTOVER_BENCH_TOKENS:-$bin/examples/bench_tokens}
 
 work=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { # port, tries of 0.1 s, [a pid that must stay alive]
-  for _ in $(seq 1 "$2"); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    [ -z "${3:-}" ] || kill -0 "$3" 2>/dev/null || break
-    sleep 0.1
-  done
-  echo "bench-instructions: nothing on port $1" >&2; return 1
-}
 
 up=$(free_port); cut=$(free_port)
-mkdir -p "$work/upstream"
-cat > "$work/upstream/nginx.conf" <<NGINX
-worker_processes 1;
-pid $work/upstream/nginx.pid;
-error_log $work/upstream/error.log warn;
-events { worker_connections 1024; }
-http { access_log off; server { listen 127.0.0.1:$up; location / { return 200 "ok\\n"; } } }
-NGINX
-nginx -c "$work/upstream/nginx.conf" -p "$work/upstream" -g 'daemon off;' &
-pids+=($!)
-wait_port "$up" 100
+bench_upstream upstream "$up"
+wait_port "$up"
 
 # Kernia's schema, as the Kernia app creates it (cutover never creates it).
 python3 -c 'import sqlite3, sys; sqlite3.connect(sys.argv[1]).executescript(open(sys.argv[2]).read())' \

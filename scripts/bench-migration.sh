@@ -9,15 +9,13 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
+. scripts/bench-lib.sh
 users=${1:-300}
 concurrency=${2:-8}
-command -v nginx >/dev/null || { echo "bench: nginx is needed (apt-get install nginx-light)" >&2; exit 1; }
+bench_need nginx-light nginx
 scripts/services.sh
 cargo build --release --quiet --bin cutover --example bench_storm
-# Where cargo puts them: respects CARGO_TARGET_DIR and .cargo/config.
-target_dir=$(cargo metadata --format-version 1 --no-deps \
-  | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
-bin="$target_dir/release"
+bin=$(bench_release_dir)
 python=$(scripts/kernia-env.sh | tail -n 1)
 work=$(mktemp -d)
 db="cutover_bench_$$"
@@ -31,20 +29,10 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 1 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; echo "bench: nothing on port $1" >&2; return 1; }
 
 psql "$admin" -q -c "CREATE DATABASE $db" >/dev/null
 up=$(free_port); cut=$(free_port)
-mkdir -p "$work/nginx"
-cat > "$work/nginx/nginx.conf" <<NGINX
-worker_processes 1;
-pid $work/nginx/nginx.pid;
-error_log $work/nginx/error.log warn;
-events { worker_connections 1024; }
-http { access_log off; server { listen 127.0.0.1:$up; location / { return 200 "ok\n"; } } }
-NGINX
-nginx -c "$work/nginx/nginx.conf" -p "$work/nginx" -g 'daemon off;' & pids+=($!)
+bench_upstream nginx "$up"
 
 secret="bench-secret-0123456789abcdef-xyz"
 # CUTOVER_BENCH_KERNIA_NICE=N runs the Kernia app at niceness N, as if it had a
@@ -54,7 +42,7 @@ KERNIA_DATABASE_URL="$base/$db" KERNIA_SECRET="$secret" KERNIA_PORT=0 KERNIA_RAT
 for _ in $(seq 1 200); do grep -q listening "$work/kernia.out" 2>/dev/null && break; sleep 0.1; done
 kaddr=$(sed -n 's/.*listening on //p' "$work/kernia.out")
 [ -n "$kaddr" ] || { cat "$work/kernia.log" >&2; exit 1; }
-wait_port $up
+wait_port $up 200
 
 "$bin/examples/bench_storm" seed "$base/$db" "$users"
 cat > "$work/cutover.toml" <<TOML
@@ -73,7 +61,7 @@ ip_attempts = 1000000
 level = "warn"
 TOML
 "$bin/cutover" serve -c "$work/cutover.toml" & pids+=($!)
-wait_port $cut
+wait_port $cut 200
 
 echo "== $(nproc) cores; $(date -u +%FT%TZ); $users users, $concurrency concurrent sign-ins"
 "$bin/examples/bench_storm" cost

@@ -32,27 +32,17 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
+. scripts/bench-lib.sh
 duration=${1:-10}
 # 1,000 idle connections and the upstream pool need more than the default 1,024 descriptors.
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 conns=${2:-32}
-for tool in wrk nginx; do
-  command -v $tool >/dev/null 2>&1 || {
-    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-      DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk nginx-light >/dev/null
-    else
-      echo "bench: $tool is needed (apt-get install wrk nginx-light)" >&2; exit 1
-    fi
-  }
-done
+bench_need "wrk nginx-light" wrk nginx
 
 if [ -z "${CUTOVER_BENCH_BIN:-}" ]; then
   cargo build --release --quiet --bin cutover --example bench_tokens
 fi
-# Where cargo put them: respects CARGO_TARGET_DIR and .cargo/config.
-target_dir=$(cargo metadata --format-version 1 --no-deps \
-  | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
-bin="$target_dir/release"
+bin=$(bench_release_dir)
 cutover_bin=${CUTOVER_BENCH_BIN:-$bin/cutover}
 python=$(scripts/kernia-env.sh | tail -n 1)
 work=$(mktemp -d)
@@ -60,27 +50,9 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; echo "bench: nothing on port $1" >&2; return 1; }
-
 up=$(free_port); ngx=$(free_port); cut=$(free_port)
-start_nginx() { # name, server block
-  mkdir -p "$work/$1"
-  cat > "$work/$1/nginx.conf" <<NGINX
-worker_processes 1;
-pid $work/$1/nginx.pid;
-error_log $work/$1/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  $2
-}
-NGINX
-  nginx -c "$work/$1/nginx.conf" -p "$work/$1" -g 'daemon off;' &
-  pids+=($!)
-}
-start_nginx upstream "server { listen 127.0.0.1:$up; location / { return 200 \"ok\\n\"; } }"
-start_nginx proxy "upstream app { server 127.0.0.1:$up; keepalive 64; }
+bench_upstream upstream "$up"
+bench_nginx proxy "upstream app { server 127.0.0.1:$up; keepalive 64; }
   server {
     listen 127.0.0.1:$ngx;
     location / {

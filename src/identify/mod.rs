@@ -66,7 +66,6 @@ impl Identity {
         use crate::route::Who;
         match self {
             Identity::Kernia(k) => Who::Kernia {
-                user_id: &k.user_id,
                 subject: k.header_values.subject(&k.user_id),
             },
             Identity::KerniaUnverified => Who::KerniaUnverified,

@@ -29,7 +29,6 @@ use rollout::Pin;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Who<'a> {
     Kernia {
-        user_id: &'a str,
         /// The user's pin subject ([`rollout::UserSubject::of`] the id),
         /// made once per cached identity.
         subject: &'a str,
@@ -202,7 +201,7 @@ pub fn decide(
         return keep(Route::Kernia, Reason::AuthRoute);
     }
     match who {
-        Who::Kernia { subject, .. } => Decision {
+        Who::Kernia { subject } => Decision {
             route: Route::Kernia,
             reason: Reason::KerniaSession,
             set_pin: changed_to(pin, Pin::Migrated, subject),

@@ -95,17 +95,6 @@ impl Pin {
             | Pin::Denied(id) => id,
         }
     }
-
-    /// The subject, to re-pin it with another kind.
-    pub fn into_subject(self) -> String {
-        match self {
-            Pin::Browser(id)
-            | Pin::User(id)
-            | Pin::Migrated(id)
-            | Pin::Allowed(id)
-            | Pin::Denied(id) => id,
-        }
-    }
 }
 
 /// The subject string of a user: the first 128 bits of SHA-256("user:" ‖ id), hex.

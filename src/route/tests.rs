@@ -33,7 +33,6 @@ fn denied_paths_win_over_everything() {
         &s,
         "/api/auth/admin/create-user",
         Who::Kernia {
-            user_id: "u",
             subject: &subject("u"),
         },
         UserFacts::default(),
@@ -60,7 +59,6 @@ fn kernia_sessions_go_to_kernia_and_pin_the_browser() {
         &s,
         "/dashboard",
         Who::Kernia {
-            user_id: "user_1",
             subject: &subject("user_1"),
         },
         UserFacts::default(),
@@ -74,7 +72,6 @@ fn kernia_sessions_go_to_kernia_and_pin_the_browser() {
         &s,
         "/",
         Who::Kernia {
-            user_id: "user_1",
             subject: &subject("user_1"),
         },
         UserFacts::default(),
@@ -267,7 +264,6 @@ fn a_user_pin_is_set_again_when_only_its_kind_changes() {
             &s,
             "/",
             Who::Kernia {
-                user_id: "user_k",
                 subject: &subject("user_k"),
             },
             UserFacts::default(),
