@@ -29,6 +29,7 @@
 //! - `relay.rs` — the upstream request: hygiene, forwarding and identity headers
 //! - `headers.rs` — hop-by-hop, forwarding and `x-cutover-*` header hygiene
 //! - `forward.rs` — the upstream client (the [`forward::Forward`] seam), streaming, upgrades
+//! - `pool.rs` — idle upstream connections, per serving thread
 //! - `assertion.rs` — the signed identity header for the app
 //! - `respond.rs` — the one place refusals and errors become answers
 //! - `facts.rs` — what the ledger says about a user, cached
@@ -44,6 +45,7 @@ pub mod forward;
 pub mod headers;
 mod intercept;
 pub mod observe;
+mod pool;
 mod relay;
 pub mod respond;
 pub mod server;

@@ -35,4 +35,5 @@ mod request_path;
 mod reset_campaign;
 mod reset_delivery;
 mod sighup;
+mod upstream_pool;
 mod webhooks;
