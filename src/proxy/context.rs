@@ -31,6 +31,9 @@ pub struct Ctx {
     /// string, which may carry tokens.
     pub path: String,
     pub peer: Peer,
+    /// The peer's address as a header value, made once per connection
+    /// (`headers::ip_value`); `None` makes it per request.
+    pub peer_value: Option<http::HeaderValue>,
     /// The client's address: the peer, or what a trusted proxy says.
     pub client: IpAddr,
     /// Cutover's own endpoint that answered before identify (e.g.
@@ -78,6 +81,7 @@ impl Ctx {
             method,
             path: truncate(path, 512),
             peer,
+            peer_value: None,
             client,
             endpoint: None,
             identity: Identity::Anonymous,

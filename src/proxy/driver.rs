@@ -49,7 +49,8 @@ pub async fn handle(app: Arc<App>, info: ConnInfo, req: Request<Incoming>) -> Re
         Request::from_parts(parts, body)
     };
     let client = headers::client_addr(req.headers(), ip, &app.trusted_proxies);
-    let ctx = Ctx::new(req.method().clone(), req.uri().path(), peer, client);
+    let mut ctx = Ctx::new(req.method().clone(), req.uri().path(), peer, client);
+    ctx.peer_value = Some(info.peer_value);
     let mut observation = Observation::start(ctx, app.observers.clone());
     let resp = drive(&app, observation.ctx(), req).await;
     // 5. observe (also when this future is dropped: see `Observation`)

@@ -61,12 +61,20 @@ pub fn is_upgrade(headers: &HeaderMap) -> bool {
 /// Remove hop-by-hop headers. With `upgrade`, keep the handshake's
 /// `Connection: upgrade` and `Upgrade`.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
+    // Names the pass below removes anyway (`keep-alive`, on nearly every
+    // answer) need no header name made for them.
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+        .map(str::trim)
+        .filter(|t| {
+            !HOP_BY_HOP
+                .iter()
+                .any(|h| h.as_str().eq_ignore_ascii_case(t))
+        })
+        .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
         .collect();
     for name in named {
         if upgrade && name == header::UPGRADE {
@@ -232,6 +240,7 @@ pub fn client_addr(headers: &HeaderMap, peer: IpAddr, trusted_proxies: &[IpNet])
 pub fn set_forwarding(
     headers: &mut HeaderMap,
     peer: IpAddr,
+    peer_value: Option<&HeaderValue>,
     trusted_proxies: &[IpNet],
     tls: bool,
     host: Option<HeaderValue>,
@@ -239,14 +248,19 @@ pub fn set_forwarding(
     let peer = peer.to_canonical();
     let trusted_peer = in_nets(trusted_proxies, peer);
     // The client's address as text is both `X-Real-IP` and, usually, the whole
-    // `X-Forwarded-For`: made once, shared by both values.
-    let (client, client_text, xff) = {
+    // `X-Forwarded-For`: one value shared by both. When the client is the
+    // peer, it is the connection's own (`peer_value`, made once per
+    // connection by [`ip_value`]).
+    let (client, client_value, xff) = {
         let (client, hops) = resolve(headers, peer, &|ip| in_nets(trusted_proxies, ip));
-        let client_text = client.to_string();
+        let client_value = match peer_value {
+            Some(v) if client == peer => Some(v.clone()),
+            _ => Some(ip_value(client)),
+        };
         let xff = if hops.is_empty() && !(trusted_peer && client != peer) {
             None
         } else {
-            let mut list = client_text.clone();
+            let mut list = client.to_string();
             for hop in &hops {
                 list.push_str(", ");
                 list.push_str(hop);
@@ -257,7 +271,7 @@ pub fn set_forwarding(
             }
             Some(list)
         };
-        (client, client_text, xff)
+        (client, client_value, xff)
     };
     if !trusted_peer {
         let spoofable: Vec<HeaderName> = headers
@@ -272,7 +286,6 @@ pub fn set_forwarding(
             headers.remove(name);
         }
     }
-    let client_value = owned_value(client_text);
     match xff {
         Some(list) => set_value(headers, X_FORWARDED_FOR, owned_value(list)),
         None => set_value(headers, X_FORWARDED_FOR, client_value.clone()),
@@ -289,6 +302,13 @@ pub fn set_forwarding(
         set_value(headers, X_FORWARDED_HOST, host);
     }
     client
+}
+
+/// An address as a header value (`X-Real-IP`, `X-Forwarded-For`), in its
+/// canonical form (an IPv4-mapped IPv6 address as IPv4).
+pub fn ip_value(ip: IpAddr) -> HeaderValue {
+    // An address's text is always a valid header value.
+    owned_value(ip.to_canonical().to_string()).unwrap_or(HeaderValue::from_static(""))
 }
 
 /// A header value that takes `text`'s buffer instead of copying it.
@@ -334,7 +354,7 @@ mod tests {
         }
         let peer = peer.parse().unwrap();
         let trusted = nets(trusted);
-        let client = set_forwarding(&mut h, peer, &trusted, false, None);
+        let client = set_forwarding(&mut h, peer, Some(&ip_value(peer)), &trusted, false, None);
         assert_eq!(
             client,
             client_addr(
@@ -451,7 +471,14 @@ mod tests {
             ("x-forwarded-prefix", "/evil"),
         ];
         let mut h = map(&sent);
-        set_forwarding(&mut h, "203.0.113.9".parse().unwrap(), &[], false, None);
+        set_forwarding(
+            &mut h,
+            "203.0.113.9".parse().unwrap(),
+            None,
+            &[],
+            false,
+            None,
+        );
         for (name, _) in sent {
             assert!(!h.contains_key(name), "{name} from an untrusted peer");
         }
@@ -459,6 +486,7 @@ mod tests {
         set_forwarding(
             &mut h,
             "10.0.0.1".parse().unwrap(),
+            None,
             &nets(&["10.0.0.0/8"]),
             false,
             None,
@@ -466,6 +494,34 @@ mod tests {
         for (name, _) in sent {
             assert!(h.contains_key(name), "{name} from a trusted proxy");
         }
+    }
+
+    #[test]
+    fn the_connections_own_address_value_serves_only_the_peer_itself() {
+        let made_once = HeaderValue::from_static("made-once-per-connection");
+        let mut h = HeaderMap::new();
+        let peer = "203.0.113.9".parse().unwrap();
+        set_forwarding(&mut h, peer, Some(&made_once), &[], false, None);
+        assert_eq!(h.get("x-real-ip").unwrap(), "made-once-per-connection");
+        assert_eq!(
+            h.get("x-forwarded-for").unwrap(),
+            "made-once-per-connection"
+        );
+        // Through a trusted proxy the client is someone else: its own text.
+        let mut h = map(&[("x-forwarded-for", "198.51.100.7")]);
+        let proxy = "10.0.0.1".parse().unwrap();
+        set_forwarding(
+            &mut h,
+            proxy,
+            Some(&made_once),
+            &nets(&["10.0.0.0/8"]),
+            false,
+            None,
+        );
+        assert_eq!(h.get("x-real-ip").unwrap(), "198.51.100.7");
+        assert_eq!(h.get("x-forwarded-for").unwrap(), "198.51.100.7, 10.0.0.1");
+        assert_eq!(ip_value("::ffff:192.0.2.1".parse().unwrap()), "192.0.2.1");
+        assert_eq!(ip_value("2001:db8::1".parse().unwrap()), "2001:db8::1");
     }
 
     #[test]
@@ -517,6 +573,7 @@ mod tests {
         let client = set_forwarding(
             &mut h,
             "203.0.113.9".parse().unwrap(),
+            Some(&ip_value("203.0.113.9".parse().unwrap())),
             &nets(&["10.0.0.0/8"]),
             false,
             Some(HeaderValue::from_static("app.test")),
@@ -538,6 +595,7 @@ mod tests {
         let client = set_forwarding(
             &mut h,
             "10.0.0.1".parse().unwrap(),
+            Some(&ip_value("10.0.0.1".parse().unwrap())),
             &nets(&["10.0.0.0/8"]),
             false,
             Some(HeaderValue::from_static("app.test")),

@@ -69,7 +69,14 @@ async fn send(
     headers::strip_hop_by_hop(h, upgrade);
     headers::strip_cutover_headers(h);
     headers::join_cookies(h);
-    headers::set_forwarding(h, peer.ip, &app.trusted_proxies, peer.tls, host);
+    headers::set_forwarding(
+        h,
+        peer.ip,
+        ctx.peer_value.as_ref(),
+        &app.trusted_proxies,
+        peer.tls,
+        host,
+    );
     // One load: the Host header and the send agree, whatever a reload swaps.
     let upstreams = app.upstreams();
     if let Some(v) = upstreams.host(to) {

@@ -91,10 +91,13 @@ pub async fn bind(cfg: &ServerConfig) -> anyhow::Result<Listeners> {
 }
 
 /// Where a connection came from.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ConnInfo {
     pub peer: SocketAddr,
     pub tls: bool,
+    /// The peer's address as a header value (`X-Real-IP` and the like),
+    /// made once for all the connection's requests.
+    pub peer_value: http::HeaderValue,
 }
 
 /// Serve until `shutdown` resolves, then drain for up to `grace`.
@@ -143,7 +146,11 @@ pub async fn serve(
         let conn = Connection {
             app: app.clone(),
             builder,
-            info: ConnInfo { peer, tls },
+            info: ConnInfo {
+                peer,
+                tls,
+                peer_value: super::headers::ip_value(peer.ip()),
+            },
             deadline,
             idle: limits.idle_timeout,
             drain: drain_rx.clone(),
@@ -265,9 +272,10 @@ impl Connection {
     {
         let activity = Arc::new(Activity::new());
         let service = {
-            let (app, info, activity) = (self.app.clone(), self.info, activity.clone());
+            let (app, info, activity) = (self.app.clone(), self.info.clone(), activity.clone());
             service_fn(move |req| {
                 let app = app.clone();
+                let info = info.clone();
                 let guard = InFlight::enter(&activity);
                 async move {
                     let resp = super::driver::handle(app, info, req).await;
