@@ -82,11 +82,15 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
         }
         headers.remove(name);
     }
-    // Most requests carry none of them: one pass over the names present
-    // instead of a look-up per hop-by-hop name.
-    if headers.keys().any(|k| HOP_BY_HOP.contains(k)) {
-        for name in &HOP_BY_HOP {
-            headers.remove(name);
+    // Most requests carry none of them, most answers only `Connection`: one
+    // pass over the names present, then removals until all of those are gone.
+    let mut present = headers.keys().filter(|k| HOP_BY_HOP.contains(k)).count();
+    for name in &HOP_BY_HOP {
+        if present == 0 {
+            break;
+        }
+        if headers.remove(name).is_some() {
+            present -= 1;
         }
     }
     if upgrade {
@@ -541,6 +545,21 @@ mod tests {
             ("te", "trailers"),
             ("transfer-encoding", "chunked"),
             ("upgrade", "websocket"),
+            ("accept", "*/*"),
+        ]);
+        strip_hop_by_hop(&mut h, false);
+        let left: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
+        assert_eq!(left, vec!["accept"]);
+    }
+
+    #[test]
+    fn every_hop_by_hop_name_goes_however_many_values_it_has() {
+        let mut h = map(&[
+            ("te", "trailers"),
+            ("te", "gzip"),
+            ("proxy-authorization", "Basic x"),
+            ("transfer-encoding", "chunked"),
+            ("trailer", "x-late"),
             ("accept", "*/*"),
         ]);
         strip_hop_by_hop(&mut h, false);
