@@ -1,8 +1,9 @@
 //! Phase four: send the request to its upstream and stream the answer back.
 //!
 //! Keep-alive HTTP/1.1 connections to the upstreams (https upstreams via
-//! rustls), kept per serving thread ([`super::pool`]). Bodies stream both ways without buffering; a
-//! request body is cut off at `[limits].max_body_bytes`. A connection that
+//! rustls), kept per serving thread ([`super::pool`]). Bodies stream both
+//! ways without buffering; a request body is cut off at
+//! `[limits].max_body_bytes`. A connection that
 //! cannot be made answers 502, a response head that does not come within the
 //! response timeout answers 504. When the send fails because the *client's*
 //! body failed (a malformed chunk size, a body over the limit), the fault is
@@ -200,12 +201,7 @@ impl Upstreams {
         loop {
             let idle = pool::lock(self.pool()).take(list, Instant::now(), self.idle_timeout);
             let (mut tx, reused) = match idle {
-                // Ready once its connection has finished the last answer;
-                // an error means the upstream closed it.
-                Some(mut tx) => match tx.ready().await {
-                    Ok(()) => (tx, true),
-                    Err(_) => continue,
-                },
+                Some(tx) => (tx, true),
                 None => (self.connect(to).await?, false),
             };
             match tx.try_send_request(req).await {

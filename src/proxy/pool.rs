@@ -18,9 +18,10 @@
 //! - a connection idle for `pool_idle_timeout_secs` is not used again: it is
 //!   skipped when taken and closed by the thread's sweep, which runs every
 //!   half timeout ([`sweep`]), so none stays open past 1.5× the timeout;
-//! - one the upstream closed is skipped ([`Idle::take`]); a request the
-//!   upstream never received on a reused connection is sent again on another
-//!   (the caller, `forward.rs`).
+//! - one that is not ready for a request when taken is dropped, not waited
+//!   for: the upstream closed it, or it is still sending an earlier request's
+//!   body ([`Idle::take`]); a request the upstream never received on a reused
+//!   connection is sent again on another (the caller, `forward.rs`).
 
 use std::collections::VecDeque;
 use std::pin::Pin;
@@ -56,8 +57,12 @@ pub(super) fn lock(pool: &Mutex<Idle>) -> MutexGuard<'_, Idle> {
 }
 
 impl Idle {
-    /// The newest idle connection to upstream `list` that is still open and
-    /// was idle for less than `timeout`.
+    /// The newest idle connection to upstream `list` that was idle for less
+    /// than `timeout` and is ready for a request. One that is not ready is
+    /// dropped, not waited for: the upstream closed it, or it is still busy
+    /// sending the last request's body (the upstream answered before reading
+    /// all of it, and the client is slow), and the request at hand must not
+    /// wait behind someone else's body.
     pub(super) fn take(&mut self, list: usize, now: Instant, timeout: Duration) -> Option<Sender> {
         let idle = &mut self.lists[list];
         while let Some((tx, since)) = idle.pop_back() {
@@ -66,7 +71,7 @@ impl Idle {
                 idle.clear();
                 return None;
             }
-            if !tx.is_closed() {
+            if tx.is_ready() {
                 return Some(tx);
             }
         }
@@ -219,10 +224,15 @@ mod tests {
                 }
             }
         });
-        let (tx, conn) = hyper::client::conn::http1::handshake(TokioIo::new(ours))
+        let (mut tx, conn) = hyper::client::conn::http1::handshake(TokioIo::new(ours))
             .await
             .unwrap();
         tokio::spawn(conn);
+        // As a connection is after an answer: waiting for its next request.
+        tokio::time::timeout(Duration::from_secs(5), tx.ready())
+            .await
+            .expect("a new connection gets ready")
+            .unwrap();
         tx
     }
 
@@ -268,7 +278,12 @@ mod tests {
         assert_eq!(idle.len(), 2, "a limit of 0 keeps none");
 
         // An upstream that closes its end: the connection's sender sees it.
-        let closed = connection(vec![]).await;
+        let (ours, theirs) = tokio::io::duplex(1024);
+        drop(theirs);
+        let (closed, conn) = hyper::client::conn::http1::handshake(TokioIo::new(ours))
+            .await
+            .unwrap();
+        tokio::spawn(conn);
         tokio::time::timeout(Duration::from_secs(5), async {
             while !closed.is_closed() {
                 tokio::task::yield_now().await;
@@ -321,16 +336,39 @@ mod tests {
         drop(body);
         assert_eq!(lock(&pool).len(), 2);
 
-        // The one given back carries the next request.
+        // The one given back is ready at once and carries the next request.
         let mut tx = lock(&pool)
             .take(0, Instant::now(), Duration::from_secs(10))
-            .unwrap();
-        tokio::time::timeout(Duration::from_secs(5), tx.ready())
-            .await
-            .unwrap()
-            .unwrap();
+            .expect("ready as soon as its answer was read");
         let resp = tx.send_request(get()).await.unwrap();
         assert_eq!(resp.status(), 200);
+    }
+
+    #[tokio::test]
+    async fn a_connection_still_busy_is_dropped_not_waited_for() {
+        let now = Instant::now();
+        let mut idle = Idle::default();
+        // Its upstream reads the request and never answers: busy.
+        let (ours, mut theirs) = tokio::io::duplex(64 * 1024);
+        let (mut busy, conn) = hyper::client::conn::http1::handshake(TokioIo::new(ours))
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        let pending = tokio::spawn(busy.send_request(get()));
+        let mut buf = [0u8; 1024];
+        assert!(
+            theirs.read(&mut buf).await.unwrap() > 0,
+            "the request went out"
+        );
+        assert!(!busy.is_ready());
+        idle.put(0, connection(vec![OK]).await, now, 8);
+        idle.put(0, busy, now, 8);
+        let got = idle
+            .take(0, now, Duration::from_secs(10))
+            .expect("the older, ready one");
+        assert!(got.is_ready());
+        assert_eq!(idle.len(), 0, "the busy one was dropped");
+        pending.abort();
     }
 
     #[tokio::test]

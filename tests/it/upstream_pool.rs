@@ -227,3 +227,32 @@ async fn an_answer_the_client_walked_away_from_closes_its_upstream_connection() 
         assert_eq!(up.accepted(), round);
     }
 }
+
+#[tokio::test]
+async fn a_connection_still_sending_a_slow_body_is_not_handed_to_the_next_request() {
+    // The upstream answers at the request head, before the body: a
+    // connection can be given back while its request body still streams.
+    let up = RawUpstream::start(After::KeepOpen).await;
+    let (c, _db, _k) = cutover(&up.url(), "").await;
+    let mut slow = TcpStream::connect(c.http).await.unwrap();
+    slow.write_all(b"POST /upload HTTP/1.1\r\nhost: app\r\ncontent-length: 100\r\n\r\nfirst")
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while !got.windows(6).any(|w| w == b"pooled") {
+            let n = slow.read(&mut buf).await.unwrap();
+            assert!(n > 0, "cutover closed before the answer");
+            got.extend_from_slice(&buf[..n]);
+        }
+    })
+    .await
+    .expect("the slow client got its early answer");
+    // The body has 95 bytes to go and never sends them. The next request
+    // must not wait behind it (that would be a 504 after the 5 s response
+    // timeout): it gets its own connection.
+    get_ok(&c, &client()).await;
+    assert_eq!(up.accepted(), 2);
+    drop(slow);
+}
