@@ -218,25 +218,9 @@ impl Upstreams {
                 }
                 Err(mut e) => match e.take_message() {
                     Some(unsent) if reused => req = unsent,
-                    _ => return Err(self.failed(to, e.into_error())),
+                    _ => return Err(send_failed(to, e.into_error())),
                 },
             }
-        }
-    }
-
-    /// What a failed send was: the client's body's fault, or the upstream's.
-    fn failed(&self, to: Upstream, source: hyper::Error) -> ForwardError {
-        match client_body_fault(&source) {
-            Some(ClientBodyError::TooLarge { limit }) => {
-                ForwardError::BodyTooLarge { limit: *limit }
-            }
-            Some(ClientBodyError::Read(e)) => {
-                ForwardError::BadRequest(format!("cannot read the request body: {e}"))
-            }
-            None => ForwardError::Upstream {
-                upstream: to.as_str(),
-                source,
-            },
         }
     }
 
@@ -279,6 +263,20 @@ impl Forward for Upstreams {
             Upstream::Legacy => self.legacy_host.clone(),
             Upstream::Kernia => self.kernia_host.clone(),
         }
+    }
+}
+
+/// What a failed send was: the client's body's fault, or the upstream's.
+fn send_failed(to: Upstream, source: hyper::Error) -> ForwardError {
+    match client_body_fault(&source) {
+        Some(ClientBodyError::TooLarge { limit }) => ForwardError::BodyTooLarge { limit: *limit },
+        Some(ClientBodyError::Read(e)) => {
+            ForwardError::BadRequest(format!("cannot read the request body: {e}"))
+        }
+        None => ForwardError::Upstream {
+            upstream: to.as_str(),
+            source,
+        },
     }
 }
 

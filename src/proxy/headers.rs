@@ -274,8 +274,8 @@ pub fn set_forwarding(
     let (client, client_value, xff) = {
         let (client, hops) = resolve(headers, peer, &|ip| in_nets(trusted_proxies, ip));
         let client_value = match peer_value {
-            Some(v) if client == peer => Some(v.clone()),
-            _ => Some(ip_value(client)),
+            Some(v) if client == peer => v.clone(),
+            _ => ip_value(client),
         };
         let xff = if hops.is_empty() && !(trusted_peer && client != peer) {
             None
@@ -308,9 +308,11 @@ pub fn set_forwarding(
     }
     match xff {
         Some(list) => set_value(headers, X_FORWARDED_FOR, owned_value(list)),
-        None => set_value(headers, X_FORWARDED_FOR, client_value.clone()),
+        None => {
+            headers.insert(X_FORWARDED_FOR, client_value.clone());
+        }
     }
-    set_value(headers, X_REAL_IP, client_value);
+    headers.insert(X_REAL_IP, client_value);
 
     if !headers.contains_key(&X_FORWARDED_PROTO) {
         headers.insert(

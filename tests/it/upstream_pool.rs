@@ -134,6 +134,21 @@ async fn get_ok(c: &Cutover, client: &reqwest::Client) {
     assert_eq!(resp.text().await.unwrap(), "pooled");
 }
 
+/// Read from `s` until `marker` has arrived.
+async fn read_until(s: &mut TcpStream, marker: &[u8], what: &str) {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while !got.windows(marker.len()).any(|w| w == marker) {
+            let n = s.read(&mut buf).await.unwrap();
+            assert!(n > 0, "cutover closed before {what}");
+            got.extend_from_slice(&buf[..n]);
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{what} came through"));
+}
+
 async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
     tokio::time::timeout(Duration::from_secs(10), async {
         while !done() {
@@ -207,17 +222,7 @@ async fn an_answer_the_client_walked_away_from_closes_its_upstream_connection() 
             .await
             .unwrap();
         // Read until the first chunk arrived, then hang up.
-        let mut got = Vec::new();
-        let mut buf = [0u8; 1024];
-        tokio::time::timeout(Duration::from_secs(10), async {
-            while !got.windows(5).any(|w| w == b"first") {
-                let n = s.read(&mut buf).await.unwrap();
-                assert!(n > 0, "cutover closed before the first chunk");
-                got.extend_from_slice(&buf[..n]);
-            }
-        })
-        .await
-        .expect("the first chunk came through");
+        read_until(&mut s, b"first", "the first chunk").await;
         drop(s);
         eventually("the half-read upstream connection is closed", || {
             up.closed_by_cutover() == round
@@ -238,17 +243,7 @@ async fn a_connection_still_sending_a_slow_body_is_not_handed_to_the_next_reques
     slow.write_all(b"POST /upload HTTP/1.1\r\nhost: app\r\ncontent-length: 100\r\n\r\nfirst")
         .await
         .unwrap();
-    let mut got = Vec::new();
-    let mut buf = [0u8; 1024];
-    tokio::time::timeout(Duration::from_secs(10), async {
-        while !got.windows(6).any(|w| w == b"pooled") {
-            let n = slow.read(&mut buf).await.unwrap();
-            assert!(n > 0, "cutover closed before the answer");
-            got.extend_from_slice(&buf[..n]);
-        }
-    })
-    .await
-    .expect("the slow client got its early answer");
+    read_until(&mut slow, b"pooled", "the slow client's early answer").await;
     // The body has 95 bytes to go and never sends them. The next request
     // must not wait behind it (that would be a 504 after the 5 s response
     // timeout): it gets its own connection.
