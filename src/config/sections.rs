@@ -382,12 +382,9 @@ impl ClerkConfig {
             }
         };
         if let Some(ClerkKeys::Pem(pem)) = &keys
-            && jsonwebtoken::DecodingKey::from_rsa_pem(pem.as_bytes()).is_err()
+            && let Err(e) = crate::identify::clerk::check_pem_key(pem)
         {
-            p.push(
-                s.key("jwt_key"),
-                "is not an RSA public key in PEM form (-----BEGIN PUBLIC KEY-----)",
-            );
+            p.push(s.key("jwt_key"), e.to_string());
         }
         let mut issuers = Vec::new();
         match s.nonempty(p, "issuer").or(derived_issuer) {

@@ -234,6 +234,33 @@ fn clerk_needs_exactly_one_key_source() {
 }
 
 #[test]
+fn a_clerk_pem_key_that_cannot_verify_is_refused_with_what_it_is() {
+    let clerk = |pem: &str| {
+        format!("{MINIMAL}\n[clerk]\nissuer = \"https://clerk.x\"\njwt_key = '''\n{pem}'''\n")
+    };
+    let good = include_str!("../../tests/fixtures/clerk/key_a.pub.pem");
+    assert!(Config::parse(&clerk(good), Path::new("test.toml"), &env()).is_ok());
+    // The private key pasted where the public one belongs.
+    let private = include_str!("../../tests/fixtures/clerk/key_a.pem");
+    let found = problems(&clerk(private));
+    assert_eq!(keys(&found), vec!["clerk.jwt_key"]);
+    assert!(
+        found[0].message.contains("PRIVATE KEY"),
+        "{}",
+        found[0].message
+    );
+    // A P-256 public key: PEM, the right label, not RSA.
+    let ec = rcgen::KeyPair::generate().unwrap().public_key_pem();
+    let found = problems(&clerk(&ec));
+    assert_eq!(keys(&found), vec!["clerk.jwt_key"]);
+    assert!(
+        found[0].message.contains("not an RSA public key"),
+        "{}",
+        found[0].message
+    );
+}
+
+#[test]
 fn publishable_key_names_the_frontend_api_host() {
     assert_eq!(
         frontend_api_host("pk_test_Y2xlcmsuY2xlcmsuZGV2JA").as_deref(),

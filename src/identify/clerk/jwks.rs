@@ -22,11 +22,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
 
-use jsonwebtoken::DecodingKey;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::jwks_fetch::{JwksFetcher, KeySet};
+use super::key::ClerkKey;
 
 #[derive(Debug)]
 pub(crate) struct JwksStore {
@@ -73,13 +73,13 @@ impl JwksStore {
     }
 
     /// The key for `kid` in the current set, without any I/O.
-    pub fn lookup(&self, kid: &str) -> Option<Arc<DecodingKey>> {
+    pub fn lookup(&self, kid: &str) -> Option<Arc<ClerkKey>> {
         self.current().get(kid).cloned()
     }
 
     /// The key for a `kid` the current set lacks: refetches if the rate limit
     /// allows, coalescing with fetches already under way.
-    pub async fn refetch_for(&self, kid: &str) -> Option<Arc<DecodingKey>> {
+    pub async fn refetch_for(&self, kid: &str) -> Option<Arc<ClerkKey>> {
         let mut last_miss_fetch = self.fetching.lock().await;
         // Another request may have fetched while this one waited.
         if let Some(key) = self.lookup(kid) {

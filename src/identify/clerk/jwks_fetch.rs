@@ -15,9 +15,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use jsonwebtoken::DecodingKey;
 use serde::Deserialize;
 
+use super::key::ClerkKey;
 use crate::config::Secret;
 
 /// Largest JWKS body read (Clerk's holds one or two 2048-bit keys, < 2 KB).
@@ -27,7 +27,7 @@ pub(crate) const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// The keys of one JWKS, by `kid`.
-pub(crate) type KeySet = HashMap<String, Arc<DecodingKey>>;
+pub(crate) type KeySet = HashMap<String, Arc<ClerkKey>>;
 
 /// Why a JWKS fetch gave no keys. Never contains the secret key.
 #[derive(Debug, thiserror::Error)]
@@ -131,7 +131,7 @@ pub(crate) fn parse_jwks(body: &[u8]) -> Result<KeySet, JwksError> {
     Ok(keys)
 }
 
-fn usable_key(jwk: RawJwk) -> Option<(String, DecodingKey)> {
+fn usable_key(jwk: RawJwk) -> Option<(String, ClerkKey)> {
     if jwk.kty.as_deref() != Some("RSA") {
         return None;
     }
@@ -142,7 +142,7 @@ fn usable_key(jwk: RawJwk) -> Option<(String, DecodingKey)> {
         return None;
     }
     let kid = jwk.kid.filter(|k| !k.is_empty())?;
-    let key = DecodingKey::from_rsa_components(jwk.n.as_deref()?, jwk.e.as_deref()?).ok()?;
+    let key = ClerkKey::from_components(jwk.n.as_deref()?, jwk.e.as_deref()?).ok()?;
     Some((kid, key))
 }
 

@@ -4,7 +4,7 @@
 //! its `Header` keeps unknown fields in a `HashMap<String, String>`, so a
 //! numeric extra field (Clerk adds fields such as `oiat` and says unknown ones
 //! must be ignored) would fail the whole token, and it has no place for `cat`.
-//! `jsonwebtoken` (aws-lc-rs) is used for what it is good at: the RSA check.
+//! The RSA check is aws-lc-rs', against a key parsed once (`key.rs`).
 //!
 //! Header rules (Clerk's session-token rules), checked before any key work:
 //! `typ` absent or `JWT`; `alg` RS256 — nothing else. Clerk signs session
@@ -16,9 +16,9 @@
 
 use base64::Engine as _;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
-use jsonwebtoken::{Algorithm, DecodingKey};
 use serde::Deserialize;
 
+use super::key::ClerkKey;
 use super::reason::SignedOutReason;
 
 /// Larger tokens are refused unread: Clerk's session tokens are 1–2 KB and
@@ -26,7 +26,7 @@ use super::reason::SignedOutReason;
 pub(crate) const MAX_TOKEN_BYTES: usize = 16 * 1024;
 
 /// base64url, padded or not (Clerk's own decoder accepts both).
-const BASE64URL: GeneralPurpose = GeneralPurpose::new(
+pub(super) const BASE64URL: GeneralPurpose = GeneralPurpose::new(
     &base64::alphabet::URL_SAFE,
     GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
 );
@@ -37,7 +37,6 @@ const IGNORED_CATEGORY: &str = "cl_I7d4PD111III";
 /// A token split into its parts, with an accepted header.
 #[derive(Debug)]
 pub(crate) struct CompactJws<'a> {
-    pub alg: Algorithm,
     pub kid: Option<String>,
     /// `header.payload`, the signed bytes.
     signing_input: &'a str,
@@ -72,16 +71,15 @@ impl<'a> CompactJws<'a> {
             None | Some("JWT") => {}
             Some(_) => return Err(SignedOutReason::WrongTokenType),
         }
-        let alg = match header.alg.as_deref() {
-            Some("RS256") => Algorithm::RS256,
-            _ => return Err(SignedOutReason::UnsupportedAlgorithm),
-        };
+        // RS256 only; the key (`key.rs`) verifies nothing else.
+        if header.alg.as_deref() != Some("RS256") {
+            return Err(SignedOutReason::UnsupportedAlgorithm);
+        }
         match header.cat.as_deref() {
             None | Some(SESSION_CATEGORY) | Some(IGNORED_CATEGORY) => {}
             Some(_) => return Err(SignedOutReason::WrongCategory),
         }
         Ok(CompactJws {
-            alg,
             kid: header.kid,
             signing_input,
             payload,
@@ -89,20 +87,15 @@ impl<'a> CompactJws<'a> {
         })
     }
 
-    /// RSASSA-PKCS1-v1_5 with the header's hash, against `key`.
-    pub fn verify_signature(&self, key: &DecodingKey) -> Result<(), SignedOutReason> {
-        if self.signature.is_empty() {
-            return Err(SignedOutReason::BadSignature);
-        }
-        match jsonwebtoken::crypto::verify(
-            self.signature,
-            self.signing_input.as_bytes(),
-            key,
-            self.alg,
-        ) {
-            Ok(true) => Ok(()),
-            // A signature that is not base64url, or a key of another family.
-            Ok(false) | Err(_) => Err(SignedOutReason::BadSignature),
+    /// RSASSA-PKCS1-v1_5 with SHA-256 (the only `alg` [`Self::parse`]
+    /// accepts), against `key`.
+    pub fn verify_signature(&self, key: &ClerkKey) -> Result<(), SignedOutReason> {
+        if !self.signature.is_empty() && key.verifies(self.signing_input.as_bytes(), self.signature)
+        {
+            Ok(())
+        } else {
+            // Not base64url, too long, or not this key's signature.
+            Err(SignedOutReason::BadSignature)
         }
     }
 
@@ -125,15 +118,15 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn parse_header(header: serde_json::Value) -> Result<Algorithm, SignedOutReason> {
+    fn parse_header(header: serde_json::Value) -> Result<(), SignedOutReason> {
         let token = format!("{}.{}.sig", b64(&header), b64(&json!({"sub": "user_1"})));
-        CompactJws::parse(&token).map(|j| j.alg)
+        CompactJws::parse(&token).map(drop)
     }
 
     #[test]
     fn only_rsa_pkcs1_algorithms_are_accepted() {
         for (alg, expected) in [
-            ("RS256", Ok(Algorithm::RS256)),
+            ("RS256", Ok(())),
             ("RS384", Err(SignedOutReason::UnsupportedAlgorithm)),
             ("RS512", Err(SignedOutReason::UnsupportedAlgorithm)),
             ("none", Err(SignedOutReason::UnsupportedAlgorithm)),
@@ -186,7 +179,7 @@ mod tests {
     #[test]
     fn unknown_header_fields_of_any_type_are_ignored() {
         let header = json!({"alg": "RS256", "typ": "JWT", "oiat": 1_713_158_400, "x": {"y": [1]}});
-        assert_eq!(parse_header(header), Ok(Algorithm::RS256));
+        assert_eq!(parse_header(header), Ok(()));
     }
 
     #[test]
@@ -215,16 +208,45 @@ mod tests {
     fn signature_verifies_with_the_right_key_only() {
         let token = mint(&default_header(), &json!({"sub": "user_1"}));
         let jws = CompactJws::parse(&token).unwrap();
-        let a = DecodingKey::from_rsa_pem(KEY_A_PUBLIC.as_bytes()).unwrap();
-        let b = DecodingKey::from_rsa_pem(KEY_B_PUBLIC.as_bytes()).unwrap();
+        let a = ClerkKey::from_pem(KEY_A_PUBLIC).unwrap();
+        let b = ClerkKey::from_pem(KEY_B_PUBLIC).unwrap();
         assert_eq!(jws.verify_signature(&a), Ok(()));
         assert_eq!(jws.verify_signature(&b), Err(SignedOutReason::BadSignature));
-        // An HMAC key (the public key's bytes as a secret) is never a match for RS256.
-        let hmac = DecodingKey::from_secret(KEY_A_PUBLIC.as_bytes());
+        // Many times over one key: the parsed key keeps no per-verify state
+        // that could make a later check differ.
+        for _ in 0..3 {
+            assert_eq!(jws.verify_signature(&a), Ok(()));
+            assert_eq!(jws.verify_signature(&b), Err(SignedOutReason::BadSignature));
+        }
+    }
+
+    #[test]
+    fn the_signature_must_be_base64url_of_the_right_length() {
+        let token = mint(&default_header(), &json!({"sub": "user_1"}));
+        let a = ClerkKey::from_pem(KEY_A_PUBLIC).unwrap();
+        let (input, sig) = token.rsplit_once('.').unwrap();
+        // Clerk's decoder takes padded base64url too; the same signature padded verifies.
+        let padded = format!("{input}.{sig}{}", "=".repeat((4 - sig.len() % 4) % 4));
         assert_eq!(
-            jws.verify_signature(&hmac),
-            Err(SignedOutReason::BadSignature)
+            CompactJws::parse(&padded).unwrap().verify_signature(&a),
+            Ok(())
         );
+        let standard = format!("{input}.{}", sig.replace('-', "+").replace('_', "/"));
+        let truncated = format!("{input}.{}", &sig[..sig.len() - 4]);
+        let doubled = format!("{input}.{sig}{sig}");
+        let huge = format!("{input}.{}", "A".repeat(2000));
+        for forged in [&standard, &truncated, &doubled, &huge] {
+            if forged == &standard && !sig.contains(['-', '_']) {
+                continue;
+            }
+            let jws = CompactJws::parse(forged).unwrap();
+            assert_eq!(
+                jws.verify_signature(&a),
+                Err(SignedOutReason::BadSignature),
+                "{:.60}",
+                &forged[input.len()..]
+            );
+        }
     }
 
     #[test]
@@ -235,7 +257,7 @@ mod tests {
         parts[1] = &forged;
         let forged = parts.join(".");
         let jws = CompactJws::parse(&forged).unwrap();
-        let a = DecodingKey::from_rsa_pem(KEY_A_PUBLIC.as_bytes()).unwrap();
+        let a = ClerkKey::from_pem(KEY_A_PUBLIC).unwrap();
         assert_eq!(jws.verify_signature(&a), Err(SignedOutReason::BadSignature));
     }
 }

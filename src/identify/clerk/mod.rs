@@ -42,6 +42,7 @@ mod decide;
 mod jwks;
 mod jwks_fetch;
 mod jwt;
+mod key;
 mod permissions;
 mod reason;
 mod source;
@@ -52,8 +53,6 @@ mod tests;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-
-use jsonwebtoken::DecodingKey;
 
 use crate::config::{ClerkConfig, ClerkKeys};
 
@@ -67,6 +66,8 @@ use decide::Verified;
 use jwks::{JwksStore, RefreshTask};
 use jwks_fetch::JwksFetcher;
 use jwt::CompactJws;
+use key::ClerkKey;
+pub use key::KeyError;
 use source::TokenSource;
 
 /// What a request's Clerk token says. The identity is shared with the cache
@@ -79,11 +80,16 @@ pub enum ClerkOutcome {
     NoToken,
 }
 
+/// Whether `pem` is a usable Clerk signing key (for the configuration check).
+pub fn check_pem_key(pem: &str) -> Result<(), KeyError> {
+    ClerkKey::from_pem(pem).map(drop)
+}
+
 /// Why a [`ClerkVerifier`] could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum ClerkSetupError {
-    #[error("the Clerk PEM key is not an RSA public key (-----BEGIN PUBLIC KEY-----)")]
-    BadPem(#[source] jsonwebtoken::errors::Error),
+    #[error("the Clerk PEM key {0}")]
+    BadPem(#[source] KeyError),
     #[error("cannot build the HTTP client for the Clerk JWKS")]
     HttpClient(#[source] reqwest::Error),
 }
@@ -104,7 +110,7 @@ pub struct ClerkStats {
 
 enum KeySource {
     /// Networkless: one key, `kid` not compared (as Clerk's SDK does).
-    Pem(Arc<DecodingKey>),
+    Pem(Arc<ClerkKey>),
     Jwks {
         store: Arc<JwksStore>,
         _refresh: RefreshTask,
@@ -145,7 +151,7 @@ impl ClerkVerifier {
     pub async fn new(cfg: &ClerkConfig) -> Result<Self, ClerkSetupError> {
         let keys = match &cfg.keys {
             ClerkKeys::Pem(pem) => KeySource::Pem(Arc::new(
-                DecodingKey::from_rsa_pem(pem.as_bytes()).map_err(ClerkSetupError::BadPem)?,
+                ClerkKey::from_pem(pem).map_err(ClerkSetupError::BadPem)?,
             )),
             ClerkKeys::Jwks {
                 url,
@@ -259,7 +265,7 @@ impl ClerkVerifier {
         Ok(Verified { times, verdict })
     }
 
-    async fn key_for(&self, kid: Option<&str>) -> Result<Arc<DecodingKey>, SignedOutReason> {
+    async fn key_for(&self, kid: Option<&str>) -> Result<Arc<ClerkKey>, SignedOutReason> {
         match &self.keys {
             KeySource::Pem(key) => Ok(Arc::clone(key)),
             KeySource::Jwks { store, .. } => {
