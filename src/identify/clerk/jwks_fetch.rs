@@ -142,13 +142,21 @@ fn usable_key(jwk: RawJwk) -> Option<(String, ClerkKey)> {
         return None;
     }
     let kid = jwk.kid.filter(|k| !k.is_empty())?;
-    let key = ClerkKey::from_components(jwk.n.as_deref()?, jwk.e.as_deref()?).ok()?;
-    Some((kid, key))
+    match ClerkKey::from_components(jwk.n.as_deref()?, jwk.e.as_deref()?) {
+        Ok(key) => Some((kid, key)),
+        Err(e) => {
+            // An RS256 signing key that cannot verify: tokens naming it will
+            // be refused as signed by an unknown key. The kid is public.
+            tracing::warn!(kid = %kid.chars().take(64).collect::<String>(), "Clerk JWKS key skipped: it {e}");
+            None
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine as _;
     use serde_json::json;
 
     // Any base64url modulus will do for parsing; signatures are tested elsewhere.
@@ -180,7 +188,13 @@ mod tests {
         let ec = json!({"kty": "EC", "kid": "ec", "crv": "P-256", "x": "AA", "y": "AA"});
         let oct = json!({"kty": "oct", "kid": "oct", "k": "c2VjcmV0"});
         let odd = json!({"kty": "RSA", "kid": 7, "n": N, "e": "AQAB"});
-        let body = json!({"keys": [no_use, no_alg, enc, ps, no_kid, ec, oct, odd, "junk"]});
+        // Keys that could never verify an RS256 token: too small, no usable exponent.
+        let mut small = rsa("small");
+        small["n"] = json!(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode([0xffu8; 128]));
+        let mut even_e = rsa("even_e");
+        even_e["e"] = json!("AQAA");
+        let body =
+            json!({"keys": [no_use, no_alg, enc, ps, no_kid, ec, oct, odd, small, even_e, "junk"]});
         let keys = parse_jwks(body.to_string().as_bytes()).unwrap();
         let mut kids: Vec<_> = keys.keys().cloned().collect();
         kids.sort();
