@@ -5,7 +5,8 @@
 //! remembers, in memory, the users noted today (and on the identity, that it
 //! was noted: see [`SeenMark`]); only the first sighting of a
 //! user on a given day queues a row. A flusher writes the queue every few
-//! seconds as a few multi-row upserts that never move a day backwards. So a
+//! seconds as a few upserts of up to 400 rows (one statement text, whatever
+//! the count) that never move a day backwards. So a
 //! user costs at most one row write per day per copy, however many requests
 //! they make, and a burst of new users costs one statement per 400 of them.
 //! The queue is bounded; past the bound sightings are dropped (and noted
@@ -16,11 +17,12 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use crate::db::{Db, DbError, now_secs, on_conn};
+use crate::db::{Conn, Db, DbError, now_secs};
 
 /// Most sightings waiting for the next flush.
 const MAX_PENDING: usize = 100_000;
-/// Rows per upsert statement (two parameters each).
+/// Rows per upsert statement (one transaction each; the statement's text
+/// does not depend on it).
 const CHUNK: usize = 400;
 
 pub fn today() -> i64 {
@@ -171,29 +173,48 @@ impl SeenRecorder {
     }
 }
 
+/// One statement, the same text whatever the batch's size: the rows go in as
+/// arrays (PostgreSQL) or one JSON array (SQLite). A text per batch size (the
+/// multi-row `VALUES` this replaced) was a new prepared statement at every
+/// flush: it took a place in each connection's statement cache, pushing out
+/// the ones requests use, and SQLite parses `$n` parameters in time
+/// quadratic in their number (about 3.6 million instructions for 400 rows).
 async fn upsert(db: &Db, rows: &[(String, i64)]) -> Result<(), DbError> {
-    let mut sql = String::from("INSERT INTO cutover_user_seen (user_id, last_seen_day) VALUES ");
-    for i in 0..rows.len() {
-        if i > 0 {
-            sql.push_str(", ");
-        }
-        sql.push_str(&format!("(${}, ${})", 2 * i + 1, 2 * i + 2));
-    }
-    sql.push_str(
-        " ON CONFLICT (user_id) DO UPDATE SET last_seen_day = excluded.last_seen_day
-          WHERE cutover_user_seen.last_seen_day < excluded.last_seen_day",
-    );
     let mut conn = db.acquire().await?;
     let mut conn = conn.conn();
-    on_conn!(&mut conn, |c| {
-        let mut q = sqlx::query(&sql);
-        for (user, day) in rows {
-            q = q.bind(user).bind(*day);
+    const DOING: &str = "recording when users were last seen";
+    match &mut conn {
+        Conn::Postgres(c) => {
+            const SQL: &str = "INSERT INTO cutover_user_seen (user_id, last_seen_day)
+                SELECT * FROM unnest($1::text[], $2::bigint[])
+                ON CONFLICT (user_id) DO UPDATE SET last_seen_day = excluded.last_seen_day
+                WHERE cutover_user_seen.last_seen_day < excluded.last_seen_day";
+            let users: Vec<&str> = rows.iter().map(|(u, _)| u.as_str()).collect();
+            let days: Vec<i64> = rows.iter().map(|(_, d)| *d).collect();
+            sqlx::query(SQL)
+                .bind(users)
+                .bind(days)
+                .execute(&mut **c)
+                .await
+                .map_err(DbError::query(DOING))?;
         }
-        q.execute(c)
-            .await
-            .map_err(DbError::query("recording when users were last seen"))?;
-    });
+        Conn::Sqlite(c) => {
+            // `WHERE true`: SQLite's rule for an upsert whose rows come from
+            // a SELECT (without it, `ON` would be read as a join's).
+            const SQL: &str = "INSERT INTO cutover_user_seen (user_id, last_seen_day)
+                SELECT value ->> 0, value ->> 1 FROM json_each($1) WHERE true
+                ON CONFLICT (user_id) DO UPDATE SET last_seen_day = excluded.last_seen_day
+                WHERE cutover_user_seen.last_seen_day < excluded.last_seen_day";
+            // Strings and integers only: this cannot fail.
+            let json = serde_json::to_string(rows)
+                .map_err(|e| DbError::query(DOING)(sqlx::Error::Encode(e.into())))?;
+            sqlx::query(SQL)
+                .bind(json)
+                .execute(&mut **c)
+                .await
+                .map_err(DbError::query(DOING))?;
+        }
+    }
     Ok(())
 }
 

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use cutover::control::rollout::Rollout;
 use cutover::control::store::{self, Interface, Provenance};
 
+use crate::both_engines;
 use crate::harness::copies::{ADMIN_TOKEN_ENV, Copy, PrivateRedis, cli};
 use crate::harness::databases::TestDatabase;
 use crate::harness::echo::{self, Echo};
@@ -494,3 +495,115 @@ async fn lowering_says_how_many_known_users_go_back_to_legacy() {
     );
     assert!(expected > 0);
 }
+
+/// The "last seen" flush writes any number of users with one statement whose
+/// text never changes, so it takes one place in a connection's statement cache
+/// however many flushes of however many users there are (a text per batch
+/// size filled the cache with one-off statements, pushing out the ones
+/// requests use), and it never moves a user's day backwards.
+async fn last_seen_flushes_of_any_size_are_one_cached_statement(engine: Engine) {
+    use cutover::control::seen::{SeenMark, SeenRecorder, today};
+    use cutover::db::Conn;
+    use sqlx::Connection as _;
+
+    let database = TestDatabase::create(engine).await;
+    // One connection: every flush runs on it, and its cache can be read.
+    let db = cutover::db::Db::connect(&database.url, 1).await.unwrap();
+    db.migrate().await.unwrap();
+    let cached = |db: cutover::db::Db| async move {
+        let mut pc = db.acquire().await.unwrap();
+        match pc.conn() {
+            Conn::Postgres(c) => c.cached_statements_size(),
+            Conn::Sqlite(c) => c.cached_statements_size(),
+        }
+    };
+    let day = today();
+    // Seen on a later day already (another copy's clock, say): kept.
+    {
+        let mut pc = db.acquire().await.unwrap();
+        let sql = "INSERT INTO cutover_user_seen (user_id, last_seen_day) VALUES ($1, $2)";
+        match pc.conn() {
+            Conn::Postgres(c) => {
+                sqlx::query(sql)
+                    .bind("user_later")
+                    .bind(day + 3)
+                    .execute(&mut *c)
+                    .await
+                    .unwrap();
+            }
+            Conn::Sqlite(c) => {
+                sqlx::query(sql)
+                    .bind("user_later")
+                    .bind(day + 3)
+                    .execute(&mut *c)
+                    .await
+                    .unwrap();
+            }
+        };
+    }
+    let before = cached(db.clone()).await;
+    let seen = SeenRecorder::new();
+    let mut users = vec!["user_later".to_string(), "user_\"quoted\", é\\".to_string()];
+    let mut written = 0;
+    for size in [2, 1, 3, 7, 50, 399, 401, 1] {
+        while users.len() < size {
+            users.push(format!("user_{written}_{}", users.len()));
+        }
+        for user in &users {
+            seen.note_marked(user, &SeenMark::default());
+        }
+        written += seen.flush(&db).await.unwrap();
+        users.clear();
+    }
+    assert_eq!(written, 2 + 1 + 3 + 7 + 50 + 399 + 401 + 1);
+    let after = cached(db.clone()).await;
+    assert!(
+        after <= before + 1,
+        "eight flushes of eight sizes left {} statements in the cache (before: {before})",
+        after
+    );
+
+    let mut pc = db.acquire().await.unwrap();
+    let count = "SELECT COUNT(*) FROM cutover_user_seen WHERE last_seen_day = $1";
+    let day_of = "SELECT last_seen_day FROM cutover_user_seen WHERE user_id = $1";
+    let (today_rows, later, quoted): (i64, i64, i64) = match pc.conn() {
+        Conn::Postgres(c) => (
+            sqlx::query_scalar(count)
+                .bind(day)
+                .fetch_one(&mut *c)
+                .await
+                .unwrap(),
+            sqlx::query_scalar(day_of)
+                .bind("user_later")
+                .fetch_one(&mut *c)
+                .await
+                .unwrap(),
+            sqlx::query_scalar(day_of)
+                .bind("user_\"quoted\", é\\")
+                .fetch_one(&mut *c)
+                .await
+                .unwrap(),
+        ),
+        Conn::Sqlite(c) => (
+            sqlx::query_scalar(count)
+                .bind(day)
+                .fetch_one(&mut *c)
+                .await
+                .unwrap(),
+            sqlx::query_scalar(day_of)
+                .bind("user_later")
+                .fetch_one(&mut *c)
+                .await
+                .unwrap(),
+            sqlx::query_scalar(day_of)
+                .bind("user_\"quoted\", é\\")
+                .fetch_one(&mut *c)
+                .await
+                .unwrap(),
+        ),
+    };
+    assert_eq!(today_rows, 863, "every user but the one seen later, today");
+    assert_eq!(later, day + 3, "a flush never moves a day backwards");
+    assert_eq!(quoted, day);
+}
+both_engines!(last_seen_flushes_of_any_size_are_one_cached_statement);
