@@ -184,6 +184,8 @@ async fn upsert(db: &Db, rows: &[(String, i64)]) -> Result<(), DbError> {
     let mut conn = conn.conn();
     const DOING: &str = "recording when users were last seen";
     match &mut conn {
+        // `rows` come from a map keyed by user: no user twice in one batch,
+        // which PostgreSQL's ON CONFLICT DO UPDATE would refuse.
         Conn::Postgres(c) => {
             const SQL: &str = "INSERT INTO cutover_user_seen (user_id, last_seen_day)
                 SELECT * FROM unnest($1::text[], $2::bigint[])

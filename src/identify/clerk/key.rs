@@ -62,6 +62,11 @@ impl ClerkKey {
             "PUBLIC KEY" | "RSA PUBLIC KEY" => {}
             other => return Err(KeyError::WrongPemLabel(other.chars().take(40).collect())),
         }
+        // An SPKI must name rsaEncryption: aws-lc would also take an
+        // RSASSA-PSS key, which is not for RS256.
+        if block.tag() == "PUBLIC KEY" && !names_rsa_encryption(block.contents()) {
+            return Err(KeyError::NotRsa);
+        }
         // Either DER form; anything else (an EC or Ed25519 SPKI) is refused.
         let key =
             aws_lc_rs::rsa::PublicKey::from_der(block.contents()).map_err(|_| KeyError::NotRsa)?;
@@ -121,6 +126,20 @@ impl ClerkKey {
     }
 }
 
+/// DER of the OID rsaEncryption (1.2.840.113549.1.1.1).
+const RSA_ENCRYPTION_OID: [u8; 11] = [
+    0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01,
+];
+
+/// Whether a SubjectPublicKeyInfo's algorithm is rsaEncryption. Its OID comes
+/// right after the two SEQUENCE headers (at most 6 bytes), before any key
+/// bytes, so the first 17 bytes are the only place it can be.
+fn names_rsa_encryption(spki: &[u8]) -> bool {
+    spki[..spki.len().min(17)]
+        .windows(RSA_ENCRYPTION_OID.len())
+        .any(|w| w == RSA_ENCRYPTION_OID)
+}
+
 fn strip_zeros(bytes: &[u8]) -> &[u8] {
     let start = bytes.iter().position(|b| *b != 0).unwrap_or(bytes.len());
     &bytes[start..]
@@ -166,6 +185,18 @@ mod tests {
             assert!(!key.verifies(b"header.payloaD", &signature));
             assert!(!key.verifies(b"header.payload", ""));
         }
+        // The largest signature read (8,192 bits: 1,366 characters, 1,368 padded)
+        // fills the buffer exactly; one character more is refused unread.
+        for len in [1366, 1368, 1369, 1372, 4000] {
+            let padded = format!("{}{}", "A".repeat(1366), "=".repeat(len.min(1368) - 1366));
+            let text = if len <= 1368 { padded } else { "A".repeat(len) };
+            assert!(!spki.verifies(b"header.payload", &text), "{len}");
+        }
+        let mut buffer = [0u8; MAX_SIGNATURE_BYTES];
+        assert_eq!(
+            BASE64URL.decode_slice("A".repeat(1366), &mut buffer),
+            Ok(1024)
+        );
         assert!(!other.verifies(b"header.payload", &signature));
     }
 
@@ -184,6 +215,18 @@ mod tests {
         // A P-256 key in a PUBLIC KEY block.
         let ec = rcgen::KeyPair::generate().unwrap().public_key_pem();
         assert_eq!(ClerkKey::from_pem(&ec).unwrap_err(), KeyError::NotRsa);
+        // Key A's own modulus in an RSASSA-PSS SubjectPublicKeyInfo (no parameters).
+        let spki = der_of(KEY_A_PUBLIC);
+        assert_eq!(
+            spki[4..19],
+            [&[0x30, 0x0d][..], &RSA_ENCRYPTION_OID, &[0x05, 0x00]].concat()
+        );
+        let mut pss = vec![0x30, 0x82, 0x01, 0x20, 0x30, 0x0b];
+        pss.extend_from_slice(&RSA_ENCRYPTION_OID[..10]);
+        pss.push(0x0a); // 1.2.840.113549.1.1.10, id-RSASSA-PSS
+        pss.extend_from_slice(&spki[19..]);
+        let pss = pem::encode(&pem::Pem::new("PUBLIC KEY", pss));
+        assert_eq!(ClerkKey::from_pem(&pss).unwrap_err(), KeyError::NotRsa);
         // The right label over bytes that are no key.
         let junk = pem::encode(&pem::Pem::new(
             "PUBLIC KEY",

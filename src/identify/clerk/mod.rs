@@ -89,7 +89,7 @@ pub fn check_pem_key(pem: &str) -> Result<(), KeyError> {
 #[derive(Debug, thiserror::Error)]
 pub enum ClerkSetupError {
     #[error("the Clerk PEM key {0}")]
-    BadPem(#[source] KeyError),
+    BadPem(KeyError),
     #[error("cannot build the HTTP client for the Clerk JWKS")]
     HttpClient(#[source] reqwest::Error),
 }
