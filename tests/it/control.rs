@@ -503,7 +503,7 @@ async fn lowering_says_how_many_known_users_go_back_to_legacy() {
 /// requests use), and it never moves a user's day backwards.
 async fn last_seen_flushes_of_any_size_are_one_cached_statement(engine: Engine) {
     use cutover::control::seen::{SeenMark, SeenRecorder, today};
-    use cutover::db::Conn;
+    use cutover::db::on_conn;
     use sqlx::Connection as _;
 
     let database = TestDatabase::create(engine).await;
@@ -512,34 +512,21 @@ async fn last_seen_flushes_of_any_size_are_one_cached_statement(engine: Engine) 
     db.migrate().await.unwrap();
     let cached = |db: cutover::db::Db| async move {
         let mut pc = db.acquire().await.unwrap();
-        match pc.conn() {
-            Conn::Postgres(c) => c.cached_statements_size(),
-            Conn::Sqlite(c) => c.cached_statements_size(),
-        }
+        on_conn!(&mut pc.conn(), |c| c.cached_statements_size())
     };
     let day = today();
     // Seen on a later day already (another copy's clock, say): kept.
     {
         let mut pc = db.acquire().await.unwrap();
         let sql = "INSERT INTO cutover_user_seen (user_id, last_seen_day) VALUES ($1, $2)";
-        match pc.conn() {
-            Conn::Postgres(c) => {
-                sqlx::query(sql)
-                    .bind("user_later")
-                    .bind(day + 3)
-                    .execute(&mut *c)
-                    .await
-                    .unwrap();
-            }
-            Conn::Sqlite(c) => {
-                sqlx::query(sql)
-                    .bind("user_later")
-                    .bind(day + 3)
-                    .execute(&mut *c)
-                    .await
-                    .unwrap();
-            }
-        };
+        on_conn!(&mut pc.conn(), |c| {
+            sqlx::query(sql)
+                .bind("user_later")
+                .bind(day + 3)
+                .execute(c)
+                .await
+                .unwrap();
+        });
     }
     let before = cached(db.clone()).await;
     let seen = SeenRecorder::new();
@@ -566,42 +553,23 @@ async fn last_seen_flushes_of_any_size_are_one_cached_statement(engine: Engine) 
     let mut pc = db.acquire().await.unwrap();
     let count = "SELECT COUNT(*) FROM cutover_user_seen WHERE last_seen_day = $1";
     let day_of = "SELECT last_seen_day FROM cutover_user_seen WHERE user_id = $1";
-    let (today_rows, later, quoted): (i64, i64, i64) = match pc.conn() {
-        Conn::Postgres(c) => (
-            sqlx::query_scalar(count)
-                .bind(day)
-                .fetch_one(&mut *c)
-                .await
-                .unwrap(),
-            sqlx::query_scalar(day_of)
-                .bind("user_later")
-                .fetch_one(&mut *c)
-                .await
-                .unwrap(),
-            sqlx::query_scalar(day_of)
-                .bind("user_\"quoted\", é\\")
-                .fetch_one(&mut *c)
-                .await
-                .unwrap(),
-        ),
-        Conn::Sqlite(c) => (
-            sqlx::query_scalar(count)
-                .bind(day)
-                .fetch_one(&mut *c)
-                .await
-                .unwrap(),
-            sqlx::query_scalar(day_of)
-                .bind("user_later")
-                .fetch_one(&mut *c)
-                .await
-                .unwrap(),
-            sqlx::query_scalar(day_of)
-                .bind("user_\"quoted\", é\\")
-                .fetch_one(&mut *c)
-                .await
-                .unwrap(),
-        ),
-    };
+    let (today_rows, later, quoted): (i64, i64, i64) = on_conn!(&mut pc.conn(), |c| (
+        sqlx::query_scalar(count)
+            .bind(day)
+            .fetch_one(&mut *c)
+            .await
+            .unwrap(),
+        sqlx::query_scalar(day_of)
+            .bind("user_later")
+            .fetch_one(&mut *c)
+            .await
+            .unwrap(),
+        sqlx::query_scalar(day_of)
+            .bind("user_\"quoted\", é\\")
+            .fetch_one(&mut *c)
+            .await
+            .unwrap(),
+    ));
     assert_eq!(today_rows, 863, "every user but the one seen later, today");
     assert_eq!(later, day + 3, "a flush never moves a day backwards");
     assert_eq!(quoted, day);
